@@ -1,0 +1,184 @@
+"""Bayesian flow for discrete data (Graves et al. 2023, section 6), written for any number of classes K.
+
+Binarised MNIST is the K=2 case. The input distribution θ is a categorical per pixel, stored as
+probabilities with the class axis last: shape (B, C, H, W, K). For K=2 the network sees and predicts one
+channel (p(on) in, one logit out), which is the same model with half the parameters in the last layers.
+
+Each function below is one equation of the paper; `DiscreteFlow` binds β1 and K and exposes the small
+interface that the sampler, the training loop and the evaluation share (see `bfn.flow.Flow`).
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor
+
+
+def accuracy_schedule(t: Tensor, beta1: float) -> Tensor:
+    """β(t) = β1 t², the accuracy accumulated by time t (eq. 182)."""
+    return beta1 * t**2
+
+
+def step_accuracy(i: int, n: int, beta1: float) -> float:
+    """α_i = β(i/n) − β((i−1)/n) = β1 (2i − 1) / n², the accuracy of sender sample i of n (eq. 184)."""
+    return beta1 * (2 * i - 1) / n**2
+
+
+def sender_sample(x_onehot: Tensor, alpha: float | Tensor, generator: torch.Generator | None = None) -> Tensor:
+    """y ~ N(α(K e_x − 1), α K I), a noisy observation of the one-hot data (eq. 163)."""
+    k = x_onehot.shape[-1]
+    mean = alpha * (k * x_onehot - 1)
+    std = (alpha * k) ** 0.5
+    return mean + std * torch.randn(x_onehot.shape, generator=generator, device=x_onehot.device, dtype=x_onehot.dtype)
+
+
+def bayesian_update(theta: Tensor, y: Tensor) -> Tensor:
+    """θ' ∝ e^y θ (eq. 171), computed in log space so that confident pixels do not overflow."""
+    return torch.softmax(y + torch.log(theta.clamp_min(torch.finfo(theta.dtype).tiny)), dim=-1)
+
+
+def bayesian_flow_sample(x_onehot: Tensor, t: Tensor, beta1: float, generator: torch.Generator | None = None) -> Tensor:
+    """θ = softmax(y), y ~ N(β(t)(K e_x − 1), β(t) K I): the input distribution after time t (eq. 185).
+
+    `t` has one entry per batch element; it is broadcast over all other axes.
+    """
+    beta = accuracy_schedule(t, beta1).reshape(-1, *([1] * (x_onehot.dim() - 1)))
+    return torch.softmax(sender_sample(x_onehot, beta, generator), dim=-1)
+
+
+def output_distribution(logits: Tensor) -> Tensor:
+    """p_O(·|θ; t) = softmax of the network's logits over the class axis (eq. 190 with independent dims)."""
+    return torch.softmax(logits, dim=-1)
+
+
+def continuous_time_loss(x_onehot: Tensor, probs: Tensor, t: Tensor, beta1: float) -> Tensor:
+    """L^∞(x) = K β1 t ‖e_x − ê(θ, t)‖², summed over every dimension, one value per image (eq. 205)."""
+    k = x_onehot.shape[-1]
+    sq_err = (x_onehot - probs).pow(2).flatten(1).sum(1)
+    return k * beta1 * t * sq_err
+
+
+def discrete_time_loss(
+    x_onehot: Tensor, probs: Tensor, alpha: float | Tensor, n: int, generator: torch.Generator | None = None
+) -> Tensor:
+    """One-sample Monte-Carlo estimate of L^n(x) = n E[ln p_S(y|x; α) − ln p_R(y|θ; t, α)] (eq. 195).
+
+    `probs` is the output distribution at t_{i−1}; the receiver is the mixture over classes k of the sender
+    distribution centred on e_k, weighted by p_O(k). One value per image.
+    """
+    k = x_onehot.shape[-1]
+    y = sender_sample(x_onehot, alpha, generator)
+    var = alpha * k
+    classes = torch.eye(k, device=x_onehot.device, dtype=x_onehot.dtype)
+    # ln N(y | α(K e_c − 1), αK) for every candidate class c: shape (..., K_c)
+    centred = y.unsqueeze(-2) - alpha * (k * classes - 1)
+    log_normals = (-0.5 * centred.pow(2) / var - 0.5 * math.log(2 * math.pi) - 0.5 * torch.log(torch.as_tensor(var))).sum(-1)
+    log_sender = (log_normals * x_onehot).sum(-1)
+    log_receiver = torch.logsumexp(log_normals + torch.log(probs.clamp_min(1e-30)), dim=-1)
+    return n * (log_sender - log_receiver).flatten(1).sum(1)
+
+
+def reconstruction_loss(x_onehot: Tensor, probs: Tensor) -> Tensor:
+    """L^r(x) = −ln p_O(x | θ; 1), with θ drawn from the flow at t = 1 (eq. 207). One value per image."""
+    return -(torch.log(probs.clamp_min(1e-30)) * x_onehot).flatten(1).sum(1)
+
+
+@dataclass(frozen=True)
+class DiscreteFlow:
+    """Binds β1 and K to the equations above and adapts them to image-shaped networks.
+
+    Data `x` is an integer tensor (B, C, H, W) of class indices; network tensors are (B, C·K', H, W), where
+    K' = 1 for K = 2 (a single logit / probability channel) and K' = K otherwise.
+    """
+
+    beta1: float = 3.0
+    num_classes: int = 2
+
+    kind = "discrete"
+
+    def __post_init__(self) -> None:
+        if self.beta1 <= 0:
+            raise ValueError(f"beta1 must be positive, got {self.beta1}")
+        if self.num_classes < 2:
+            raise ValueError(f"num_classes must be at least 2, got {self.num_classes}")
+
+    @property
+    def channels_per_dim(self) -> int:
+        """Network channels per data channel: one for binary data, K otherwise."""
+        return 1 if self.num_classes == 2 else self.num_classes
+
+    def one_hot(self, x: Tensor) -> Tensor:
+        """Class indices (B, C, H, W) → one-hot e_x with the class axis last."""
+        return F.one_hot(x.long(), self.num_classes).float()
+
+    def prior(self, shape: tuple[int, ...], device: torch.device | str = "cpu") -> Tensor:
+        """θ_0 = uniform over the K classes (eq. 170)."""
+        return torch.full((*shape, self.num_classes), 1.0 / self.num_classes, device=device)
+
+    def network_input(self, theta: Tensor) -> Tensor:
+        """θ rescaled to [−1, 1] and moved to channels: p(on) alone for K = 2."""
+        if self.num_classes == 2:
+            return 2 * theta[..., 1] - 1
+        return (2 * theta - 1).movedim(-1, 2).flatten(1, 2)
+
+    def logits(self, net_out: Tensor) -> Tensor:
+        """Network channels → per-class logits with the class axis last (the K = 2 logit is for class 1)."""
+        if self.num_classes == 2:
+            return torch.stack([torch.zeros_like(net_out), net_out], dim=-1)
+        b, _, h, w = net_out.shape
+        return net_out.reshape(b, -1, self.num_classes, h, w).movedim(2, -1)
+
+    def output(self, net_out: Tensor, theta: Tensor, t: Tensor) -> Tensor:
+        """The output distribution p_O as class probabilities (θ and t are unused for discrete data)."""
+        return output_distribution(self.logits(net_out))
+
+    def bayesian_flow(self, x: Tensor, t: Tensor, generator: torch.Generator | None = None) -> Tensor:
+        return bayesian_flow_sample(self.one_hot(x), t, self.beta1, generator)
+
+    def continuous_time_loss(self, x: Tensor, output: Tensor, t: Tensor) -> Tensor:
+        return continuous_time_loss(self.one_hot(x), output, t, self.beta1)
+
+    def discrete_time_loss(self, x: Tensor, output: Tensor, i: Tensor, n: int, generator: torch.Generator | None = None) -> Tensor:
+        """L^n with the output distribution computed at t_{i−1}; `i` holds each image's step index (1..n)."""
+        alpha = self.beta1 * (2 * i.float() - 1) / n**2
+        alpha = alpha.reshape(-1, *([1] * (x.dim() + 1)))
+        return discrete_time_loss(self.one_hot(x), output, alpha, n, generator)
+
+    def reconstruction_loss(self, x: Tensor, output: Tensor) -> Tensor:
+        return reconstruction_loss(self.one_hot(x), output)
+
+    def step_accuracy(self, i: int, n: int) -> float:
+        return step_accuracy(i, n, self.beta1)
+
+    def sample_step(self, theta: Tensor, output: Tensor, alpha: float, generator: torch.Generator | None = None) -> Tensor:
+        """One generative step: draw k ~ p_O, observe it through the sender with accuracy α, update θ."""
+        k = torch.multinomial(output.reshape(-1, self.num_classes), 1, generator=generator).reshape(output.shape[:-1])
+        y = sender_sample(self.one_hot(k), alpha, generator)
+        return bayesian_update(theta, y)
+
+    def final_sample(self, output: Tensor, generator: torch.Generator | None = None) -> Tensor:
+        """The generated data: one draw from the output distribution at t = 1, as class indices."""
+        return torch.multinomial(output.reshape(-1, self.num_classes), 1, generator=generator).reshape(output.shape[:-1])
+
+    value_range = (0.0, 1.0)
+
+    def theta_view(self, theta: Tensor) -> Tensor:
+        """What to show of θ: p(class 1) for K = 2, else the expected class scaled to [0, 1]."""
+        return self._expected_unit(theta)
+
+    def precision_view(self, theta: Tensor) -> None:
+        return None
+
+    def output_view(self, output: Tensor) -> Tensor:
+        return self._expected_unit(output)
+
+    def sample_view(self, sample: Tensor) -> Tensor:
+        return sample.float() / (self.num_classes - 1)
+
+    def _expected_unit(self, probs: Tensor) -> Tensor:
+        values = torch.linspace(0, 1, self.num_classes, device=probs.device)
+        return (probs * values).sum(-1)

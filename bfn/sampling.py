@@ -1,0 +1,169 @@
+"""Sampling: one generator that yields every step's state, classifier-free guidance, and a registry.
+
+The app streams these states, the CLI keeps the last one and the tests inspect all of them, so the
+generative procedure exists exactly once. A run is fully determined by (model, labels, steps, guidance,
+seed): all randomness comes from one seeded `torch.Generator`.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable, Iterator, Sequence
+from dataclasses import dataclass
+
+import torch
+from torch import Tensor
+
+from bfn.flow import Flow, Theta
+from bfn.model import BFNModel
+
+IMAGE_SHAPE = (1, 28, 28)
+MAX_STEPS = 10_000
+
+
+@dataclass(frozen=True)
+class StepState:
+    """The state of a sampling run at one step, for a batch of B images (tensors are on the CPU).
+
+    Attributes:
+        step: 0 … num_steps; step i holds θ after i Bayesian updates.
+        num_steps: n, the number of updates in the run.
+        t: the time at which `output` was computed, i/n.
+        theta: the input distribution: p(pixel on) for discrete data, μ for continuous data; (B, H, W).
+        precision: ρ per image for continuous data (B,); None for discrete data.
+        output: the output distribution: p_O(pixel on) for discrete data, x̂ for continuous data; (B, H, W).
+        sample: the generated images, only on the final state (step == num_steps): {0, 1} pixels for
+            discrete data, values in [−1, 1] for continuous data; (B, H, W).
+        value_range: the range of `theta`, `output` and `sample`, for display: (0, 1) or (−1, 1).
+    """
+
+    step: int
+    num_steps: int
+    t: float
+    theta: Tensor
+    precision: Tensor | None
+    output: Tensor
+    sample: Tensor | None = None
+    value_range: tuple[float, float] = (0.0, 1.0)
+
+    @property
+    def is_final(self) -> bool:
+        return self.sample is not None
+
+
+def resolve_labels(labels: Sequence[int | None] | Tensor, num_labels: int) -> Tensor:
+    """Digits 0 … num_labels−1, with None (or −1) meaning "no class" → the model's label indices."""
+    if isinstance(labels, Tensor):
+        labels = labels.tolist()
+    labels = list(labels)
+    if not labels:
+        raise ValueError("labels must name at least one image (a digit, or None for unconditional)")
+    out = []
+    for label in labels:
+        if label is None or label == -1:
+            out.append(num_labels)
+        elif isinstance(label, int) and not isinstance(label, bool) and 0 <= label < num_labels:
+            out.append(label)
+        else:
+            raise ValueError(f"label {label!r} is not a digit 0–{num_labels - 1} or None (unconditional)")
+    return torch.tensor(out, dtype=torch.long)
+
+
+def validate_run(steps: int, guidance: float, seed: int) -> None:
+    """Reject values that would silently produce garbage, with a message that says what is allowed."""
+    if isinstance(steps, bool) or not isinstance(steps, int) or not 1 <= steps <= MAX_STEPS:
+        raise ValueError(f"steps must be an integer from 1 to {MAX_STEPS}, got {steps!r}")
+    if isinstance(guidance, bool) or not isinstance(guidance, (int, float)) or not math.isfinite(guidance) or guidance < 0:
+        raise ValueError(f"guidance must be a finite number ≥ 0, got {guidance!r}")
+    if isinstance(seed, bool) or not isinstance(seed, int) or not 0 <= seed < 2**63:
+        raise ValueError(f"seed must be an integer from 0 to 2^63 − 1, got {seed!r}")
+
+
+def guided_network_output(model: BFNModel, net_input: Tensor, t: float, labels: Tensor, guidance: float) -> Tensor:
+    """Classifier-free guidance: u + w (c − u) on the network's raw output.
+
+    The raw output is the logit for discrete data and the noise ε̂ for continuous data, so guidance acts in
+    logit space and in noise space respectively. w = 1 is the plain conditional network and w = 0 the
+    unconditional one; both are evaluated without the other half. Rows whose label is already "no class"
+    have c = u, so guidance leaves them unconditional.
+    """
+    null = torch.full_like(labels, model.num_labels)
+    times = torch.full((labels.shape[0],), t, device=net_input.device)
+    if guidance == 1 or bool((labels == null).all()):
+        return model(net_input, times, labels)
+    if guidance == 0:
+        return model(net_input, times, null)
+    both = model(torch.cat([net_input, net_input]), torch.cat([times, times]), torch.cat([labels, null]))
+    cond, uncond = both.chunk(2)
+    return uncond + guidance * (cond - uncond)
+
+
+def _state(flow: Flow, step: int, n: int, t: float, theta: Theta, output: Tensor, sample: Tensor | None = None) -> StepState:
+    precision = flow.precision_view(theta)
+    return StepState(
+        step=step,
+        num_steps=n,
+        t=t,
+        theta=flow.theta_view(theta)[:, 0].cpu(),
+        precision=None if precision is None else precision.cpu(),
+        output=flow.output_view(output)[:, 0].cpu(),
+        sample=None if sample is None else flow.sample_view(sample)[:, 0].cpu(),
+        value_range=flow.value_range,
+    )
+
+
+@torch.inference_mode()
+def bfn_sampler(
+    model: BFNModel,
+    labels: Sequence[int | None] | Tensor,
+    *,
+    steps: int = 100,
+    guidance: float = 1.0,
+    seed: int = 0,
+) -> Iterator[StepState]:
+    """The paper's generative procedure (Algorithms 3 and 9 of Graves et al. 2023), one state per step.
+
+    For i = 1 … n: compute the output distribution at t = (i−1)/n, yield the state, draw a sender sample
+    from the receiver distribution with accuracy α_i and update θ. Finally yield the output distribution at
+    t = 1 together with a sample drawn from it. That is n + 1 states and n + 1 network evaluations.
+    """
+    validate_run(steps, guidance, seed)
+    label_idx = resolve_labels(labels, model.num_labels)
+    device = next(model.parameters()).device
+    label_idx = label_idx.to(device)
+    generator = torch.Generator(device=device).manual_seed(seed)
+    flow = model.flow
+    theta = flow.prior((label_idx.shape[0], *IMAGE_SHAPE), device)
+
+    def predict(t: float) -> Tensor:
+        raw = guided_network_output(model, flow.network_input(theta), t, label_idx, guidance)
+        return flow.output(raw, theta, torch.full((label_idx.shape[0],), t, device=device))
+
+    for i in range(1, steps + 1):
+        t = (i - 1) / steps
+        output = predict(t)
+        yield _state(flow, i - 1, steps, t, theta, output)
+        theta = flow.sample_step(theta, output, flow.step_accuracy(i, steps), generator)
+    output = predict(1.0)
+    yield _state(flow, steps, steps, 1.0, theta, output, flow.final_sample(output, generator))
+
+
+Sampler = Callable[..., Iterator[StepState]]
+
+SAMPLERS: dict[str, Sampler] = {"bfn": bfn_sampler}
+
+
+def get_sampler(name: str) -> Sampler:
+    """Look a sampler up by name; the error lists the names that exist."""
+    try:
+        return SAMPLERS[name]
+    except KeyError:
+        raise ValueError(f"unknown sampler {name!r}; choose one of {sorted(SAMPLERS)}") from None
+
+
+def sample(model: BFNModel, labels: Sequence[int | None] | Tensor, *, sampler: str = "bfn", **kwargs) -> StepState:
+    """Run a sampler to the end and return its final state."""
+    state = None
+    for state in get_sampler(sampler)(model, labels, **kwargs):
+        pass
+    return state
