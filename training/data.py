@@ -1,0 +1,108 @@
+"""MNIST as tensors: read once, held whole on the training device, batched by index.
+
+torchvision's `MNIST(root, download=True)` is used where torchvision imports (GPU machines, users); the same
+raw IDX files are read directly otherwise, so CPU-only machines and CI (where torchvision cannot be
+imported) train and test from the identical bytes. MNIST is 47 MB as uint8: holding it on the device
+removes the data loader from the training loop entirely.
+"""
+
+from __future__ import annotations
+
+import gzip
+import struct
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+from torch import Tensor
+
+IDX_FILES = {
+    True: ("train-images-idx3-ubyte", "train-labels-idx1-ubyte"),
+    False: ("t10k-images-idx3-ubyte", "t10k-labels-idx1-ubyte"),
+}
+
+
+def read_idx(path: Path) -> np.ndarray:
+    """Parse one IDX file (optionally gzipped): magic (dtype, ndim), big-endian sizes, then raw data."""
+    opener = gzip.open if path.suffix == ".gz" else open
+    with opener(path, "rb") as f:
+        data = f.read()
+    zero, dtype_code, ndim = struct.unpack(">HBB", data[:4])
+    if zero != 0 or dtype_code != 0x08:
+        raise ValueError(f"{path} is not an unsigned-byte IDX file")
+    shape = struct.unpack(f">{ndim}I", data[4 : 4 + 4 * ndim])
+    array = np.frombuffer(data, dtype=np.uint8, offset=4 + 4 * ndim)
+    if array.size != int(np.prod(shape)):
+        raise ValueError(f"{path} is truncated: expected {int(np.prod(shape))} values, found {array.size}")
+    return array.reshape(shape)
+
+
+def _find_idx(raw_dir: Path, name: str) -> Path:
+    for candidate in (raw_dir / name, raw_dir / f"{name}.gz"):
+        if candidate.exists():
+            return candidate
+    raise FileNotFoundError(
+        f"MNIST file {name}(.gz) not found in {raw_dir}. Pass --data-dir pointing at a folder that holds "
+        "MNIST/raw/ (the layout torchvision's MNIST(root) uses), or install torchvision to download it."
+    )
+
+
+def load_mnist(data_dir: str | Path, train: bool) -> tuple[Tensor, Tensor]:
+    """(images uint8 (N, 28, 28), labels int64 (N,)) of the MNIST train or test split."""
+    data_dir = Path(data_dir)
+    try:
+        from torchvision.datasets import MNIST
+    except Exception:  # torchvision missing, or built for another torch (as on CPU-only machines here)
+        MNIST = None
+    if MNIST is not None:
+        ds = MNIST(str(data_dir), train=train, download=True)
+        return ds.data.to(torch.uint8), ds.targets.to(torch.long)
+    raw = data_dir / "MNIST" / "raw"
+    images_name, labels_name = IDX_FILES[train]
+    images = read_idx(_find_idx(raw, images_name))
+    labels = read_idx(_find_idx(raw, labels_name))
+    return torch.from_numpy(images.copy()), torch.from_numpy(labels.astype(np.int64))
+
+
+def to_model_data(kind: str, images: Tensor, generator: torch.Generator | None = None) -> Tensor:
+    """uint8 pixels (N, H, W) → the flow's data (N, 1, H, W).
+
+    discrete: a fresh Bernoulli draw per pixel with p = intensity (dynamic binarisation, as in the paper);
+    continuous: the 256 levels mapped to bin centres in [−1, 1].
+    """
+    x = images.float().unsqueeze(1) / 255
+    if kind == "discrete":
+        return torch.bernoulli(x, generator=generator).long()
+    if kind == "continuous":
+        return x * 2 - 1
+    raise ValueError(f"unknown kind {kind!r}")
+
+
+@dataclass
+class Split:
+    """A data split held as whole tensors on one device."""
+
+    images: Tensor  # uint8 (N, 28, 28)
+    labels: Tensor  # int64 (N,)
+
+    def __len__(self) -> int:
+        return self.labels.shape[0]
+
+    def to(self, device: torch.device | str) -> "Split":
+        return Split(self.images.to(device), self.labels.to(device))
+
+    def subset(self, index: Tensor | slice) -> "Split":
+        return Split(self.images[index], self.labels[index])
+
+
+def train_val_split(data_dir: str | Path, val_size: int = 5000, seed: int = 0) -> tuple[Split, Split]:
+    """The 60k training images split into a training and a held-out validation set (fixed by `seed`)."""
+    images, labels = load_mnist(data_dir, train=True)
+    perm = torch.randperm(len(labels), generator=torch.Generator().manual_seed(seed))
+    full = Split(images, labels)
+    return full.subset(perm[val_size:]), full.subset(perm[:val_size])
+
+
+def test_split(data_dir: str | Path) -> Split:
+    return Split(*load_mnist(data_dir, train=False))
