@@ -16,7 +16,7 @@ def _int_tuple(text: str) -> tuple[int, ...]:
     return tuple(int(v) for v in text.split(","))
 
 
-def add_train_parser(sub: argparse._SubParsersAction) -> None:
+def register_train(sub: argparse._SubParsersAction) -> None:
     d = TrainConfig()
     p = sub.add_parser("train", help="train a class-conditional BFN on MNIST (resumable, torchrun-ready)",
                        formatter_class=argparse.ArgumentDefaultsHelpFormatter)
@@ -49,6 +49,7 @@ def add_train_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--seed", type=int, default=d.seed, help="seed of data order, noise and initialisation")
     p.add_argument("--threads", type=int, default=d.threads, help="torch CPU threads (0 = default)")
     p.add_argument("--compile", action="store_true", help="torch.compile the network (GPU)")
+    p.set_defaults(func=run_train)
 
 
 def run_train(args: argparse.Namespace) -> None:
@@ -67,13 +68,18 @@ def run_train(args: argparse.Namespace) -> None:
     print(json.dumps(train(cfg, resume=args.resume)))
 
 
+# Each subcommand lives with its code: a `register(subparsers)` that adds a parser with `func` as default.
+COMMANDS = [register_train]
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m training", description=__doc__)
     sub = parser.add_subparsers(dest="command", required=True)
-    add_train_parser(sub)
+    for register in COMMANDS:
+        register(sub)
     args = parser.parse_args(argv)
     try:
-        {"train": run_train}[args.command](args)
+        args.func(args)
     except (FileNotFoundError, ValueError) as err:
         print(f"error: {err}", file=sys.stderr)
         return 1
