@@ -7,8 +7,11 @@ from __future__ import annotations
 
 import argparse
 import json
+import shlex
 import sys
+from pathlib import Path
 
+from training import classifier, evaluate, evaluate_samples, export
 from training.loop import TrainConfig
 
 
@@ -25,6 +28,7 @@ def register_train(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--data-dir", default=d.data_dir, help="folder holding MNIST/raw/ (torchvision's MNIST(root) layout)")
     p.add_argument("--out", required=True, help="run folder: checkpoint/, metrics.jsonl, samples/, config.json")
     p.add_argument("--resume", action="store_true", help="continue the run in --out from its last checkpoint")
+    p.add_argument("--stop-after", type=int, help="stop (with a checkpoint) at this step without changing the schedule")
     p.add_argument("--beta1", type=float, default=3.0, help="discrete: final accuracy β(1) (paper text 3; official config 9)")
     p.add_argument("--sigma1", type=float, default=0.001, help="continuous: data std left at t = 1 (≥ 1e-4)")
     p.add_argument("--channels", type=_int_tuple, default=(32, 64), help="U-Net channels per resolution, comma separated")
@@ -45,6 +49,7 @@ def register_train(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--checkpoint-every", type=int, default=d.checkpoint_every, help="steps between checkpoints")
     p.add_argument("--eval-every", type=int, default=d.eval_every, help="steps between validation loss + sample grid")
     p.add_argument("--log-every", type=int, default=d.log_every, help="steps between metrics.jsonl lines")
+    p.add_argument("--val-size", type=int, default=d.val_size, help="training images held out for validation")
     p.add_argument("--val-images", type=int, default=d.val_images, help="validation images scored per evaluation")
     p.add_argument("--seed", type=int, default=d.seed, help="seed of data order, noise and initialisation")
     p.add_argument("--threads", type=int, default=d.threads, help="torch CPU threads (0 = default)")
@@ -63,13 +68,17 @@ def run_train(args: argparse.Namespace) -> None:
         lr=args.lr, weight_decay=args.weight_decay, warmup_steps=args.warmup_steps, max_steps=args.max_steps,
         grad_clip=args.grad_clip, ema_decay=args.ema_decay, label_dropout=args.label_dropout, loss=args.loss,
         loss_steps=args.loss_steps, checkpoint_every=args.checkpoint_every, eval_every=args.eval_every,
-        log_every=args.log_every, val_images=args.val_images, seed=args.seed, threads=args.threads, compile=args.compile,
+        log_every=args.log_every, val_size=args.val_size, val_images=args.val_images, seed=args.seed, threads=args.threads, compile=args.compile,
     )
-    print(json.dumps(train(cfg, resume=args.resume)))
+    out = Path(args.out)
+    out.mkdir(parents=True, exist_ok=True)
+    with (out / "commands.txt").open("a") as f:  # the model card quotes how the run was made
+        f.write("python -m training " + shlex.join(sys.argv[1:]) + "\n")
+    print(json.dumps(train(cfg, resume=args.resume, stop_after=args.stop_after)))
 
 
 # Each subcommand lives with its code: a `register(subparsers)` that adds a parser with `func` as default.
-COMMANDS = [register_train]
+COMMANDS = [register_train, evaluate.register, export.register, classifier.register, evaluate_samples.register]
 
 
 def main(argv: list[str] | None = None) -> int:

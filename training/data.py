@@ -99,6 +99,8 @@ class Split:
 def train_val_split(data_dir: str | Path, val_size: int = 5000, seed: int = 0) -> tuple[Split, Split]:
     """The 60k training images split into a training and a held-out validation set (fixed by `seed`)."""
     images, labels = load_mnist(data_dir, train=True)
+    if not 0 < val_size < len(labels):
+        raise ValueError(f"validation size must be between 1 and {len(labels) - 1} (the data has {len(labels)} images), got {val_size}")
     perm = torch.randperm(len(labels), generator=torch.Generator().manual_seed(seed))
     full = Split(images, labels)
     return full.subset(perm[val_size:]), full.subset(perm[:val_size])

@@ -53,6 +53,7 @@ class TrainConfig:
     checkpoint_every: int = 500  # optimiser steps between checkpoints
     eval_every: int = 2000  # optimiser steps between validation + sample grid ("epoch" of the logs)
     log_every: int = 50
+    sample_steps: int = 50  # sampling steps of the preview grid written at each evaluation
     seed: int = 0
     threads: int = 0  # torch CPU threads, 0 = torch's default
     compile: bool = False
@@ -158,9 +159,11 @@ def build_model(cfg: TrainConfig) -> BFNModel:
     return BFNModel(cfg.kind, cfg.flow, cfg.unet)
 
 
-def train(cfg: TrainConfig, resume: bool = False, data: tuple[Split, Split] | None = None) -> dict:
+def train(cfg: TrainConfig, resume: bool = False, data: tuple[Split, Split] | None = None, stop_after: int | None = None) -> dict:
     """Train (or resume) a run in `cfg.out`; returns the last logged metrics.
 
+    `stop_after` ends this invocation at that step with a checkpoint, leaving the schedule (set by
+    `max_steps`) untouched, so a long run can be trained in chunks (e.g. under a per-command time limit).
     `data` lets tests pass a tiny (train, val) pair instead of reading MNIST from `cfg.data_dir`.
     """
     ddp = Distributed()
@@ -214,7 +217,8 @@ def train(cfg: TrainConfig, resume: bool = False, data: tuple[Split, Split] | No
                  "rng": rng, "step": step, "config": asdict(cfg)},
             )
 
-    while step < cfg.max_steps:
+    end = min(cfg.max_steps, stop_after or cfg.max_steps)
+    while step < end:
         for group in optimizer.param_groups:
             group["lr"] = lr_at(step, cfg)
         idx = torch.randint(0, len(train_set), (cfg.batch_size,), device=device, generator=generator)
@@ -244,12 +248,12 @@ def train(cfg: TrainConfig, resume: bool = False, data: tuple[Split, Split] | No
                 log_file.write(json.dumps(last) + "\n")
                 log_file.flush()
             running, n_log, t_log = 0.0, 0, now
-        if step % cfg.checkpoint_every == 0 or step == cfg.max_steps:
+        if step % cfg.checkpoint_every == 0 or step == end:
             checkpoint()
         if ddp.is_main and (step % cfg.eval_every == 0 or step == cfg.max_steps):
             ema.eval()
             val = validation_loss(ema, val_set, cfg, device)
-            write_sample_grid(ema, out / "samples" / f"step_{step:07d}.png")
+            write_sample_grid(ema, out / "samples" / f"step_{step:07d}.png", cfg.sample_steps)
             last = {**last, "step": step, "val_loss": val}
             tqdm.write(json.dumps({"step": step, "val_loss": round(val, 3)}))
             log_file.write(json.dumps({"step": step, "val_loss": val}) + "\n")

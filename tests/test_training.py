@@ -1,0 +1,211 @@
+"""The training package on tiny data: the loop learns, resumes exactly, exports, evaluates, runs under DDP."""
+
+from __future__ import annotations
+
+import gzip
+import json
+import os
+import struct
+import subprocess
+import sys
+from dataclasses import replace
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+from bfn.model import BFNModel
+from training.checkpoint import load_checkpoint, save_checkpoint
+from training.data import Split, load_mnist, read_idx, to_model_data
+from training.evaluate import evaluate_nll
+from training.export import export_run
+from training.loop import TrainConfig, bfn_loss, lr_at, train
+
+ROOT = Path(__file__).resolve().parent.parent
+TINY_UNET = {"channels": [8, 16], "groups": 4}
+
+
+def write_idx(path: Path, array: np.ndarray, gz: bool) -> None:
+    header = struct.pack(">HBB", 0, 0x08, array.ndim) + struct.pack(f">{array.ndim}I", *array.shape)
+    data = header + array.astype(np.uint8).tobytes()
+    (gzip.open if gz else open)(path, "wb").write(data)
+
+
+def synthetic_digits(n: int, seed: int) -> tuple[np.ndarray, np.ndarray]:
+    """Blocky fake digits: class c lights a bar whose position depends on c, so labels carry information."""
+    rng = np.random.default_rng(seed)
+    labels = rng.integers(0, 10, n)
+    images = np.zeros((n, 28, 28), dtype=np.uint8)
+    for k, c in enumerate(labels):
+        images[k, 4 + 2 * c : 8 + 2 * c, 6:22] = 255
+        images[k] |= (rng.random((28, 28)) < 0.02).astype(np.uint8) * 128
+    return images, labels
+
+
+@pytest.fixture(scope="module")
+def mnist_dir(tmp_path_factory) -> Path:
+    """A folder in torchvision's MNIST/raw layout with 200 train and 60 test synthetic images."""
+    root = tmp_path_factory.mktemp("mnist")
+    raw = root / "MNIST" / "raw"
+    raw.mkdir(parents=True)
+    for prefix, n, gz in (("train", 200, True), ("t10k", 60, False)):
+        images, labels = synthetic_digits(n, seed=len(prefix))
+        suffix = ".gz" if gz else ""
+        write_idx(raw / f"{prefix}-images-idx3-ubyte{suffix}", images, gz)
+        write_idx(raw / f"{prefix}-labels-idx1-ubyte{suffix}", labels, gz)
+    return root
+
+
+def tiny_data(mnist_dir: Path) -> tuple[Split, Split]:
+    images, labels = load_mnist(mnist_dir, train=True)
+    full = Split(images, labels)
+    return full.subset(slice(40, None)), full.subset(slice(0, 40))
+
+
+def tiny_config(out: Path, kind: str = "discrete", **overrides) -> TrainConfig:
+    base = TrainConfig(kind=kind, out=str(out), unet=TINY_UNET, batch_size=16, warmup_steps=2, max_steps=6,
+                       checkpoint_every=3, eval_every=1000, log_every=1, val_images=20, lr=3e-3,
+                       sample_steps=3)
+    return replace(base, **overrides)
+
+
+def logged_losses(out: Path) -> dict[int, float]:
+    lines = [json.loads(l) for l in (out / "metrics.jsonl").read_text().splitlines()]
+    return {l["step"]: l["loss"] for l in lines if "loss" in l}
+
+
+def test_idx_reader_roundtrip_and_truncation(tmp_path):
+    array = np.arange(2 * 3 * 4, dtype=np.uint8).reshape(2, 3, 4)
+    for gz in (True, False):
+        path = tmp_path / f"a{'.gz' if gz else ''}"
+        write_idx(path, array, gz)
+        np.testing.assert_array_equal(read_idx(path), array)
+    raw = (tmp_path / "a").read_bytes()
+    (tmp_path / "cut").write_bytes(raw[:-5])
+    with pytest.raises(ValueError, match="truncated"):
+        read_idx(tmp_path / "cut")
+
+
+def test_missing_data_error_says_what_to_do(tmp_path):
+    with pytest.raises(FileNotFoundError, match="--data-dir"):
+        load_mnist(tmp_path, train=True)
+
+
+def test_model_data_binarises_and_rescales():
+    images = torch.tensor([[[0, 255, 128]]], dtype=torch.uint8)
+    gen = torch.Generator().manual_seed(0)
+    binary = to_model_data("discrete", images, gen)
+    assert binary.dtype == torch.long and binary[0, 0, 0, 0] == 0 and binary[0, 0, 0, 1] == 1
+    draws = torch.stack([to_model_data("discrete", images, gen)[0, 0, 0, 2] for _ in range(2000)]).float()
+    assert abs(draws.mean().item() - 128 / 255) < 0.04  # a fresh Bernoulli(p = intensity) draw each time
+    cont = to_model_data("continuous", images)
+    torch.testing.assert_close(cont[0, 0, 0], torch.tensor([-1.0, 1.0, 128 / 255 * 2 - 1]))
+
+
+def test_lr_schedule_warms_up_then_decays():
+    cfg = TrainConfig(lr=1.0, warmup_steps=10, max_steps=110, min_lr_ratio=0.1)
+    assert lr_at(0, cfg) == pytest.approx(0.1) and lr_at(9, cfg) == pytest.approx(1.0)
+    assert lr_at(60, cfg) == pytest.approx(0.55) and lr_at(110, cfg) == pytest.approx(0.1)
+
+
+@pytest.mark.parametrize("kind", ["discrete", "continuous"])
+def test_training_reduces_loss_on_a_fixed_batch(tmp_path, mnist_dir, kind):
+    train_set, val_set = tiny_data(mnist_dir)
+    cfg = tiny_config(tmp_path / "run", kind, max_steps=40, lr=5e-3)
+    batch = train_set.subset(slice(0, 64))
+
+    def fixed_batch_loss(model: BFNModel) -> float:
+        gen = torch.Generator().manual_seed(7)
+        with torch.no_grad():
+            return bfn_loss(model.flow, model, to_model_data(kind, batch.images, gen), batch.labels, cfg, gen).item()
+
+    torch.manual_seed(cfg.seed)
+    before = fixed_batch_loss(BFNModel(kind, {}, TINY_UNET))
+    train(cfg, data=(train_set, val_set))
+    state = load_checkpoint(tmp_path / "run" / "checkpoint")
+    trained = BFNModel(kind, {}, TINY_UNET)
+    trained.load_state_dict(state["model"])
+    after = fixed_batch_loss(trained)
+    assert np.isfinite(after) and after < 0.8 * before
+    assert all(np.isfinite(v) for v in logged_losses(tmp_path / "run").values())
+    assert (tmp_path / "run" / "samples").is_dir() and list((tmp_path / "run" / "samples").glob("*.png"))
+
+
+def test_resume_continues_exactly(tmp_path, mnist_dir):
+    data = tiny_data(mnist_dir)
+    straight = tmp_path / "straight"
+    train(tiny_config(straight), data=data)
+    chunked = tmp_path / "chunked"
+    train(tiny_config(chunked), data=data, stop_after=3)
+    assert load_checkpoint(chunked / "checkpoint")["step"] == 3
+    train(tiny_config(chunked), data=data, resume=True)
+    a, b = logged_losses(straight), logged_losses(chunked)
+    assert a.keys() == b.keys() == set(range(1, 7))
+    for step in range(1, 7):
+        assert a[step] == pytest.approx(b[step], rel=1e-5, abs=1e-5), step
+
+
+def test_resume_without_checkpoint_fails_clearly(tmp_path, mnist_dir):
+    with pytest.raises(FileNotFoundError, match="no checkpoint"):
+        train(tiny_config(tmp_path / "none"), data=tiny_data(mnist_dir), resume=True)
+
+
+def test_checkpoint_roundtrip_keeps_nested_state(tmp_path):
+    state = {"a": {"b": torch.arange(3), 1: [torch.ones(2), 5]}, "step": 4, "name": "x"}
+    save_checkpoint(tmp_path, state)
+    loaded = load_checkpoint(tmp_path)
+    torch.testing.assert_close(loaded["a"]["b"], torch.arange(3))
+    torch.testing.assert_close(loaded["a"][1][0], torch.ones(2))
+    assert loaded["a"][1][1] == 5 and loaded["step"] == 4 and loaded["name"] == "x"
+
+
+def test_export_roundtrip_and_evaluate(tmp_path, mnist_dir):
+    data = tiny_data(mnist_dir)
+    run = tmp_path / "run"
+    train(tiny_config(run, "continuous"), data=data)
+    folder = export_run(run, tmp_path / "model", compute="test")
+    card = (folder / "README.md").read_text()
+    assert "continuous MNIST" in card and "Steps: 6 optimiser steps" in card
+    loaded = BFNModel.from_pretrained(folder)
+    ema = BFNModel("continuous", {}, TINY_UNET)
+    ema.load_state_dict(load_checkpoint(run / "checkpoint")["ema"])
+    x, t, labels = torch.randn(2, 1, 28, 28), torch.tensor([0.3, 0.9]), torch.tensor([1, 10])
+    with torch.no_grad():
+        torch.testing.assert_close(loaded(x, t, labels), ema.eval()(x, t, labels))
+
+    test = Split(*load_mnist(mnist_dir, train=False))
+    result = evaluate_nll(loaded, test, steps=0, repeats=1, batch_size=32)
+    assert result["unit"] == "bits/dim" and result["test_images"] == 60
+    for mode in ("conditional", "unconditional"):
+        assert np.isfinite(result[f"nll_{mode}"]) and result[f"nll_{mode}"] > result[f"reconstruction_{mode}"] > 0
+
+
+def run_cli(*args: str, env: dict | None = None) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, "-m", *args], cwd=ROOT, capture_output=True, text=True, timeout=300,
+                          env={**os.environ, "OMP_NUM_THREADS": "1", **(env or {})})
+
+
+def test_evaluate_cli_prints_one_json_line(tmp_path, mnist_dir):
+    folder = tmp_path / "model"
+    BFNModel("discrete", {"beta1": 3.0}, TINY_UNET).save_pretrained(folder)
+    proc = run_cli("training", "evaluate", "--model", str(folder), "--data-dir", str(mnist_dir), "--limit", "20", "--record")
+    assert proc.returncode == 0, proc.stderr
+    result = json.loads(proc.stdout.strip().splitlines()[-1])
+    assert result["unit"] == "nats/image" and result["test_images"] == 20 and result["nll_unconditional"] > 0
+    assert "training evaluate" in (folder / "README.md").read_text()
+
+
+def test_ddp_with_two_gloo_processes(tmp_path, mnist_dir):
+    out = tmp_path / "ddp"
+    proc = run_cli(
+        "torch.distributed.run", "--standalone", "--nproc_per_node=2", "-m", "training", "train", "--kind", "discrete",
+        "--data-dir", str(mnist_dir), "--out", str(out), "--channels", "8,16", "--max-steps", "4", "--batch-size", "8",
+        "--checkpoint-every", "2", "--eval-every", "4", "--log-every", "1", "--val-images", "20", "--threads", "1",
+        "--val-size", "40",
+    )
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    state = load_checkpoint(out / "checkpoint")
+    assert state["step"] == 4 and len(state["rng"]) == 2  # one generator state per rank
+    assert not torch.equal(state["rng"][0], state["rng"][1])  # ranks draw different batches
+    assert len(logged_losses(out)) == 4

@@ -1,0 +1,200 @@
+"""`python -m training evaluate-samples`: how good are a model's samples, per sampler, step count and guidance?
+
+For every (sampler, guidance, steps) setting it draws `--per-class` samples of each digit and prints one
+JSON line with:
+
+- accuracy: the digit classifier's accuracy on the class-conditional samples, overall and per class;
+- frechet: the Fréchet distance between the classifier's penultimate features of the samples and of the
+  MNIST test set (the FID recipe with a digit classifier), and on the same line frechet_floor, the same
+  distance for as many real training images (balanced the same way): what a perfect model would score
+  with this many samples;
+- diversity: the mean pairwise feature distance within a class, averaged over classes, with
+  diversity_real, the same figure for those real images.
+
+Real images are prepared like the model's data: dynamically binarised for the discrete model, grey for the
+continuous one. `--record` appends the lines to the model folder's sample_quality.jsonl and rewrites its
+sample_quality.md table (which the model card includes).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import shlex
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+from torch import Tensor
+
+from bfn.classifier import DigitClassifier, load_classifier, to_unit
+from bfn.sampling import SAMPLERS, sample
+from training.data import Split, load_mnist, to_model_data
+from training.sample_metrics import class_accuracy, diversity, feature_statistics, frechet_distance
+
+RESULTS = "sample_quality.jsonl"
+TABLE = "sample_quality.md"
+
+
+@torch.inference_mode()
+def classify(classifier: DigitClassifier, images: Tensor, batch_size: int = 1000) -> tuple[np.ndarray, np.ndarray]:
+    """(predicted digits (N,), penultimate features (N, D)) of images (N, 28, 28) in [0, 1]."""
+    preds, feats = [], []
+    for part in images.split(batch_size):
+        f = classifier.features(part)
+        feats.append(f)
+        preds.append(classifier.head(f).argmax(1))
+    return torch.cat(preds).cpu().numpy(), torch.cat(feats).double().cpu().numpy()
+
+
+def real_images(kind: str, split: Split, seed: int = 0) -> Tensor:
+    """Real images as the model sees its data, in [0, 1]: binarised (discrete) or grey (continuous)."""
+    x = to_model_data(kind, split.images, torch.Generator().manual_seed(seed)).float()[:, 0]
+    return x if kind == "discrete" else (x + 1) / 2
+
+
+def balanced_subset(split: Split, per_class: int, seed: int = 0) -> Split:
+    """`per_class` random images of each digit, ordered by class."""
+    g = torch.Generator().manual_seed(seed)
+    idx = []
+    for c in range(10):
+        members = (split.labels == c).nonzero().flatten()
+        if len(members) < per_class:
+            raise ValueError(f"only {len(members)} images of digit {c}, {per_class} asked for")
+        idx.append(members[torch.randperm(len(members), generator=g)[:per_class]])
+    return split.subset(torch.cat(idx))
+
+
+def generate(model, sampler: str, labels: list[int], steps: int, guidance: float, seed: int, batch_size: int) -> Tensor:
+    """Final samples (N, 28, 28) in [0, 1]; batch b uses seed + b."""
+    out = []
+    for b, start in enumerate(range(0, len(labels), batch_size)):
+        final = sample(model, labels[start : start + batch_size], sampler=sampler, steps=steps, guidance=guidance, seed=seed + b)
+        out.append(to_unit(final.sample, final.value_range))
+    return torch.cat(out)
+
+
+class Reference:
+    """Classifier statistics of the real data a sweep compares with (computed once per model kind)."""
+
+    def __init__(self, classifier: DigitClassifier, kind: str, test: Split, train: Split, per_class: int, seed: int = 0):
+        _, test_feats = classify(classifier, real_images(kind, test, seed))
+        self.test_stats = feature_statistics(test_feats)
+        sub = balanced_subset(train, per_class, seed)
+        _, sub_feats = classify(classifier, real_images(kind, sub, seed + 1))
+        self.floor = frechet_distance(*feature_statistics(sub_feats), *self.test_stats)
+        self.diversity_real = diversity(sub_feats, sub.labels.numpy())
+
+
+def score(classifier: DigitClassifier, images: Tensor, labels: np.ndarray, ref: Reference) -> dict:
+    predicted, feats = classify(classifier, images)
+    overall, per_class = class_accuracy(predicted, labels)
+    return {
+        "accuracy": round(overall, 4),
+        "accuracy_per_class": [None if a is None else round(a, 3) for a in per_class],
+        "frechet": round(frechet_distance(*feature_statistics(feats), *ref.test_stats), 3),
+        "frechet_floor": round(ref.floor, 3),
+        "diversity": round(diversity(feats, labels), 3),
+        "diversity_real": round(ref.diversity_real, 3),
+    }
+
+
+def render_table(lines: list[dict]) -> str:
+    """The sweep as a markdown table (the model card's "Sample quality" section)."""
+    lines = sorted(lines, key=lambda r: (r["sampler"] != "bfn", r["sampler"], r["guidance"], r["steps"]))
+    first = lines[0]
+    rows = [
+        f"Digit-classifier metrics of {first['samples']} class-conditional samples ({first['per_class']} per digit) "
+        "per setting: classifier accuracy, Fréchet distance of the classifier's penultimate features to the test "
+        "set (floor: as many real training images score this), and within-class diversity (mean pairwise feature "
+        "distance; real images in brackets). Sampler `bfn` is the paper's; `solver` the few-step solver.",
+        "",
+        "| sampler | steps | guidance | accuracy | Fréchet (floor) | diversity (real) | s/sample |",
+        "|---|---:|---:|---:|---:|---:|---:|",
+    ]
+    for r in lines:
+        rows.append(f"| {r['sampler']} | {r['steps']} | {r['guidance']:g} | {r['accuracy']:.1%} | {r['frechet']:.2f} ({r['frechet_floor']:.2f}) | "
+                    f"{r['diversity']:.2f} ({r['diversity_real']:.2f}) | {r['seconds'] / r['samples']:.3f} |")
+    commands = sorted({r["command"] for r in lines})
+    rows += ["", "Command(s): " + "; ".join(f"`{c}`" for c in commands), ""]
+    return "\n".join(rows)
+
+
+def record(folder: Path, lines: list[dict]) -> None:
+    """Append to sample_quality.jsonl, rewrite sample_quality.md (last result per setting) and the card."""
+    if not (folder / "config.json").exists():
+        raise FileNotFoundError(f"--record needs a local model folder; {folder} has no config.json")
+    with (folder / RESULTS).open("a") as f:
+        for line in lines:
+            f.write(json.dumps(line) + "\n")
+    latest = {}
+    for line in (json.loads(l) for l in (folder / RESULTS).read_text().splitlines() if l.strip()):
+        latest[(line["sampler"], line["steps"], line["guidance"], line["per_class"])] = line
+    (folder / TABLE).write_text(render_table(list(latest.values())))
+    try:
+        from training.card import write_card  # the model card includes sample_quality.md when present
+    except ImportError:
+        return
+    if (folder / "README.md").exists():
+        write_card(folder)
+
+
+def register(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("evaluate-samples", help="classifier accuracy, Fréchet distance and diversity of generated samples",
+                       formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+    p.add_argument("--model", required=True, help="model folder or Hub repo id (see bfn.hub.load_model)")
+    p.add_argument("--classifier", default=None, help="classifier folder or Hub repo id (default: weights/classifier)")
+    p.add_argument("--data-dir", default="data", help="folder holding MNIST/raw/ (for the real-image statistics)")
+    p.add_argument("--sampler", nargs="+", default=["bfn"], help=f"sampler name(s): {', '.join(sorted(SAMPLERS))}")
+    p.add_argument("--guidance", type=float, nargs="+", default=[1.0], help="guidance weight(s)")
+    p.add_argument("--steps", type=int, nargs="+", default=[100], help="step count(s)")
+    p.add_argument("--per-class", type=int, default=50, help="samples per digit and setting")
+    p.add_argument("--batch-size", type=int, default=250, help="images sampled at once")
+    p.add_argument("--seed", type=int, default=0, help="seed of the first batch (batch b uses seed + b)")
+    p.add_argument("--threads", type=int, default=0, help="torch CPU threads (0 = torch's default)")
+    p.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu", help="device to sample on")
+    p.add_argument("--record", action="store_true", help="append to the model folder's sample_quality.jsonl/.md and refresh its card")
+    p.set_defaults(func=run)
+
+
+def command_line(args: argparse.Namespace) -> str:
+    """The command that reproduces a sweep (for the JSON lines and the model card)."""
+    parts = ["--model", str(args.model), "--data-dir", str(args.data_dir), "--sampler", *args.sampler,
+             "--guidance", *[f"{g:g}" for g in args.guidance], "--steps", *map(str, args.steps),
+             "--per-class", str(args.per_class), "--batch-size", str(args.batch_size), "--seed", str(args.seed)]
+    if args.classifier:
+        parts += ["--classifier", str(args.classifier)]
+    return "python -m training evaluate-samples " + shlex.join(parts)
+
+
+def run(args: argparse.Namespace) -> None:
+    from bfn.hub import load_model
+
+    for name in args.sampler:
+        if name not in SAMPLERS:
+            raise ValueError(f"unknown sampler {name!r}; choose from {sorted(SAMPLERS)}")
+    if args.per_class < 2:
+        raise ValueError("--per-class must be at least 2 (diversity needs pairs)")
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    model = load_model(args.model, device=args.device)
+    classifier = load_classifier(args.classifier)
+    ref = Reference(classifier, model.kind, Split(*load_mnist(args.data_dir, train=False)),
+                    Split(*load_mnist(args.data_dir, train=True)), args.per_class)
+    labels = [c for c in range(10) for _ in range(args.per_class)]
+    command = command_line(args)
+    lines = []
+    for sampler in args.sampler:
+        for guidance in args.guidance:
+            for steps in args.steps:
+                start = time.perf_counter()
+                images = generate(model, sampler, labels, steps, guidance, args.seed, args.batch_size).cpu()
+                seconds = time.perf_counter() - start
+                line = {"model": str(args.model), "kind": model.kind, "sampler": sampler, "guidance": guidance, "steps": steps,
+                        "per_class": args.per_class, "samples": len(labels), **score(classifier, images, np.array(labels), ref),
+                        "seconds": round(seconds, 2), "seed": args.seed, "command": command}
+                print(json.dumps(line), flush=True)
+                lines.append(line)
+    if args.record:
+        record(Path(args.model), lines)
