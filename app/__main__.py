@@ -1,0 +1,71 @@
+"""`python -m app`: start BFN Studio.
+
+    python -m app                               # this repository's weights/, http://127.0.0.1:7860
+    python -m app --host 0.0.0.0 --port 8080    # reachable from other machines
+    python -m app --weights owner/bfn-discrete --weights owner/bfn-continuous
+    python -m app --weights path/to/weights     # a folder with discrete/ and continuous/ (or one model)
+
+The host and port default to GRADIO_SERVER_NAME / GRADIO_SERVER_PORT when set (Hugging Face Spaces sets
+them), else 127.0.0.1:7860. Usage analytics are off unless GRADIO_ANALYTICS_ENABLED says otherwise.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import os
+import sys
+from collections.abc import Sequence
+
+os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="python -m app", description="BFN Studio: watch a Bayesian Flow Network generate MNIST digits.")
+    p.add_argument("--host", default=os.environ.get("GRADIO_SERVER_NAME", "127.0.0.1"), help="address to listen on (default: 127.0.0.1, or $GRADIO_SERVER_NAME)")
+    p.add_argument("--port", type=int, default=int(os.environ.get("GRADIO_SERVER_PORT", 7860)), help="port (default: 7860, or $GRADIO_SERVER_PORT)")
+    p.add_argument(
+        "--weights",
+        action="append",
+        default=None,
+        metavar="SOURCE",
+        help="a folder or Hugging Face Hub repo id with a model; repeat for the second kind. A folder may also hold "
+        "discrete/ and continuous/ sub-folders (default: this repository's weights/)",
+    )
+    p.add_argument("--share", action="store_true", help="also open a public *.gradio.live link (off by default)")
+    p.add_argument("--threads", type=int, default=None, help="torch threads per operation (default: 1, see README)")
+    p.add_argument("--max-concurrent", type=int, default=None, help="generations running at once; more wait in the queue (default: 4)")
+    return p
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
+
+    from app.models import DEFAULT_THREADS, configure_threads, load_models, warm_up
+    from app.ui import CSS, MAX_CONCURRENT_RUNS, build_app, theme
+    from bfn.hub import ModelLoadError
+
+    if not 1 <= args.port <= 65535:
+        print(f"python -m app: error: --port must be from 1 to 65535, got {args.port}", file=sys.stderr)
+        return 2
+    max_concurrent = args.max_concurrent or MAX_CONCURRENT_RUNS
+    if max_concurrent < 1:
+        print("python -m app: error: --max-concurrent must be at least 1", file=sys.stderr)
+        return 2
+    try:
+        configure_threads(args.threads or DEFAULT_THREADS)
+        bank = load_models(args.weights)
+    except (ModelLoadError, ValueError) as e:
+        print(f"python -m app: error: {e}", file=sys.stderr)
+        return 1
+    for kind, source in bank.sources.items():
+        logging.info("loaded the %s model from %s", kind, source)
+    warm_up(bank)
+    demo = build_app(bank, max_concurrent=max_concurrent)
+    demo.launch(server_name=args.host, server_port=args.port, share=args.share, theme=theme(), css=CSS, ssr_mode=False, show_error=True)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

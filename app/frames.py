@@ -1,0 +1,92 @@
+"""Every step of one model's sampling run, stored compactly so that any step can be shown again instantly.
+
+A `Frames` keeps, per step, the input distribution θ (p(pixel on), or μ) and the output distribution
+(p_O(pixel on), or x̂) as float16 — three significant digits, enough for hover values and trajectories,
+half of float32 — plus a few per-step numbers for the summary plot. Arrays are allocated once for the whole
+run with `np.empty`, so memory is only touched as steps arrive and the size is known up front:
+
+    bytes ≈ (steps + 1) × images × 28 × 28 × 2 bytes × 2 arrays
+          = 3.1 MB for 100 steps and 10 images, 31.4 MB for 1000 steps and 10 images (the app's maximum).
+
+No BFN maths happens here: the numbers are read off `bfn.sampling.StepState`, and the summary statistics are
+display statistics of those numbers (see `step_stats`).
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from bfn.sampling import StepState
+
+FRAME_DTYPE = np.float16
+DECIDED = 0.975  # a pixel counts as decided once θ puts this much probability on one side (ink or background)
+Z_DECIDED = 1.959964  # the same for a Gaussian belief: |μ| ≥ 1.96 σ puts 97.5% on one side of 0
+STAT_NAMES = ("uncertainty", "decided")
+
+
+def step_stats(kind: str, theta: np.ndarray, precision: np.ndarray | None) -> tuple[float, float]:
+    """Two display numbers for the summary plot, both in [0, 1] and falling as sampling proceeds.
+
+    uncertainty: the mean binary entropy of θ in bits (discrete), or the input distribution's standard
+        deviation σ = 1/√ρ averaged over images (continuous).
+    decided: the fraction of pixels whose input distribution puts ≥ 97.5% on one side: max(p, 1 − p) ≥ 0.975,
+        or |μ| ≥ 1.96 σ (the belief is that confident about the sign, i.e. ink vs background).
+    """
+    x = theta.astype(np.float32, copy=False)
+    if kind == "discrete":
+        p = np.clip(x, 1e-7, 1 - 1e-7)
+        entropy = -(p * np.log2(p) + (1 - p) * np.log2(1 - p))
+        return float(entropy.mean()), float((np.maximum(x, 1 - x) >= DECIDED).mean())
+    sigma = 1.0 / np.sqrt(np.asarray(precision, dtype=np.float64).reshape(-1, 1, 1))
+    return float(sigma.mean()), float((np.abs(x) >= Z_DECIDED * sigma).mean())
+
+
+class Frames:
+    """The recorded steps of one model in one run; filled by one producer thread, read by any other."""
+
+    def __init__(self, kind: str, batch: int, num_steps: int, value_range: tuple[float, float], size: int = 28):
+        self.kind = kind
+        self.batch = batch
+        self.num_steps = num_steps
+        self.value_range = value_range
+        shape = (num_steps + 1, batch, size, size)
+        self.theta = np.empty(shape, FRAME_DTYPE)
+        self.output = np.empty(shape, FRAME_DTYPE)
+        self.t = np.zeros(num_steps + 1, np.float32)
+        self.precision = np.ones((num_steps + 1, batch), np.float32) if kind == "continuous" else None
+        self.stats = np.zeros((num_steps + 1, len(STAT_NAMES)), np.float32)
+        self.sample: np.ndarray | None = None
+        self.count = 0  # steps 0 … count−1 are recorded
+
+    @property
+    def latest(self) -> int:
+        """The last recorded step, −1 before the first."""
+        return self.count - 1
+
+    @property
+    def finished(self) -> bool:
+        return self.sample is not None
+
+    @property
+    def nbytes(self) -> int:
+        """The size once every step is recorded (what the memory bound is stated in)."""
+        arrays = [self.theta, self.output, self.t, self.stats] + ([self.precision] if self.precision is not None else [])
+        return sum(a.nbytes for a in arrays) + self.theta[0].nbytes
+
+    def record(self, state: StepState) -> None:
+        """Store one state; states must arrive in order, one per step."""
+        i = state.step
+        if state.num_steps != self.num_steps or i != self.count:
+            raise ValueError(f"expected step {self.count} of {self.num_steps}, got step {i} of {state.num_steps}")
+        theta = state.theta.float().numpy()
+        self.theta[i] = theta
+        self.output[i] = state.output.float().numpy()
+        self.t[i] = state.t
+        precision = None
+        if self.precision is not None and state.precision is not None:
+            precision = state.precision.float().numpy()
+            self.precision[i] = precision
+        self.stats[i] = step_stats(self.kind, theta, precision)
+        if state.sample is not None:
+            self.sample = state.sample.float().numpy().astype(FRAME_DTYPE)
+        self.count = i + 1  # published last: readers only look at steps < count

@@ -1,0 +1,446 @@
+"""Pure rendering: recorded steps → images (uint8 grids), Plotly figures, and GIF/PNG exports.
+
+Nothing here knows about Gradio or sessions; every function takes `Frames` (one model's recorded steps) and a
+step index and returns plain data, so the views can be tested without a server. Images are grey (what the
+digit looks like, black background as in MNIST); the heatmap uses a diverging colour scale that makes
+uncertain pixels white and confident ones deep blue (background) or deep red (ink).
+"""
+
+from __future__ import annotations
+
+import base64
+import io
+import json
+import math
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+
+import numpy as np
+from PIL import Image, ImageDraw, ImageFont
+
+from app.frames import Frames
+from bfn.images import make_grid, to_uint8
+
+PAD = 2  # grey pixels between images in a grid
+PAD_VALUE = 64
+# Live images are sent at their true size (a 10-digit grid is 62×152 pixels, ~1–9 kB as PNG) and enlarged
+# by the browser with CSS `image-rendering: pixelated`: 16× fewer bytes than enlarging on the server, which
+# matters at 10 updates per second. Exports are enlarged here.
+MAX_COLS = 5
+KIND_TITLES = {"discrete": "Binarised (discrete)", "continuous": "Continuous"}
+KIND_COLOURS = {"discrete": "#4f46e5", "continuous": "#ea580c"}
+PIXEL_COLOURS = ("#16a34a", "#9333ea", "#f59e0b", "#0891b2", "#db2777", "#111827", "#65a30d", "#92400e")  # visible on the red-blue heatmap
+THETA_NAMES = {"discrete": "θ: p(pixel on)", "continuous": "θ: mean μ"}
+OUTPUT_NAMES = {"discrete": "output: p(pixel on)", "continuous": "output: x̂"}
+# low (background) deep blue → uncertain white → high (ink) deep red: ColorBrewer RdBu, reversed
+HEATMAP_SCALE = [[0.0, "#053061"], [0.2, "#2166ac"], [0.4, "#92c5de"], [0.5, "#f7f7f7"], [0.6, "#f4a582"], [0.8, "#b2182b"], [1.0, "#67001f"]]
+FONT = dict(family="ui-sans-serif, system-ui, -apple-system, Segoe UI, sans-serif", size=12)
+
+Pixel = tuple[int, int, int]  # (image index, row, column)
+
+
+# ---------------------------------------------------------------------------------------------------- images
+
+
+@dataclass(frozen=True)
+class GridLayout:
+    """Where each image of a batch sits in the enlarged grid picture, both ways."""
+
+    batch: int
+    size: int = 28
+    scale: int = 1
+
+    @property
+    def cols(self) -> int:
+        return min(self.batch, MAX_COLS)
+
+    @property
+    def rows(self) -> int:
+        return math.ceil(self.batch / self.cols)
+
+    @property
+    def unscaled_shape(self) -> tuple[int, int]:
+        cell = self.size + PAD
+        return self.rows * cell + PAD, self.cols * cell + PAD
+
+    @property
+    def shape(self) -> tuple[int, int]:
+        h, w = self.unscaled_shape
+        return h * self.scale, w * self.scale
+
+    def locate(self, x: float, y: float) -> Pixel | None:
+        """The (image, row, column) under point (x, y) of the enlarged picture; None on the padding or outside."""
+        gx, gy = int(x // self.scale), int(y // self.scale)
+        cell = self.size + PAD
+        c_img, col = divmod(gx - PAD, cell)
+        r_img, row = divmod(gy - PAD, cell)
+        if gx < PAD or gy < PAD or col >= self.size or row >= self.size or c_img >= self.cols or r_img >= self.rows:
+            return None
+        index = r_img * self.cols + c_img
+        return (index, row, col) if index < self.batch else None
+
+
+def image_grid(values: np.ndarray, value_range: tuple[float, float], scale: int = 1) -> np.ndarray:
+    """(B, H, W) values in `value_range` → one uint8 grey picture, rows of up to 5 images, enlarged `scale`×."""
+    layout = GridLayout(values.shape[0], values.shape[-1])
+    grid = make_grid(to_uint8(values.astype(np.float32), value_range), nrow=layout.cols, padding=PAD, pad_value=PAD_VALUE)
+    return np.repeat(np.repeat(grid, scale, axis=0), scale, axis=1) if scale > 1 else grid
+
+
+def theta_image(frames: Frames, step: int) -> np.ndarray:
+    return image_grid(frames.theta[step], frames.value_range)
+
+
+def output_image(frames: Frames, step: int) -> np.ndarray:
+    return image_grid(frames.output[step], frames.value_range)
+
+
+# --------------------------------------------------------------------------------------------------- figures
+#
+# Figures are plain Plotly dicts ({"data": [...], "layout": {...}}) with numpy arrays inside: building them
+# costs well under a millisecond, where plotly.graph_objects validation costs 50–200 ms per figure on a busy
+# 2-core host, at every live update. `go.Figure(spec)` accepts them (the tests check that it does), and
+# `figure_json` sends arrays as base64 typed arrays, as plotly.py itself does.
+
+Figure = dict
+
+
+def _encode(value):
+    if isinstance(value, np.ndarray):
+        if value.dtype == np.float16 or value.dtype == np.float64:
+            value = value.astype(np.float32)
+        elif value.dtype == np.int64:
+            value = value.astype(np.int32)
+        spec = {"dtype": _DTYPES[value.dtype.str[1:]], "bdata": base64.b64encode(np.ascontiguousarray(value).tobytes()).decode("ascii")}
+        if value.ndim > 1:
+            spec["shape"] = ", ".join(str(d) for d in value.shape)
+        return spec
+    if isinstance(value, dict):
+        return {k: _encode(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_encode(v) for v in value]
+    if isinstance(value, np.generic):
+        return value.item()
+    return value
+
+
+_DTYPES = {"f4": "f4", "i4": "i4", "u1": "u1", "i1": "i1", "u2": "u2", "i2": "i2", "u4": "u4"}
+
+
+def figure_json(fig: Figure) -> str:
+    """The figure as plotly.js JSON, numpy arrays as typed arrays (little-endian, as plotly.js expects)."""
+    return json.dumps(_encode(fig), separators=(",", ":"), allow_nan=False)
+
+
+def _subplots(titles: Sequence[str], spacing: float = 0.08) -> dict:
+    """Layout for 1×n subplots side by side, with titles."""
+    n = len(titles)
+    width = (1 - spacing * (n - 1)) / n
+    layout: dict = {"annotations": []}
+    for k, title in enumerate(titles, start=1):
+        x0 = round((k - 1) * (width + spacing), 6)
+        sx = "" if k == 1 else str(k)
+        layout[f"xaxis{sx}"] = {"domain": [x0, min(1.0, round(x0 + width, 6))], "anchor": f"y{sx}"}
+        layout[f"yaxis{sx}"] = {"domain": [0, 1], "anchor": f"x{sx}"}
+        layout["annotations"].append(
+            {"text": title, "x": x0 + width / 2, "y": 1.0, "xref": "paper", "yref": "paper", "xanchor": "center", "yanchor": "bottom", "showarrow": False, "font": {"size": 13}}
+        )
+    return layout
+
+
+def _axis(layout: dict, letter: str, k: int, **props) -> None:
+    layout[f"{letter}axis{'' if k == 1 else k}"].update(props)
+
+
+def _vline(k: int, x: float) -> dict:
+    sx = "" if k == 1 else str(k)
+    return {"type": "line", "x0": x, "x1": x, "xref": f"x{sx}", "y0": 0, "y1": 1, "yref": f"y{sx} domain", "line": {"color": "#64748b", "width": 1, "dash": "dash"}}
+
+
+def _figure(data: list, layout: dict, height: int, title: str | None = None) -> Figure:
+    layout.update(
+        height=height,
+        margin={"l": 52, "r": 20, "t": 56 if title else 36, "b": 44},
+        font=FONT,
+        plot_bgcolor="white",
+        paper_bgcolor="white",
+        legend={"orientation": "h", "yanchor": "top", "y": -0.2, "x": 0},
+        hoverlabel={"font": {"size": 12}},
+        uirevision="keep",  # keep zoom and legend choices across live updates
+    )
+    if title:
+        layout["title"] = {"text": title, "x": 0.01, "y": 0.98, "yanchor": "top", "font": {"size": 14}}
+    return {"data": data, "layout": layout}
+
+
+def _titles(frames_by_kind: Mapping[str, Frames]) -> list[str]:
+    return [KIND_TITLES[k] for k in frames_by_kind]
+
+
+def _clamp(step: int, frames: Frames) -> int:
+    return max(0, min(step, frames.latest))
+
+
+def image_label(labels: Sequence[int | None] | None, image: int) -> str:
+    label = None if labels is None else labels[image]
+    return f"image {image} · " + ("unconditional" if label is None else f"digit {label}")
+
+
+def pixel_heatmap(
+    frames_by_kind: Mapping[str, Frames],
+    step: int,
+    image: int = 0,
+    pixels: Sequence[Pixel] = (),
+    labels: Sequence[int | None] | None = None,
+) -> Figure:
+    """One image at one step as a 28×28 heatmap per model, θ as colour; hovering shows θ and the output."""
+    kinds = list(frames_by_kind)
+    layout = _subplots(_titles(frames_by_kind), spacing=0.14)
+    data = []
+    first = frames_by_kind[kinds[0]]
+    image = min(max(image, 0), first.batch - 1)
+    for k, kind in enumerate(kinds, start=1):
+        fr = frames_by_kind[kind]
+        s = _clamp(step, fr)
+        sx = "" if k == 1 else str(k)
+        extra = image_label(labels, image)
+        if fr.precision is not None:
+            extra += f" · σ = {1 / math.sqrt(float(fr.precision[s, image])):.3g}"
+        lo, hi = fr.value_range
+        domain = layout[f"xaxis{sx}"]["domain"]
+        data.append(
+            {
+                "type": "heatmap",
+                "xaxis": f"x{sx}",
+                "yaxis": f"y{sx}",
+                "z": fr.theta[s, image].astype(np.float32),
+                "customdata": fr.output[s, image].astype(np.float32),
+                "zmin": lo,
+                "zmax": hi,
+                "colorscale": HEATMAP_SCALE,
+                "colorbar": {"len": 0.9, "thickness": 10, "x": domain[1] + 0.01, "xanchor": "left"},
+                "hovertemplate": f"row %{{y}}, col %{{x}}<br>{THETA_NAMES[kind]} = %{{z:.3f}}"
+                f"<br>{OUTPUT_NAMES[kind]} = %{{customdata:.3f}}<extra>{extra}</extra>",
+                "name": KIND_TITLES[kind],
+            }
+        )
+        mine = [(n, p) for n, p in enumerate(pixels) if p[0] == image]
+        if mine:
+            colours = [PIXEL_COLOURS[n % len(PIXEL_COLOURS)] for n, _ in mine]
+            data.append(
+                {
+                    "type": "scatter",
+                    "xaxis": f"x{sx}",
+                    "yaxis": f"y{sx}",
+                    "x": [p[2] for _, p in mine],
+                    "y": [p[1] for _, p in mine],
+                    "mode": "markers+text",
+                    "text": [str(n + 1) for n, _ in mine],
+                    "textposition": "top right",
+                    "textfont": {"color": colours, "size": 13},
+                    "marker": {"symbol": "square-open", "size": 13, "line": {"width": 2.5}, "color": colours},
+                    "hoverinfo": "skip",
+                    "showlegend": False,
+                }
+            )
+        _axis(layout, "x", k, range=[-0.5, 27.5], constrain="domain", showgrid=False, zeroline=False)
+        _axis(layout, "y", k, range=[27.5, -0.5], scaleanchor=f"x{sx}", constrain="domain", showgrid=False, zeroline=False)
+    title = f"{image_label(labels, image)} at step {_clamp(step, first)}"
+    return _figure(data, layout, 360, title)
+
+
+def trajectories(frames_by_kind: Mapping[str, Frames], step: int, pixels: Sequence[Pixel]) -> Figure:
+    """θ (solid) and the output distribution (dotted) of chosen pixels over all recorded steps, per model."""
+    kinds = list(frames_by_kind)
+    layout = _subplots(_titles(frames_by_kind), spacing=0.08)
+    layout["shapes"] = []
+    data = []
+    for k, kind in enumerate(kinds, start=1):
+        fr = frames_by_kind[kind]
+        sx = "" if k == 1 else str(k)
+        steps = np.arange(fr.count, dtype=np.int32)
+        for n, (img, r, c) in enumerate(pixels):
+            if img >= fr.batch:
+                continue
+            colour = PIXEL_COLOURS[n % len(PIXEL_COLOURS)]
+            name = f"{n + 1}: image {img}, row {r}, col {c}"
+            common = {"type": "scatter", "xaxis": f"x{sx}", "yaxis": f"y{sx}", "x": steps, "mode": "lines", "legendgroup": name}
+            data.append(
+                {
+                    **common,
+                    "y": fr.theta[: fr.count, img, r, c].astype(np.float32),
+                    "name": name,
+                    "showlegend": k == 1,
+                    "line": {"color": colour, "width": 2.2},
+                    "hovertemplate": f"step %{{x}}<br>{THETA_NAMES[kind]} = %{{y:.3f}}<extra>{n + 1}</extra>",
+                }
+            )
+            data.append(
+                {
+                    **common,
+                    "y": fr.output[: fr.count, img, r, c].astype(np.float32),
+                    "name": name + " (output)",
+                    "showlegend": False,
+                    "line": {"color": colour, "width": 1.4, "dash": "dot"},
+                    "opacity": 0.75,
+                    "hovertemplate": f"step %{{x}}<br>{OUTPUT_NAMES[kind]} = %{{y:.3f}}<extra>{n + 1}</extra>",
+                }
+            )
+        lo, hi = fr.value_range
+        margin = 0.05 * (hi - lo)
+        _axis(layout, "y", k, range=[lo - margin, hi + margin], title={"text": THETA_NAMES[kind]}, zeroline=False)
+        _axis(layout, "x", k, range=[0, max(fr.num_steps, 1)], title={"text": "step"})
+        layout["shapes"].append(_vline(k, _clamp(step, fr)))
+    if not pixels:
+        layout["annotations"].append(
+            {"text": "Click a pixel in any image, or add one by coordinates", "showarrow": False, "x": 0.5, "y": 0.5, "xref": "paper", "yref": "paper"}
+        )
+    return _figure(data, layout, 360, "Chosen pixels over the steps — solid: θ, dotted: output distribution")
+
+
+HIST_BINS = 20
+
+
+def step_summary(frames_by_kind: Mapping[str, Frames], step: int) -> Figure:
+    """A histogram of θ at this step, and per step: mean uncertainty and the fraction of decided pixels."""
+    layout = _subplots(("Histogram of θ at this step", "Uncertainty per step", "Decided pixels per step"), spacing=0.09)
+    data = []
+    edges = np.linspace(0, 1, HIST_BINS + 1)
+    centres = ((edges[:-1] + edges[1:]) / 2).astype(np.float32)
+    for kind, fr in frames_by_kind.items():
+        s = _clamp(step, fr)
+        lo, hi = fr.value_range
+        unit = np.clip((fr.theta[s].astype(np.float32) - lo) / (hi - lo), 0, 1)
+        counts, _ = np.histogram(unit, bins=edges)
+        colour = KIND_COLOURS[kind]
+        title = KIND_TITLES[kind]
+        data.append(
+            {
+                "type": "bar",
+                "x": centres,
+                "y": (counts / max(unit.size, 1)).astype(np.float32),
+                "width": 1 / HIST_BINS,
+                "name": title,
+                "legendgroup": kind,
+                "marker": {"color": colour},
+                "opacity": 0.6,
+                "customdata": np.stack([lo + edges[:-1] * (hi - lo), lo + edges[1:] * (hi - lo)], axis=1).astype(np.float32),
+                "hovertemplate": "θ in [%{customdata[0]:.2f}, %{customdata[1]:.2f}]: %{y:.1%} of pixels<extra>" + title + "</extra>",
+            }
+        )
+        x = np.arange(fr.count, dtype=np.int32)
+        what = "mean entropy of θ (bits)" if kind == "discrete" else "σ of θ (1/√ρ)"
+        for col, y, name, hover in (
+            (2, fr.stats[: fr.count, 0], f"{title}: {what}", f"{what} = %{{y:.3f}}"),
+            (3, fr.stats[: fr.count, 1], f"{title}: decided", "%{y:.1%} of pixels decided"),
+        ):
+            data.append(
+                {
+                    "type": "scatter",
+                    "xaxis": f"x{col}",
+                    "yaxis": f"y{col}",
+                    "x": x,
+                    "y": y,
+                    "mode": "lines",
+                    "name": name,
+                    "legendgroup": kind,
+                    "showlegend": False,
+                    "line": {"color": colour, "width": 2},
+                    "hovertemplate": f"step %{{x}}: {hover}<extra>{title}</extra>",
+                }
+            )
+    any_fr = next(iter(frames_by_kind.values()))
+    layout["shapes"] = [_vline(col, _clamp(step, any_fr)) for col in (2, 3)]
+    for col in (2, 3):
+        _axis(layout, "x", col, range=[0, max(any_fr.num_steps, 1)], title={"text": "step"})
+        _axis(layout, "y", col, range=[0, 1.02])
+    _axis(layout, "x", 1, range=[0, 1], title={"text": "0 = background … 1 = ink"})
+    _axis(layout, "y", 1, type="log", range=[-4, 0.05], title={"text": "fraction of pixels"})
+    _axis(layout, "y", 2, title={"text": "entropy (bits) or σ"})
+    layout.update(barmode="overlay", bargap=0)
+    return _figure(data, layout, 340, "Per-step summary — a pixel is decided when θ puts ≥ 97.5% on ink or on background")
+
+
+# --------------------------------------------------------------------------------------------------- exports
+
+_FONT_CACHE: dict[int, ImageFont.ImageFont] = {}
+
+
+def _font(size: int) -> ImageFont.ImageFont:
+    if size not in _FONT_CACHE:
+        try:
+            _FONT_CACHE[size] = ImageFont.load_default(size=size)
+        except (TypeError, OSError):  # Pillow without FreeType: the fixed bitmap font
+            _FONT_CACHE[size] = ImageFont.load_default()
+    return _FONT_CACHE[size]
+
+
+def _labelled_rows(rows: Sequence[tuple[str, np.ndarray]], caption: str | None, scale: int) -> np.ndarray:
+    """Stack (label, uint8 picture) rows under an optional caption into one picture with text drawn in."""
+    gap, text_h = 6 * scale // 2 + 4, 18
+    width = max(img.shape[1] for _, img in rows) + 2 * gap
+    height = (text_h + gap if caption else gap) + sum(text_h + img.shape[0] + gap for _, img in rows)
+    canvas = Image.new("L", (width, height), 24)
+    draw = ImageDraw.Draw(canvas)
+    y = gap // 2
+    if caption:
+        draw.text((gap, y), caption, fill=235, font=_font(14))
+        y += text_h + gap // 2
+    for label, img in rows:
+        draw.text((gap, y), label, fill=200, font=_font(13))
+        y += text_h
+        canvas.paste(Image.fromarray(img, mode="L"), (gap, y))
+        y += img.shape[0] + gap
+    return np.asarray(canvas)
+
+
+def step_picture(frames_by_kind: Mapping[str, Frames], step: int, scale: int = 2) -> np.ndarray:
+    """One animation frame: per model, θ and the output distribution side by side, with labels."""
+    rows = []
+    for kind, fr in frames_by_kind.items():
+        s = _clamp(step, fr)
+        theta = image_grid(fr.theta[s], fr.value_range, scale)
+        out = image_grid(fr.output[s], fr.value_range, scale)
+        spacer = np.full((theta.shape[0], 4 * scale), 24, np.uint8)
+        rows.append((f"{KIND_TITLES[kind]}: θ | output distribution", np.concatenate([theta, spacer, out], axis=1)))
+    any_fr = next(iter(frames_by_kind.values()))
+    s = _clamp(step, any_fr)
+    return _labelled_rows(rows, f"step {s} / {any_fr.num_steps}   t = {any_fr.t[s]:.3f}", scale)
+
+
+def gif_steps(count: int, max_frames: int = 60) -> list[int]:
+    """Evenly spaced steps 0 … count−1 (always the first and the last), at most `max_frames` of them."""
+    if count <= 0:
+        return []
+    return sorted({round(x) for x in np.linspace(0, count - 1, min(count, max_frames))})
+
+
+def animation_gif(frames_by_kind: Mapping[str, Frames], max_frames: int = 60, frame_ms: int = 80, hold_ms: int = 1500) -> bytes:
+    """The run as an animated GIF (looping; the last frame is held), up to the last recorded step."""
+    count = min(fr.count for fr in frames_by_kind.values())
+    steps = gif_steps(count, max_frames)
+    if not steps:
+        raise ValueError("nothing to export yet: no step has been recorded")
+    pictures = [Image.fromarray(step_picture(frames_by_kind, s)) for s in steps]
+    buf = io.BytesIO()
+    durations = [frame_ms] * (len(pictures) - 1) + [hold_ms]
+    pictures[0].save(buf, format="GIF", save_all=True, append_images=pictures[1:], duration=durations, loop=0, optimize=False)
+    return buf.getvalue()
+
+
+def final_picture(frames_by_kind: Mapping[str, Frames], scale: int = 4) -> np.ndarray:
+    """The generated images (or, for a stopped run, the last output distribution) per model, labelled."""
+    rows = []
+    for kind, fr in frames_by_kind.items():
+        if fr.sample is not None:
+            values, what = fr.sample, "samples"
+        else:
+            values, what = fr.output[max(fr.latest, 0)], f"output distribution at step {fr.latest} (stopped)"
+        rows.append((f"{KIND_TITLES[kind]}: {what}", image_grid(values, fr.value_range, scale)))
+    return _labelled_rows(rows, None, scale)
+
+
+def png_bytes(picture: np.ndarray) -> bytes:
+    buf = io.BytesIO()
+    Image.fromarray(picture).save(buf, format="PNG", optimize=True)
+    return buf.getvalue()

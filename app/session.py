@@ -1,0 +1,226 @@
+"""Runs and per-session state: who is generating what, and the recorded steps each session can scrub through.
+
+A `Run` samples with one producer thread per model (so the two models of a side-by-side run use both cores)
+and records every step into `Frames`; the UI polls it at its own pace, so sampling never waits for the
+browser and the browser is never flooded. A run stops when asked, when its session starts a new one or goes
+away, or when nobody has looked at it for `IDLE_STOP_S` seconds.
+
+`SessionStore` maps Gradio session ids to `Session`s (the latest run, the chosen pixels, the step on show).
+Memory is bounded twice: per session, one run of at most `MAX_STEPS` steps and 10 images per model —
+`run_bytes` gives ≤ 63 MB for 1000 steps side by side, 6.3 MB for the default 100 — and over all sessions
+by `max_bytes`: beyond it the least recently used finished runs are dropped (their sessions are told to
+generate again).
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections import OrderedDict
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+
+from app.frames import Frames
+from app.params import RunSettings
+from bfn.model import BFNModel
+from bfn.sampling import get_sampler
+
+IDLE_STOP_S = 30.0
+MAX_PIXELS = 8
+
+
+def run_bytes(steps: int, images: int, models: int) -> int:
+    """Bytes a run's frames take once complete (float16 θ and output; the small per-step extras included)."""
+    per_model = (steps + 1) * images * 28 * 28 * 2 * 2 + (steps + 1) * (4 + 8 + 4 * images) + images * 28 * 28 * 2
+    return per_model * models
+
+
+class Run:
+    """One generation: settings, the recorded frames per model, and the threads producing them."""
+
+    def __init__(self, settings: RunSettings, models: Mapping[str, BFNModel]):
+        self.settings = settings
+        self.labels = settings.labels
+        self.frames: dict[str, Frames] = {
+            kind: Frames(kind, len(self.labels), settings.steps, models[kind].flow.value_range) for kind in settings.kinds
+        }
+        self._models = {kind: models[kind] for kind in settings.kinds}
+        self._stop = threading.Event()
+        self._changed = threading.Condition()
+        self._threads: list[threading.Thread] = []
+        self._running = 0
+        self.error: str | None = None
+        self.started = time.monotonic()
+        self.ended: float | None = None
+        self.last_seen = self.started
+        self.follow_live = True  # the live stream shows the newest step until the user scrubs back
+
+    # ------------------------------------------------------------------ producing
+    def start(self) -> "Run":
+        self._running = len(self.frames)
+        for kind in self.frames:
+            thread = threading.Thread(target=self._produce, args=(kind,), name=f"bfn-run-{kind}", daemon=True)
+            self._threads.append(thread)
+            thread.start()
+        return self
+
+    def _produce(self, kind: str) -> None:
+        s = self.settings
+        try:
+            states = get_sampler(s.sampler)(self._models[kind], self.labels, steps=s.steps, guidance=s.guidance, seed=s.seed)
+            for state in states:
+                if self._stop.is_set():
+                    break
+                self.frames[kind].record(state)
+                with self._changed:
+                    self._changed.notify_all()
+                if time.monotonic() - self.last_seen > IDLE_STOP_S:
+                    self._stop.set()  # nobody is watching: free the CPU
+        except Exception as e:  # noqa: BLE001 — reported to the user by the poller, never lost
+            self.error = f"{type(e).__name__}: {e}"
+            self._stop.set()
+        finally:
+            with self._changed:
+                self._running -= 1
+                if self._running == 0:
+                    self.ended = time.monotonic()
+                self._changed.notify_all()
+
+    def stop(self, wait: float = 0.0) -> None:
+        self._stop.set()
+        self.join(wait)
+
+    def join(self, timeout: float | None = None) -> None:
+        deadline = None if timeout is None else time.monotonic() + timeout
+        for thread in self._threads:
+            if thread is threading.current_thread():
+                continue
+            thread.join(None if deadline is None else max(0.0, deadline - time.monotonic()))
+
+    # ------------------------------------------------------------------ reading
+    @property
+    def latest(self) -> int:
+        """The last step recorded for every model (−1 before the first)."""
+        return min(fr.latest for fr in self.frames.values())
+
+    @property
+    def num_steps(self) -> int:
+        return self.settings.steps
+
+    @property
+    def done(self) -> bool:
+        """No producer is running any more (finished, stopped or failed)."""
+        return self.ended is not None
+
+    @property
+    def finished(self) -> bool:
+        return all(fr.finished for fr in self.frames.values())
+
+    @property
+    def stopped(self) -> bool:
+        return self._stop.is_set() and not self.finished
+
+    @property
+    def status(self) -> str:
+        if self.error:
+            return "failed"
+        if self.finished:
+            return "done"
+        if self.done or self._stop.is_set():
+            return "stopped"
+        return "running"
+
+    @property
+    def nbytes(self) -> int:
+        return sum(fr.nbytes for fr in self.frames.values())
+
+    def touch(self) -> None:
+        self.last_seen = time.monotonic()
+
+    def wait(self, after: int, timeout: float) -> int:
+        """Block until a step newer than `after` is recorded for every model, the run ends, or `timeout` passes."""
+        deadline = time.monotonic() + timeout
+        with self._changed:
+            while self.latest <= after and not self.done:
+                remaining = deadline - time.monotonic()
+                if remaining <= 0:
+                    break
+                self._changed.wait(remaining)
+        self.touch()
+        return self.latest
+
+
+@dataclass
+class Session:
+    run: Run | None = None
+    pixels: list[tuple[int, int, int]] = field(default_factory=lambda: [(0, 14, 14)])
+    image: int = 0  # the image shown in the pixel heatmap
+    step: int = 0  # the step on show
+    last_used: float = field(default_factory=time.monotonic)
+
+    def add_pixel(self, pixel: tuple[int, int, int]) -> None:
+        """Toggle a pixel: choosing one again removes it; the oldest goes when there are too many."""
+        if pixel in self.pixels:
+            self.pixels.remove(pixel)
+        else:
+            self.pixels.append(pixel)
+            del self.pixels[:-MAX_PIXELS]
+        self.image = pixel[0]
+
+
+class SessionStore:
+    """Session id → `Session`, with the memory of all kept runs bounded by `max_bytes` (LRU, finished runs)."""
+
+    def __init__(self, max_bytes: int = 1 << 30, max_sessions: int = 10_000):
+        self.max_bytes = max_bytes
+        self.max_sessions = max_sessions
+        self._sessions: OrderedDict[str, Session] = OrderedDict()
+        self._lock = threading.Lock()
+
+    def get(self, session_id: str) -> Session:
+        with self._lock:
+            session = self._sessions.get(session_id)
+            if session is None:
+                session = self._sessions[session_id] = Session()
+            self._sessions.move_to_end(session_id)
+            session.last_used = time.monotonic()
+            while len(self._sessions) > self.max_sessions:
+                _, old = self._sessions.popitem(last=False)
+                if old.run is not None:
+                    old.run.stop()
+            return session
+
+    def start_run(self, session_id: str, settings: RunSettings, models: Mapping[str, BFNModel]) -> Run:
+        """Replace the session's run with a new one (stopping the old) and start it."""
+        session = self.get(session_id)
+        if session.run is not None:
+            session.run.stop()
+        run = Run(settings, models)
+        with self._lock:
+            session.run = run
+            session.step = 0
+            session.pixels = [p for p in session.pixels if p[0] < len(run.labels)] or [(0, 14, 14)]
+            session.image = min(session.image, len(run.labels) - 1)
+            self._evict(keep=session_id)
+        return run.start()
+
+    def drop(self, session_id: str) -> None:
+        with self._lock:
+            session = self._sessions.pop(session_id, None)
+        if session is not None and session.run is not None:
+            session.run.stop()
+
+    @property
+    def nbytes(self) -> int:
+        with self._lock:
+            return sum(s.run.nbytes for s in self._sessions.values() if s.run is not None)
+
+    def _evict(self, keep: str) -> None:
+        """Drop least recently used finished runs until the total fits (called with the lock held)."""
+        total = sum(s.run.nbytes for s in self._sessions.values() if s.run is not None)
+        for sid, session in list(self._sessions.items()):
+            if total <= self.max_bytes:
+                break
+            if sid != keep and session.run is not None and session.run.done:
+                total -= session.run.nbytes
+                session.run = None
