@@ -71,12 +71,15 @@ def discrete_time_loss(
     distribution centred on e_k, weighted by p_O(k). One value per image.
     """
     k = x_onehot.shape[-1]
+    alpha = torch.as_tensor(alpha, device=x_onehot.device, dtype=x_onehot.dtype)
     y = sender_sample(x_onehot, alpha, generator)
-    var = alpha * k
+    # A per-image α (B, 1, …, 1) needs one more axis to line up with the candidate-class axis below.
+    alpha_c = alpha.unsqueeze(-1)
+    var = alpha_c * k
     classes = torch.eye(k, device=x_onehot.device, dtype=x_onehot.dtype)
     # ln N(y | α(K e_c − 1), αK) for every candidate class c: shape (..., K_c)
-    centred = y.unsqueeze(-2) - alpha * (k * classes - 1)
-    log_normals = (-0.5 * centred.pow(2) / var - 0.5 * math.log(2 * math.pi) - 0.5 * torch.log(torch.as_tensor(var))).sum(-1)
+    centred = y.unsqueeze(-2) - alpha_c * (k * classes - 1)
+    log_normals = (-0.5 * centred.pow(2) / var - 0.5 * math.log(2 * math.pi) - 0.5 * torch.log(var)).sum(-1)
     log_sender = (log_normals * x_onehot).sum(-1)
     log_receiver = torch.logsumexp(log_normals + torch.log(probs.clamp_min(1e-30)), dim=-1)
     return n * (log_sender - log_receiver).flatten(1).sum(1)
@@ -145,7 +148,7 @@ class DiscreteFlow:
     def discrete_time_loss(self, x: Tensor, output: Tensor, i: Tensor, n: int, generator: torch.Generator | None = None) -> Tensor:
         """L^n with the output distribution computed at t_{i−1}; `i` holds each image's step index (1..n)."""
         alpha = self.beta1 * (2 * i.float() - 1) / n**2
-        alpha = alpha.reshape(-1, *([1] * (x.dim() + 1)))
+        alpha = alpha.reshape(-1, *([1] * x.dim()))  # (B, 1, …, 1): the rank of the one-hot data
         return discrete_time_loss(self.one_hot(x), output, alpha, n, generator)
 
     def reconstruction_loss(self, x: Tensor, output: Tensor) -> Tensor:

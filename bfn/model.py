@@ -8,6 +8,7 @@ checkpoint that does not match the architecture, or a pickle file, is refused ra
 
 from __future__ import annotations
 
+import dataclasses
 import os
 from pathlib import Path
 
@@ -44,6 +45,9 @@ class BFNModel(
         unet.setdefault("in_channels", self.flow.channels_per_dim)
         unet.setdefault("out_channels", self.flow.channels_per_dim)
         self.net = UNet(UNetConfig.from_dict(unet))
+        # The mixin would save only the arguments as passed ("flow": null for defaults); record every
+        # hyperparameter instead, so a saved config.json keeps its meaning if a default changes later.
+        self._hub_mixin_config = {"kind": kind, "flow": dataclasses.asdict(self.flow), "unet": self.net.config.to_dict()}
 
     @property
     def num_labels(self) -> int:

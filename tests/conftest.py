@@ -1,0 +1,48 @@
+"""Shared test setup: one CPU thread (the machine is shared with training) and tiny random models."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+
+from bfn.flow import KINDS
+from bfn.model import BFNModel
+
+torch.set_num_threads(1)
+
+TINY_UNET = {"channels": [8, 16], "groups": 2}
+TINY_FLOW = {"discrete": {"beta1": 3.0}, "continuous": {"sigma1": 0.02}}
+
+
+def make_tiny_model(kind: str, seed: int = 0) -> BFNModel:
+    """A randomly initialised tiny model whose output depends on θ, t and the label.
+
+    The U-Net zero-initialises its last layer so that training starts at the prior; left that way every
+    output would be the same for every label and the guidance and round-trip tests could not fail, so the
+    last layer gets random weights here. Two GroupNorm groups keep four channels per group as in the default
+    configuration: with one channel per group the constant prior input makes GroupNorm divide rounding noise
+    by √eps, and outputs would then depend on the order of floating-point sums (e.g. the memory format).
+    """
+    torch.manual_seed(seed)
+    model = BFNModel(kind, flow=TINY_FLOW[kind], unet=TINY_UNET)
+    head = model.net.head[-1]
+    with torch.no_grad():
+        head.weight.normal_(0, 0.3)
+        head.bias.normal_(0, 0.1)
+    return model.eval().requires_grad_(False)
+
+
+@pytest.fixture(scope="session")
+def discrete_model() -> BFNModel:
+    return make_tiny_model("discrete")
+
+
+@pytest.fixture(scope="session")
+def continuous_model() -> BFNModel:
+    return make_tiny_model("continuous")
+
+
+@pytest.fixture(params=KINDS)
+def model(request: pytest.FixtureRequest, discrete_model: BFNModel, continuous_model: BFNModel) -> BFNModel:
+    """Each kind of tiny model in turn."""
+    return discrete_model if request.param == "discrete" else continuous_model
