@@ -30,7 +30,8 @@ MAX_PIXELS = 8
 
 
 def run_bytes(steps: int, images: int, models: int) -> int:
-    """Bytes a run's frames take once complete (float16 θ and output; the small per-step extras included)."""
+    """An upper bound on the bytes of a run's frames once complete: float16 θ and output per step and image,
+    plus the small per-step extras (t, statistics, ρ) and the final sample."""
     per_model = (steps + 1) * images * 28 * 28 * 2 * 2 + (steps + 1) * (4 + 8 + 4 * images) + images * 28 * 28 * 2
     return per_model * models
 

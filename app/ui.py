@@ -252,13 +252,13 @@ class Studio:
 
     def scrub(self, step, request: gr.Request):
         """Show every view at `step` (clamped to the steps recorded so far)."""
+        try:
+            step = parse_int("step", step, 0, MAX_STEPS)
+        except ValueError as e:
+            raise gr.Error(str(e), title="Invalid input") from None
         session, run = self._session_run(request)
         if run is None or run.latest < 0:
             return self._nothing("Press **Generate** first: there is no run to scrub through yet.")
-        try:
-            step = parse_int("step", step, 0, run.num_steps)
-        except ValueError as e:
-            raise gr.Error(str(e), title="Invalid input") from None
         run.touch()
         latest = run.latest
         run.follow_live = step >= latest  # dragging to the newest step follows the live run again

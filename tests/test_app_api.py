@@ -1,0 +1,182 @@
+"""The app through its public API: `gradio_client` against a server launched here on 127.0.0.1."""
+
+from __future__ import annotations
+
+import json
+import os
+import socket
+import subprocess
+import sys
+import time
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+import numpy as np
+import pytest
+from PIL import Image
+
+os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")
+
+from gradio_client import Client  # noqa: E402
+from gradio_client.exceptions import AppError  # noqa: E402
+
+from app.models import load_models  # noqa: E402
+from app.ui import Studio  # noqa: E402
+
+ROOT = Path(__file__).resolve().parent.parent
+ENDPOINTS = {"/generate", "/stop", "/scrub", "/play", "/add_pixel", "/clear_pixels", "/export_gif", "/export_png"}
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@pytest.fixture(scope="session")
+def weights_dir(tmp_path_factory, discrete_model, continuous_model) -> Path:
+    """Tiny random models in the layout the app ships: weights/discrete, weights/continuous."""
+    folder = tmp_path_factory.mktemp("weights")
+    discrete_model.save_pretrained(folder / "discrete")
+    continuous_model.save_pretrained(folder / "continuous")
+    return folder
+
+
+@pytest.fixture(scope="module")
+def server(weights_dir):
+    bank = load_models([str(weights_dir)])
+    studio = Studio(bank, stream_interval=0.05, plot_interval=0.2)
+    demo = studio.build()
+    port = free_port()
+    demo.launch(server_name="127.0.0.1", server_port=port, prevent_thread_lock=True, quiet=True, ssr_mode=False)
+    try:
+        yield f"http://127.0.0.1:{port}/", studio
+    finally:
+        demo.close()
+
+
+@pytest.fixture
+def client(server) -> Client:
+    return Client(server[0], verbose=False, download_files=False)
+
+
+def generate(client: Client, model="discrete", digits="all", digit=0, guidance=2.0, steps=20, seed=0, sampler="bfn"):
+    return client.submit(model, digits, digit, guidance, steps, seed, sampler, api_name="/generate")
+
+
+def grey(file_data) -> np.ndarray:
+    return np.asarray(Image.open(file_data["path"]).convert("L"))
+
+
+def test_endpoints_have_stable_names(client):
+    assert ENDPOINTS <= set(client.view_api(print_info=False, return_format="dict")["named_endpoints"])
+
+
+def test_a_streamed_generation_yields_several_updates_and_a_final_result(client):
+    job = generate(client, model="both", steps=300)
+    updates = list(job)
+    assert len(updates) >= 3
+    final = job.result()
+    status, d_theta, d_out, c_theta, c_out, slider, heatmap, traj, summary = final
+    assert "Done" in status and "step 300 of 300" in status
+    assert slider["value"] == 300 and slider["maximum"] == 300
+    for image in (d_theta, d_out, c_theta, c_out):
+        assert grey(image).shape == (62, 152)
+    for plot in (heatmap, traj, summary):
+        assert plot["type"] == "plotly" and json.loads(plot["plot"])["data"]
+    steps_seen = [u[5]["value"] for u in updates if isinstance(u[5], dict) and "value" in u[5]]
+    assert steps_seen == sorted(steps_seen) and steps_seen[-1] == 300  # live, in order, always ending on the final step
+
+
+BAD_INPUTS = [
+    ({"steps": 0}, "steps must be from 1 to 1000"),
+    ({"steps": 5000}, "steps must be from 1 to 1000"),
+    ({"steps": 2.5}, "steps must be a whole number"),
+    ({"steps": "many"}, "steps must be a number"),
+    ({"guidance": "abc"}, "guidance must be a number"),
+    ({"guidance": -1}, "guidance must be from 0 to 10"),
+    ({"guidance": None}, "guidance must be a number"),
+    ({"model": "gan"}, "model must be one of"),
+    ({"digits": "one", "digit": 12}, "digit must be from 0 to 9"),
+    ({"seed": -5}, "seed must be from 0 to"),
+    ({"seed": [1, 2]}, "seed must be a number"),
+    ({"sampler": "nope"}, "sampler must be one of"),
+]
+
+
+def test_bad_inputs_get_clear_errors_and_the_app_keeps_serving(client):
+    for change, message in BAD_INPUTS:
+        with pytest.raises(AppError, match=message):
+            generate(client, **change).result()
+    with pytest.raises(AppError, match=r"step must be"):
+        client.predict(-3, api_name="/scrub")
+    with pytest.raises(AppError, match=r"step must be a number"):
+        client.predict("last", api_name="/scrub")
+    assert "Done" in generate(client, steps=3).result()[0]
+
+
+def test_four_concurrent_clients_get_their_own_runs(server):
+    """Seeds 0, 1, 2, 0 at once: distinct seeds give distinct digits, the repeated seed the same ones."""
+    url, studio = server
+    clients = [Client(url, verbose=False, download_files=False) for _ in range(4)]
+    seeds = [0, 1, 2, 0]
+
+    def run(k):
+        return generate(clients[k], steps=150, seed=seeds[k]).result()
+
+    with ThreadPoolExecutor(4) as pool:
+        results = list(pool.map(run, range(4)))
+    assert all("Done" in r[0] for r in results), [r[0] for r in results]
+    finals = [grey(r[2]) for r in results]  # the final output distribution of each run
+    assert not np.array_equal(finals[0], finals[1]) and not np.array_equal(finals[1], finals[2])
+    assert np.array_equal(finals[0], finals[3])
+    # each client's session keeps its own run: scrubbing shows that client's seed
+    scrubbed = [grey(clients[k].predict(150, api_name="/scrub")[2]) for k in range(4)]
+    for k in range(4):
+        assert np.array_equal(scrubbed[k], finals[k])
+
+
+def test_scrub_pixels_play_and_exports(client):
+    final = generate(client, model="both", steps=40).result()
+    status, d_theta, *_ = client.predict(5, api_name="/scrub")
+    assert "step 5 of 40" in status and not np.array_equal(grey(d_theta), grey(final[1]))
+    heatmap, traj = client.predict(3, 10, 11, api_name="/add_pixel")
+    names = [t.get("name", "") for t in json.loads(traj["plot"])["data"]]
+    assert any("image 3, row 10, col 11" in n for n in names)
+    with pytest.raises(AppError, match="row must be from 0 to 27"):
+        client.predict(3, 40, 11, api_name="/add_pixel")
+    _, traj = client.predict(api_name="/clear_pixels")
+    assert json.loads(traj["plot"])["data"] == []
+    played = client.submit(api_name="/play")
+    frames = list(played)
+    assert len(frames) >= 2 and "step 40 of 40" in played.result()[0]
+    gif = Image.open(client.predict(api_name="/export_gif"))
+    assert gif.format == "GIF" and gif.n_frames == 41
+    png = Image.open(client.predict(api_name="/export_png"))
+    assert png.format == "PNG"
+
+
+def test_stop_ends_a_running_generation(client):
+    job = generate(client, model="both", steps=1000)
+    for _ in job:
+        break  # the first frame is out: the run is under way
+    status = client.predict(api_name="/stop")[0]
+    assert "Stopped" in status
+    deadline = time.monotonic() + 20
+    while not job.done() and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert job.done()
+
+
+def test_cli_reports_missing_weights_in_one_line(tmp_path):
+    env = dict(os.environ, PYTHONPATH=str(ROOT), GRADIO_ANALYTICS_ENABLED="False")
+    proc = subprocess.run(
+        [sys.executable, "-m", "app", "--weights", str(tmp_path / "nothing"), "--port", str(free_port())],
+        cwd=ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert proc.returncode == 1
+    assert "error: cannot load a BFN model" in proc.stderr and "Traceback" not in proc.stderr
