@@ -112,6 +112,58 @@ def _state(flow: Flow, step: int, n: int, t: float, theta: Theta, output: Tensor
     )
 
 
+Update = Callable[[int, Theta, Tensor], Theta]
+"""One step of a sampler: (i, θ_{i−1}, output distribution at t_{i−1}) → θ_i, for i = 1 … n."""
+
+
+def uniform_times(steps: int) -> list[float]:
+    """t_i = i/n: the original sampler's time grid."""
+    return [i / steps for i in range(steps + 1)]
+
+
+def run_sampler(
+    model: BFNModel,
+    labels: Sequence[int | None] | Tensor,
+    *,
+    steps: int,
+    guidance: float,
+    seed: int,
+    make_update: Callable[[Flow, Sequence[float], torch.Generator], Update],
+    times: Callable[[Flow, int], Sequence[float]] | None = None,
+) -> Iterator[StepState]:
+    """The loop every sampler shares; a sampler differs only in its update rule (and maybe its time grid).
+
+    For i = 1 … n: compute the output distribution at t_{i−1}, yield the state, and let the update turn
+    θ_{i−1} into θ_i. Finally yield the output distribution at t_n = 1 together with a sample drawn from
+    it. That is n + 1 states and n + 1 network evaluations. `make_update(flow, times, generator)` is called
+    once per run, so an update may keep history (multistep solvers); `times(flow, n)` gives t_0 = 0 < … <
+    t_n = 1 (default: uniform).
+    """
+    validate_run(steps, guidance, seed)
+    label_idx = resolve_labels(labels, model.num_labels)
+    device = next(model.parameters()).device
+    label_idx = label_idx.to(device)
+    generator = torch.Generator(device=device).manual_seed(seed)
+    flow = model.flow
+    grid = list(times(flow, steps)) if times is not None else uniform_times(steps)
+    if len(grid) != steps + 1 or grid[0] != 0 or grid[-1] != 1 or any(b <= a for a, b in zip(grid, grid[1:])):
+        raise ValueError(f"a sampler's time grid must rise from 0 to 1 in {steps} steps, got {grid}")
+    update = make_update(flow, grid, generator)
+    theta = flow.prior((label_idx.shape[0], *IMAGE_SHAPE), device)
+
+    def predict(t: float) -> Tensor:
+        raw = guided_network_output(model, flow.network_input(theta), t, label_idx, guidance)
+        return flow.output(raw, theta, torch.full((label_idx.shape[0],), t, device=device))
+
+    for i in range(1, steps + 1):
+        t = grid[i - 1]
+        output = predict(t)
+        yield _state(flow, i - 1, steps, t, theta, output)
+        theta = update(i, theta, output)
+    output = predict(1.0)
+    yield _state(flow, steps, steps, 1.0, theta, output, flow.final_sample(output, generator))
+
+
 @torch.inference_mode()
 def bfn_sampler(
     model: BFNModel,
@@ -127,25 +179,11 @@ def bfn_sampler(
     from the receiver distribution with accuracy α_i and update θ. Finally yield the output distribution at
     t = 1 together with a sample drawn from it. That is n + 1 states and n + 1 network evaluations.
     """
-    validate_run(steps, guidance, seed)
-    label_idx = resolve_labels(labels, model.num_labels)
-    device = next(model.parameters()).device
-    label_idx = label_idx.to(device)
-    generator = torch.Generator(device=device).manual_seed(seed)
-    flow = model.flow
-    theta = flow.prior((label_idx.shape[0], *IMAGE_SHAPE), device)
 
-    def predict(t: float) -> Tensor:
-        raw = guided_network_output(model, flow.network_input(theta), t, label_idx, guidance)
-        return flow.output(raw, theta, torch.full((label_idx.shape[0],), t, device=device))
+    def ancestral(flow: Flow, times: Sequence[float], generator: torch.Generator) -> Update:
+        return lambda i, theta, output: flow.sample_step(theta, output, flow.step_accuracy(i, steps), generator)
 
-    for i in range(1, steps + 1):
-        t = (i - 1) / steps
-        output = predict(t)
-        yield _state(flow, i - 1, steps, t, theta, output)
-        theta = flow.sample_step(theta, output, flow.step_accuracy(i, steps), generator)
-    output = predict(1.0)
-    yield _state(flow, steps, steps, 1.0, theta, output, flow.final_sample(output, generator))
+    yield from run_sampler(model, labels, steps=steps, guidance=guidance, seed=seed, make_update=ancestral)
 
 
 Sampler = Callable[..., Iterator[StepState]]
