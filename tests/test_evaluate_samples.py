@@ -1,0 +1,65 @@
+"""`python -m training evaluate-samples` end to end on a tiny model, a tiny classifier and a tiny fixture."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+import torch
+
+from bfn.classifier import DigitClassifier
+from bfn.model import BFNModel
+from tests.mnist_fixture import write_mnist
+from training.__main__ import main
+from training.data import Split, load_mnist
+from training.evaluate_samples import balanced_subset, render_table
+
+torch.set_num_threads(1)
+
+
+@pytest.fixture(scope="module")
+def setup(tmp_path_factory):
+    root = tmp_path_factory.mktemp("eval")
+    mnist = write_mnist(root / "data", train=200, test=60)
+    torch.manual_seed(0)
+    model = BFNModel("discrete", {"beta1": 3.0}, {"channels": [8, 16], "groups": 4, "attention": False})
+    model.save_pretrained(root / "model")
+    DigitClassifier().eval().save_pretrained(root / "classifier")
+    return root, mnist
+
+
+def test_one_json_line_per_setting_and_a_card_table(setup, capsys):
+    root, mnist = setup
+    argv = ["evaluate-samples", "--model", str(root / "model"), "--classifier", str(root / "classifier"),
+            "--data-dir", str(mnist), "--sampler", "bfn", "solver", "--guidance", "0", "2", "--steps", "2",
+            "--per-class", "3", "--batch-size", "16", "--record"]
+    assert main(argv) == 0
+    lines = [json.loads(l) for l in capsys.readouterr().out.strip().splitlines()]
+    assert [(l["sampler"], l["guidance"], l["steps"]) for l in lines] == [("bfn", 0, 2), ("bfn", 2, 2), ("solver", 0, 2), ("solver", 2, 2)]
+    for line in lines:
+        assert line["samples"] == 30 and len(line["accuracy_per_class"]) == 10
+        assert 0 <= line["accuracy"] <= 1 and line["frechet"] >= 0 and line["frechet_floor"] >= 0
+        assert line["diversity"] >= 0 and line["diversity_real"] > 0
+        assert line["command"].startswith("python -m training evaluate-samples --model")
+    table = (root / "model" / "sample_quality.md").read_text()
+    assert table.count("\n| ") == 5 and "| solver | 2 | 2 |" in table
+    assert len((root / "model" / "sample_quality.jsonl").read_text().splitlines()) == 4
+
+
+def test_unknown_sampler_is_an_error(setup, capsys):
+    root, mnist = setup
+    assert main(["evaluate-samples", "--model", str(root / "model"), "--data-dir", str(mnist), "--sampler", "magic"]) == 1
+    assert "unknown sampler" in capsys.readouterr().err
+
+
+def test_balanced_subset_has_per_class_images_of_each_digit(setup):
+    _, mnist = setup
+    sub = balanced_subset(Split(*load_mnist(mnist, train=True)), 4)
+    assert torch.equal(torch.bincount(sub.labels, minlength=10), torch.full((10,), 4))
+
+
+def test_table_lists_the_original_sampler_first():
+    rows = [{"sampler": s, "steps": n, "guidance": 1.0, "accuracy": 0.9, "frechet": 1.0, "frechet_floor": 0.5, "diversity": 2.0,
+             "diversity_real": 2.5, "seconds": 1.0, "samples": 10, "per_class": 1, "command": "c"} for s, n in (("solver", 20), ("bfn", 1000))]
+    table = render_table(rows)
+    assert table.index("| bfn | 1000 |") < table.index("| solver | 20 |")
