@@ -135,7 +135,8 @@ def run_sampler(
 
     For i = 1 … n: compute the output distribution at t_{i−1}, yield the state, and let the update turn
     θ_{i−1} into θ_i. Finally yield the output distribution at t_n = 1 together with a sample drawn from
-    it. That is n + 1 states and n + 1 network evaluations. `make_update(flow, times, generator)` is called
+    it. That is n + 1 states and n + 1 network evaluations (n for the continuous flow, whose output at t = 0
+    does not depend on the network). `make_update(flow, times, generator)` is called
     once per run, so an update may keep history (multistep solvers); `times(flow, n)` gives t_0 = 0 < … <
     t_n = 1 (default: uniform).
     """
@@ -152,7 +153,12 @@ def run_sampler(
     theta = flow.prior((label_idx.shape[0], *IMAGE_SHAPE), device)
 
     def predict(t: float) -> Tensor:
-        raw = guided_network_output(model, flow.network_input(theta), t, label_idx, guidance)
+        net_input = flow.network_input(theta)
+        if t < getattr(flow, "t_min", 0.0):
+            # the continuous flow's x̂ is 0 before t_min whatever the network says (eq. 84): skip the pass
+            raw = torch.zeros((label_idx.shape[0], *net_input.shape[1:]), device=device)
+        else:
+            raw = guided_network_output(model, net_input, t, label_idx, guidance)
         return flow.output(raw, theta, torch.full((label_idx.shape[0],), t, device=device))
 
     for i in range(1, steps + 1):
