@@ -2,10 +2,8 @@
 
 from __future__ import annotations
 
-import gzip
 import json
 import os
-import struct
 import subprocess
 import sys
 from dataclasses import replace
@@ -16,6 +14,7 @@ import pytest
 import torch
 
 from bfn.model import BFNModel
+from tests.mnist_fixture import write_idx, write_mnist
 from training.checkpoint import load_checkpoint, save_checkpoint
 from training.data import Split, load_mnist, read_idx, to_model_data
 from training.evaluate import evaluate_nll
@@ -26,35 +25,10 @@ ROOT = Path(__file__).resolve().parent.parent
 TINY_UNET = {"channels": [8, 16], "groups": 4}
 
 
-def write_idx(path: Path, array: np.ndarray, gz: bool) -> None:
-    header = struct.pack(">HBB", 0, 0x08, array.ndim) + struct.pack(f">{array.ndim}I", *array.shape)
-    data = header + array.astype(np.uint8).tobytes()
-    (gzip.open if gz else open)(path, "wb").write(data)
-
-
-def synthetic_digits(n: int, seed: int) -> tuple[np.ndarray, np.ndarray]:
-    """Blocky fake digits: class c lights a bar whose position depends on c, so labels carry information."""
-    rng = np.random.default_rng(seed)
-    labels = rng.integers(0, 10, n)
-    images = np.zeros((n, 28, 28), dtype=np.uint8)
-    for k, c in enumerate(labels):
-        images[k, 4 + 2 * c : 8 + 2 * c, 6:22] = 255
-        images[k] |= (rng.random((28, 28)) < 0.02).astype(np.uint8) * 128
-    return images, labels
-
-
 @pytest.fixture(scope="module")
 def mnist_dir(tmp_path_factory) -> Path:
-    """A folder in torchvision's MNIST/raw layout with 200 train and 60 test synthetic images."""
-    root = tmp_path_factory.mktemp("mnist")
-    raw = root / "MNIST" / "raw"
-    raw.mkdir(parents=True)
-    for prefix, n, gz in (("train", 200, True), ("t10k", 60, False)):
-        images, labels = synthetic_digits(n, seed=len(prefix))
-        suffix = ".gz" if gz else ""
-        write_idx(raw / f"{prefix}-images-idx3-ubyte{suffix}", images, gz)
-        write_idx(raw / f"{prefix}-labels-idx1-ubyte{suffix}", labels, gz)
-    return root
+    """A folder in torchvision's MNIST/raw layout (gzipped, as published) with 200 train and 60 test images."""
+    return write_mnist(tmp_path_factory.mktemp("mnist"), train=200, test=60, gz=True)
 
 
 def tiny_data(mnist_dir: Path) -> tuple[Split, Split]:
@@ -79,7 +53,7 @@ def test_idx_reader_roundtrip_and_truncation(tmp_path):
     array = np.arange(2 * 3 * 4, dtype=np.uint8).reshape(2, 3, 4)
     for gz in (True, False):
         path = tmp_path / f"a{'.gz' if gz else ''}"
-        write_idx(path, array, gz)
+        write_idx(path, array)
         np.testing.assert_array_equal(read_idx(path), array)
     raw = (tmp_path / "a").read_bytes()
     (tmp_path / "cut").write_bytes(raw[:-5])
