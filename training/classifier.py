@@ -55,7 +55,7 @@ probs = classifier.probabilities(images)  # images (B, 28, 28) in [0, 1]
 
 @dataclass
 class ClassifierConfig:
-    epochs: int = 3
+    epochs: int = 4
     batch_size: int = 128
     lr: float = 3e-3
     weight_decay: float = 1e-4
