@@ -1,0 +1,127 @@
+"""`python -m bfn.bench`: how fast is sampling? ms per step and total time for 10 digits × N steps.
+
+For each shipped model (weights/discrete, weights/continuous; an untrained model of the same architecture
+stands in for a missing one, flagged `untrained`) and for a reference network the size of the official
+MNIST BFN U-Net (Graves et al.'s: ~25M parameters, 128 base channels, multipliers 1-2-2, 2 residual
+blocks, attention at 7×7; here our own U-Net at that size), on CPU with 1 and 2 threads and on the GPU
+when there is one, it prints one JSON line per measurement, then the reference ÷ shipped ratio per setting.
+
+Timings include everything a caller of `bfn.sampling.sample` pays (network passes, guidance, the Bayesian
+updates, the per-step state). The big reference is slow on a CPU, so it is timed on `--reference-steps`
+steps and its total is extrapolated to N (marked `extrapolated`). Figures are for reporting, not tests.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import platform
+import time
+
+import torch
+
+from bfn.model import BFNModel
+from bfn.sampling import SAMPLERS, sample
+
+REFERENCE_UNET = {"channels": [128, 256, 256], "patch": 1, "res_blocks": 2, "attention": True, "groups": 32}
+KINDS = ("discrete", "continuous")
+
+
+def shipped_model(kind: str, device: str) -> tuple[BFNModel, bool]:
+    """The shipped model of `kind`, or an untrained one of the default architecture if none is shipped."""
+    from bfn.hub import ModelLoadError, load_model
+
+    try:
+        return load_model(kind=kind, device=device), True
+    except ModelLoadError:
+        return BFNModel(kind).eval().requires_grad_(False).to(device), False
+
+
+def reference_model(kind: str, device: str, channels_last: bool) -> BFNModel:
+    model = BFNModel(kind, unet=REFERENCE_UNET).eval().requires_grad_(False).to(device)
+    return model.to(memory_format=torch.channels_last) if channels_last else model
+
+
+def _sync(device: str) -> None:
+    if device.startswith("cuda"):
+        torch.cuda.synchronize()
+
+
+def time_sampling(model: BFNModel, sampler: str, steps: int, guidance: float, device: str, repeats: int = 1) -> float:
+    """Best-of-`repeats` seconds for one run of 10 digits × `steps` (after a short warm-up run)."""
+    labels = list(range(10))
+    sample(model, labels, sampler=sampler, steps=2, guidance=guidance, seed=0)
+    best = float("inf")
+    for r in range(repeats):
+        _sync(device)
+        start = time.perf_counter()
+        sample(model, labels, sampler=sampler, steps=steps, guidance=guidance, seed=r)
+        _sync(device)
+        best = min(best, time.perf_counter() - start)
+    return best
+
+
+def measure(name: str, model: BFNModel, sampler: str, steps: int, timed_steps: int, guidance: float, device: str,
+            threads: int | None, repeats: int, **extra) -> dict:
+    seconds = time_sampling(model, sampler, timed_steps, guidance, device, repeats)
+    per_step = seconds / (timed_steps + 1)  # n steps = n + 1 network evaluations and states
+    return {
+        "model": name, "kind": model.kind, "params_M": round(sum(p.numel() for p in model.parameters()) / 1e6, 2),
+        "device": device, "threads": threads, "sampler": sampler, "steps": steps, "guidance": guidance,
+        "ms_per_step": round(per_step * 1000, 2), "total_s": round(per_step * (steps + 1), 3),
+        "timed_steps": timed_steps, "extrapolated": timed_steps != steps, **extra,
+    }
+
+
+def main(argv: list[str] | None = None) -> int:
+    p = argparse.ArgumentParser(prog="python -m bfn.bench", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--steps", type=int, default=100, help="N, the steps of one sampling run")
+    p.add_argument("--guidance", type=float, default=2.0, help="guidance weight (≠ 0, 1: two network halves per step)")
+    p.add_argument("--sampler", nargs="+", default=["bfn"], help=f"sampler(s) to time: {', '.join(sorted(SAMPLERS))}")
+    p.add_argument("--threads", type=int, nargs="+", default=[1, 2], help="CPU thread counts to try")
+    p.add_argument("--kinds", nargs="+", choices=KINDS, default=list(KINDS), help="shipped models to time")
+    p.add_argument("--reference-steps", type=int, default=5, help="steps actually timed for the 25M reference (0: skip it)")
+    p.add_argument("--repeats", type=int, default=3, help="runs per shipped-model measurement (the best counts)")
+    p.add_argument("--no-gpu", action="store_true", help="skip the GPU even if there is one")
+    p.add_argument("--layouts", action="store_true", help="also time the shipped models in the default (NCHW) memory layout")
+    args = p.parse_args(argv)
+    for name in args.sampler:
+        if name not in SAMPLERS:
+            p.error(f"unknown sampler {name!r}; choose from {sorted(SAMPLERS)}")
+
+    settings = [("cpu", t) for t in args.threads]
+    if torch.cuda.is_available() and not args.no_gpu:
+        settings.append(("cuda", None))
+    print(json.dumps({"torch": torch.__version__, "cpu": platform.processor() or platform.machine(),
+                      "gpu": torch.cuda.get_device_name(0) if torch.cuda.is_available() else None}), flush=True)
+    ratios = []
+    for device, threads in settings:
+        if threads is not None:
+            torch.set_num_threads(threads)
+        for kind in args.kinds:
+            model, trained = shipped_model(kind, device)
+            for sampler in args.sampler:
+                small = measure(f"weights/{kind}", model, sampler, args.steps, args.steps, args.guidance, device, threads,
+                                args.repeats, layout="channels_last" if device == "cpu" else "default",
+                                **({} if trained else {"untrained": True}))
+                print(json.dumps(small), flush=True)
+                if args.layouts and device == "cpu":
+                    plain = model.to(memory_format=torch.contiguous_format)
+                    print(json.dumps(measure(f"weights/{kind}", plain, sampler, args.steps, args.steps, args.guidance, device,
+                                             threads, args.repeats, layout="nchw")), flush=True)
+                    model = model.to(memory_format=torch.channels_last)
+                if args.reference_steps and sampler == args.sampler[0]:
+                    ref = reference_model(kind, device, channels_last=device == "cpu")
+                    big = measure("reference-25M", ref, sampler, args.steps, min(args.reference_steps, args.steps),
+                                  args.guidance, device, threads, 1, layout="channels_last" if device == "cpu" else "default")
+                    print(json.dumps(big), flush=True)
+                    ratios.append({"ratio": f"reference ÷ weights/{kind}", "device": device, "threads": threads,
+                                   "ms_per_step": round(big["ms_per_step"] / small["ms_per_step"], 1)})
+                    del ref
+    for r in ratios:
+        print(json.dumps(r))
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
