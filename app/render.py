@@ -246,7 +246,9 @@ def pixel_heatmap(
         _axis(layout, "x", k, range=[-0.5, 27.5], constrain="domain", showgrid=False, zeroline=False)
         _axis(layout, "y", k, range=[27.5, -0.5], scaleanchor=f"x{sx}", constrain="domain", showgrid=False, zeroline=False)
     title = f"{image_label(labels, image)} at step {_clamp(step, first)}"
-    return _figure(data, layout, 360, title)
+    fig = _figure(data, layout, 360, title)
+    fig["layout"]["width"] = 120 + 330 * len(kinds)  # square pixels: a fixed size keeps each colour bar beside its map
+    return fig
 
 
 def trajectories(frames_by_kind: Mapping[str, Frames], step: int, pixels: Sequence[Pixel]) -> Figure:

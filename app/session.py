@@ -92,11 +92,15 @@ class Run:
         self.join(wait)
 
     def join(self, timeout: float | None = None) -> None:
+        """Wait for the producers to end; whoever waits counts as watching (the idle stop does not fire)."""
         deadline = None if timeout is None else time.monotonic() + timeout
         for thread in self._threads:
-            if thread is threading.current_thread():
-                continue
-            thread.join(None if deadline is None else max(0.0, deadline - time.monotonic()))
+            while thread.is_alive() and thread is not threading.current_thread():
+                left = 1.0 if deadline is None else min(1.0, deadline - time.monotonic())
+                if left <= 0:
+                    return
+                self.touch()
+                thread.join(left)
 
     # ------------------------------------------------------------------ reading
     @property

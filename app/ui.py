@@ -17,6 +17,7 @@ trajectories, step summary).
 
 from __future__ import annotations
 
+import atexit
 import math
 import re
 import shutil
@@ -91,6 +92,8 @@ CSS = """
 .pixelated img { image-rendering: pixelated; width: 100%; height: 100%; object-fit: contain; }
 #status { min-height: 3.2em; }
 #generate-btn { font-size: 1.05rem; }
+#dice, #play-btn { align-self: flex-end; max-height: 2.6rem; margin-bottom: 0.55rem; }
+.plot-center .js-plotly-plot { margin: 0 auto; }
 .kind-title h3 { margin: 0.1em 0 0 0; }
 .caption p { margin: 0.3em 0 -0.4em 0; font-size: 0.9em; color: var(--body-text-color-subdued); }
 footer { display: none !important; }
@@ -130,7 +133,8 @@ class Studio:
         self.stream_interval = stream_interval
         self.plot_interval = plot_interval
         self.max_concurrent = max_concurrent
-        self.export_dir = Path(tempfile.mkdtemp(prefix="bfn-studio-"))
+        self.export_dir = Path(tempfile.mkdtemp(prefix="bfn-studio-"))  # one file per session, dropped with it
+        atexit.register(shutil.rmtree, self.export_dir, ignore_errors=True)
 
     # ------------------------------------------------------------------------------------------ views
     def _status(self, run: Run, step: int, note: str = "") -> str:
@@ -423,7 +427,7 @@ class Studio:
                         play_btn = gr.Button("▶ Play", scale=1, size="sm", elem_id="play-btn")
                     with gr.Tabs():
                         with gr.Tab("Pixel heatmap", id="heatmap"):
-                            heatmap = gr.Plot(label="One image, every pixel (hover for values)", elem_id="heatmap")
+                            heatmap = gr.Plot(label="One image, every pixel (hover for values)", elem_id="heatmap", elem_classes=["plot-center"])
                         with gr.Tab("Pixel trajectories", id="trajectories"):
                             trajectories = gr.Plot(label="Chosen pixels over the steps", elem_id="trajectories")
                             with gr.Row(equal_height=True):

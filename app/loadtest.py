@@ -1,0 +1,172 @@
+"""Measure the app as users see it: `python -m app.loadtest [--weights DIR] [--sessions 4] [--threads 1]`.
+
+Starts `python -m app` on a free 127.0.0.1 port, then
+  1. runs single generations one after another (time to first frame, updates per second, total time),
+  2. runs `--sessions` generations at once from separate clients (separate sessions), distinct seeds,
+while sampling the server's resident memory (/proc/PID/status) every 20 ms. Times are taken by a
+`gradio_client` client from submitting /generate to receiving each update, i.e. what a browser waits for
+(minus drawing). Prints a table and, with --json, writes the numbers to a file.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import socket
+import statistics
+import subprocess
+import sys
+import threading
+import time
+import urllib.request
+from collections.abc import Sequence
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def _rss_mb(pid: int, field: str = "VmRSS") -> float:
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith(field + ":"):
+            return int(line.split()[1]) / 1024
+    return float("nan")
+
+
+class MemoryWatch(threading.Thread):
+    """Samples a process's resident memory until stopped; keeps the peak."""
+
+    def __init__(self, pid: int, every: float = 0.02):
+        super().__init__(daemon=True)
+        self.pid, self.every, self.peak, self._stop = pid, every, 0.0, threading.Event()
+
+    def run(self) -> None:
+        while not self._stop.is_set():
+            try:
+                self.peak = max(self.peak, _rss_mb(self.pid))
+            except OSError:
+                return
+            time.sleep(self.every)
+
+    def reset(self) -> None:
+        self.peak = 0.0
+
+    def stop(self) -> float:
+        self._stop.set()
+        self.join()
+        return self.peak
+
+
+def one_run(client, settings: Sequence) -> dict:
+    """Submit /generate and time every update as it arrives."""
+    start = time.perf_counter()
+    job = client.submit(*settings, api_name="/generate")
+    arrivals = [time.perf_counter() - start for _ in job]
+    final = job.result()
+    if "Done" not in final[0]:
+        raise RuntimeError(f"the run did not finish: {final[0]}")
+    span = arrivals[-1] - arrivals[0] if len(arrivals) > 1 else float("nan")
+    return {
+        "first_frame_s": arrivals[0],
+        "total_s": arrivals[-1],
+        "updates": len(arrivals),
+        "updates_per_s": (len(arrivals) - 1) / span if span and span > 0 else float("nan"),
+    }
+
+
+def summarise(runs: list[dict]) -> dict:
+    keys = ("first_frame_s", "updates_per_s", "total_s", "updates")
+    return {k: {"median": statistics.median(r[k] for r in runs), "max": max(r[k] for r in runs)} for k in keys}
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    p = argparse.ArgumentParser(prog="python -m app.loadtest", description=__doc__.split("\n\n")[0])
+    p.add_argument("--weights", action="append", default=None, help="as for python -m app (default: weights/)")
+    p.add_argument("--threads", type=int, default=1, help="torch threads per op in the server (default: 1)")
+    p.add_argument("--sessions", type=int, default=4, help="concurrent sessions in part 2 (default: 4)")
+    p.add_argument("--repeats", type=int, default=3, help="single runs in part 1 (default: 3)")
+    p.add_argument("--model", default="both", choices=["discrete", "continuous", "both"])
+    p.add_argument("--steps", type=int, default=100)
+    p.add_argument("--guidance", type=float, default=2.0)
+    p.add_argument("--json", type=Path, default=None, help="also write the results here")
+    args = p.parse_args(argv)
+
+    os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")
+    from gradio_client import Client
+
+    port = _free_port()
+    cmd = [sys.executable, "-m", "app", "--host", "127.0.0.1", "--port", str(port), "--threads", str(args.threads)]
+    cmd += [x for w in args.weights or [] for x in ("--weights", w)]
+    cmd += ["--max-concurrent", str(max(4, args.sessions))]
+    env = dict(os.environ, PYTHONPATH=str(ROOT) + os.pathsep + os.environ.get("PYTHONPATH", ""))
+    server = subprocess.Popen(cmd, cwd=ROOT, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    url = f"http://127.0.0.1:{port}/"
+    try:
+        deadline = time.monotonic() + 300
+        while True:
+            try:
+                urllib.request.urlopen(url, timeout=5)
+                break
+            except OSError:
+                if server.poll() is not None or time.monotonic() > deadline:
+                    raise SystemExit(f"the app did not start:\n{server.stderr.read() if server.poll() is not None else ''}")
+                time.sleep(0.5)
+        idle_mb = _rss_mb(server.pid)
+        watch = MemoryWatch(server.pid)
+        watch.start()
+        settings = lambda seed: (args.model, "all", 0, args.guidance, args.steps, seed, "bfn")  # noqa: E731
+
+        client = Client(url, verbose=False, download_files=False)
+        one_run(client, settings(99))  # warm the path once (first requests set up the queue and caches)
+        singles = [one_run(client, settings(seed)) for seed in range(args.repeats)]
+        single_peak = watch.peak
+
+        watch.reset()
+        clients = [Client(url, verbose=False, download_files=False) for _ in range(args.sessions)]
+        with ThreadPoolExecutor(args.sessions) as pool:
+            t0 = time.perf_counter()
+            concurrent = list(pool.map(lambda k: one_run(clients[k], settings(1000 + k)), range(args.sessions)))
+            wall = time.perf_counter() - t0
+        concurrent_peak = watch.stop()
+        results = {
+            "settings": {"model": args.model, "digits": "all", "steps": args.steps, "guidance": args.guidance, "threads": args.threads},
+            "cpus": os.cpu_count(),
+            "idle_rss_mb": idle_mb,
+            "single": summarise(singles),
+            "single_peak_rss_mb": single_peak,
+            "concurrent": {"sessions": args.sessions, "wall_s": wall, **summarise(concurrent)},
+            "concurrent_peak_rss_mb": concurrent_peak,
+            "server_peak_rss_mb": _rss_mb(server.pid, "VmHWM"),
+        }
+    finally:
+        server.terminate()
+        try:
+            server.wait(20)
+        except subprocess.TimeoutExpired:
+            server.kill()
+
+    s, c = results["single"], results["concurrent"]
+    print(f"settings: {results['settings']}  ({results['cpus']} CPUs)")
+    print(f"server idle RSS: {idle_mb:.0f} MB")
+    print(
+        f"1 session   : first frame {s['first_frame_s']['median'] * 1000:.0f} ms (max {s['first_frame_s']['max'] * 1000:.0f}), "
+        f"{s['updates_per_s']['median']:.1f} updates/s, run {s['total_s']['median']:.1f} s, peak RSS {single_peak:.0f} MB"
+    )
+    print(
+        f"{c['sessions']} sessions  : first frame {c['first_frame_s']['median'] * 1000:.0f} ms (max {c['first_frame_s']['max'] * 1000:.0f}), "
+        f"{c['updates_per_s']['median']:.1f} updates/s each, all done in {c['wall_s']:.1f} s, peak RSS {concurrent_peak:.0f} MB"
+    )
+    if args.json:
+        args.json.write_text(json.dumps(results, indent=2))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

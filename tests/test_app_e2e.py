@@ -1,0 +1,177 @@
+"""End to end in a real browser: `python -m app` on 127.0.0.1, driven by headless Chromium through Playwright.
+
+Uses the system Chromium (/usr/bin/chromium, installed by .ci/run; Playwright's own browser download is not
+needed). Without it the test is skipped, unless BFN_REQUIRE_BROWSER=1 (as in CI), where it fails instead.
+Screenshots go to test-artifacts/.
+"""
+
+from __future__ import annotations
+
+import os
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parent.parent
+CHROMIUM = Path(os.environ.get("BFN_CHROMIUM", "/usr/bin/chromium"))
+ARTIFACTS = ROOT / "test-artifacts"
+BROWSER_ARGS = [
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+    "--no-first-run",
+    "--disable-quic",
+]
+
+if not CHROMIUM.exists():
+    reason = f"no Chromium at {CHROMIUM} (apt-get install -y chromium; .ci/run does)"
+    if os.environ.get("BFN_REQUIRE_BROWSER") == "1":
+        pytest.fail(reason + ", and BFN_REQUIRE_BROWSER=1", pytrace=False)
+    pytest.skip(reason, allow_module_level=True)
+
+sync_playwright = pytest.importorskip("playwright.sync_api").sync_playwright
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@pytest.fixture(scope="module")
+def app_url(tmp_path_factory, discrete_model, continuous_model):
+    """`python -m app` as a user starts it, with tiny random models in weights/discrete, weights/continuous."""
+    weights = tmp_path_factory.mktemp("e2e-weights")
+    discrete_model.save_pretrained(weights / "discrete")
+    continuous_model.save_pretrained(weights / "continuous")
+    port = free_port()
+    log = open(tmp_path_factory.mktemp("e2e-log") / "server.log", "w+")
+    env = dict(os.environ, PYTHONPATH=str(ROOT), GRADIO_ANALYTICS_ENABLED="False")
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "app", "--weights", str(weights), "--host", "127.0.0.1", "--port", str(port), "--threads", "1"],
+        cwd=ROOT,
+        env=env,
+        stdout=log,
+        stderr=subprocess.STDOUT,
+    )
+    url = f"http://127.0.0.1:{port}/"
+    try:
+        deadline = time.monotonic() + 240
+        while True:
+            try:
+                urllib.request.urlopen(url, timeout=5)
+                break
+            except OSError:
+                if proc.poll() is not None or time.monotonic() > deadline:
+                    log.seek(0)
+                    pytest.fail(f"the app did not start:\n{log.read()}")
+                time.sleep(0.5)
+        yield url
+    finally:
+        proc.terminate()
+        try:
+            proc.wait(20)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+        log.close()
+
+
+def image_src(page, elem_id: str) -> str | None:
+    """The image's current URL, read atomically (Gradio replaces the <img> element as frames arrive)."""
+    return page.evaluate("id => { const i = document.querySelector(`#${id} img`); return i ? i.src : null; }", elem_id)
+
+
+def status_text(page) -> str:
+    return page.evaluate("() => document.querySelector('#status')?.innerText ?? ''")
+
+
+def wait_for_status(page, text: str, timeout: float = 120) -> None:
+    deadline = time.monotonic() + timeout
+    while text not in status_text(page):
+        assert time.monotonic() < deadline, f"status never said {text!r}: {status_text(page)!r}"
+        time.sleep(0.05)
+
+
+def set_number(page, elem_id: str, value: int) -> None:
+    box = page.locator(f"#{elem_id} input[type=number]")
+    box.fill(str(value))
+    box.press("Enter")
+
+
+def test_generate_watch_scrub_and_compare_in_a_browser(app_url):
+    ARTIFACTS.mkdir(exist_ok=True)
+    with sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=str(CHROMIUM), args=BROWSER_ARGS)
+        page = browser.new_page(viewport={"width": 1400, "height": 1000})
+        outside = []
+        page.on("request", lambda r: outside.append(r.url) if not r.url.startswith((app_url, "data:", "blob:")) else None)
+        errors = []
+        page.on("pageerror", lambda e: errors.append(str(e)))
+        try:
+            page.goto(app_url, wait_until="load")
+            page.wait_for_selector("#generate-btn", timeout=60_000)
+            assert "BFN Studio" in page.title()
+            page.screenshot(path=ARTIFACTS / "app-initial.png", full_page=True)
+
+            # one model: the other panel hides
+            page.get_by_label("Binarised (discrete)").check()
+            page.locator("#continuous-theta").wait_for(state="hidden", timeout=10_000)
+            set_number(page, "steps", 300)
+
+            # press Generate and watch the image change while the run is going
+            page.click("#generate-btn")
+            seen, running_shot = [], False
+            deadline = time.monotonic() + 600
+            while "Done" not in status_text(page):
+                assert time.monotonic() < deadline, "the run never finished"
+                src = image_src(page, "discrete-theta")
+                if src and (not seen or seen[-1] != src):
+                    seen.append(src)
+                    if len(seen) == 2 and not running_shot:
+                        page.screenshot(path=ARTIFACTS / "app-running.png", full_page=True)
+                        running_shot = True
+                time.sleep(0.02)
+            assert len(seen) >= 2, "the θ image did not change during the run"
+            assert "step 300 of 300" in status_text(page)
+            page.wait_for_selector("#heatmap .js-plotly-plot", timeout=30_000)
+            final = image_src(page, "discrete-theta")
+
+            # move the step slider: every view goes back to that step
+            slider = page.locator("#step-slider input[type=range]")
+            slider.focus()
+            slider.press("Home")
+            wait_for_status(page, "step 0 of 300", timeout=30)
+            page.wait_for_function(
+                "src => { const i = document.querySelector('#discrete-theta img'); return i && i.src !== src; }",
+                arg=final,
+                timeout=30_000,
+            )
+            page.screenshot(path=ARTIFACTS / "app-scrubbed.png", full_page=True)
+
+            # the side-by-side comparison
+            page.get_by_label("Both, side by side").check()
+            page.locator("#continuous-theta").wait_for(state="visible", timeout=10_000)
+            set_number(page, "steps", 60)
+            page.click("#generate-btn")
+            wait_for_status(page, "Both, side by side", timeout=60)
+            wait_for_status(page, "Done", timeout=180)
+            assert image_src(page, "discrete-theta") and image_src(page, "continuous-theta")
+            assert image_src(page, "discrete-output") and image_src(page, "continuous-output")
+            page.screenshot(path=ARTIFACTS / "app-side-by-side.png", full_page=True)
+
+            # a preset fills the settings and runs at once
+            page.get_by_text("Only 10 steps", exact=True).click()
+            wait_for_status(page, "10 steps", timeout=60)
+            wait_for_status(page, "Done", timeout=120)
+
+            assert not outside, f"the page reached beyond the app: {outside[:5]}"
+            assert not errors, errors
+        finally:
+            browser.close()
