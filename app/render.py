@@ -160,11 +160,11 @@ def _vline(k: int, x: float) -> dict:
 def _figure(data: list, layout: dict, height: int, title: str | None = None) -> Figure:
     layout.update(
         height=height,
-        margin={"l": 52, "r": 20, "t": 56 if title else 36, "b": 44},
+        margin={"l": 56, "r": 20, "t": 78 if title else 56, "b": 48},
         font=FONT,
         plot_bgcolor="white",
         paper_bgcolor="white",
-        legend={"orientation": "h", "yanchor": "top", "y": -0.2, "x": 0},
+        legend={"orientation": "h", "yanchor": "bottom", "y": 1.09, "xanchor": "right", "x": 1},
         hoverlabel={"font": {"size": 12}},
         uirevision="keep",  # keep zoom and legend choices across live updates
     )
@@ -297,7 +297,7 @@ def trajectories(frames_by_kind: Mapping[str, Frames], step: int, pixels: Sequen
         layout["annotations"].append(
             {"text": "Click a pixel in any image, or add one by coordinates", "showarrow": False, "x": 0.5, "y": 0.5, "xref": "paper", "yref": "paper"}
         )
-    return _figure(data, layout, 360, "Chosen pixels over the steps — solid: θ, dotted: output distribution")
+    return _figure(data, layout, 380, "Chosen pixels over the steps: θ solid, output distribution dotted")
 
 
 HIST_BINS = 20
@@ -305,7 +305,7 @@ HIST_BINS = 20
 
 def step_summary(frames_by_kind: Mapping[str, Frames], step: int) -> Figure:
     """A histogram of θ at this step, and per step: mean uncertainty and the fraction of decided pixels."""
-    layout = _subplots(("Histogram of θ at this step", "Uncertainty per step", "Decided pixels per step"), spacing=0.09)
+    layout = _subplots(("Histogram of θ at this step", "Uncertainty per step", "Decided pixels (θ ≥ 97.5% sure)"), spacing=0.09)
     data = []
     edges = np.linspace(0, 1, HIST_BINS + 1)
     centres = ((edges[:-1] + edges[1:]) / 2).astype(np.float32)
@@ -321,11 +321,10 @@ def step_summary(frames_by_kind: Mapping[str, Frames], step: int) -> Figure:
                 "type": "bar",
                 "x": centres,
                 "y": (counts / max(unit.size, 1)).astype(np.float32),
-                "width": 1 / HIST_BINS,
                 "name": title,
                 "legendgroup": kind,
                 "marker": {"color": colour},
-                "opacity": 0.6,
+                "opacity": 0.85,
                 "customdata": np.stack([lo + edges[:-1] * (hi - lo), lo + edges[1:] * (hi - lo)], axis=1).astype(np.float32),
                 "hovertemplate": "θ in [%{customdata[0]:.2f}, %{customdata[1]:.2f}]: %{y:.1%} of pixels<extra>" + title + "</extra>",
             }
@@ -357,10 +356,11 @@ def step_summary(frames_by_kind: Mapping[str, Frames], step: int) -> Figure:
         _axis(layout, "x", col, range=[0, max(any_fr.num_steps, 1)], title={"text": "step"})
         _axis(layout, "y", col, range=[0, 1.02])
     _axis(layout, "x", 1, range=[0, 1], title={"text": "0 = background … 1 = ink"})
-    _axis(layout, "y", 1, type="log", range=[-4, 0.05], title={"text": "fraction of pixels"})
+    decades = [1e-4, 1e-3, 1e-2, 1e-1, 1.0]
+    _axis(layout, "y", 1, type="log", range=[-4, 0.05], title={"text": "fraction of pixels"}, tickvals=decades, ticktext=["0.01%", "0.1%", "1%", "10%", "100%"])
     _axis(layout, "y", 2, title={"text": "entropy (bits) or σ"})
-    layout.update(barmode="overlay", bargap=0)
-    return _figure(data, layout, 340, "Per-step summary — a pixel is decided when θ puts ≥ 97.5% on ink or on background")
+    layout.update(barmode="group", bargap=0.1, bargroupgap=0)
+    return _figure(data, layout, 360, "Per-step summary")
 
 
 # --------------------------------------------------------------------------------------------------- exports

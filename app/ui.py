@@ -89,14 +89,35 @@ PRESETS = [
 
 CSS = """
 /* live images arrive at their true size (28 px per digit): enlarge them crisply in the browser */
-.pixelated img { image-rendering: pixelated; width: 100%; height: 100%; object-fit: contain; }
+.pixelated img { image-rendering: pixelated; width: 100%; height: 100%; object-fit: contain; cursor: crosshair; }
 #status { min-height: 3.2em; }
 #generate-btn { font-size: 1.05rem; }
 #dice, #play-btn { align-self: flex-end; max-height: 2.6rem; margin-bottom: 0.55rem; }
-.plot-center .js-plotly-plot { margin: 0 auto; }
 .kind-title h3 { margin: 0.1em 0 0 0; }
 .caption p { margin: 0.3em 0 -0.4em 0; font-size: 0.9em; color: var(--body-text-color-subdued); }
 footer { display: none !important; }
+"""
+
+
+# Gradio's own click coordinates assume an image is never shown larger than its file, but the live images are
+# small files enlarged by CSS; so clicks are mapped to image pixels here (object-fit: contain) and passed on
+# through a hidden textbox, whose input event runs Studio.click_pixel.
+PIXEL_CLICK_JS = """
+() => {
+  document.addEventListener("click", (ev) => {
+    const img = ev.target.closest && ev.target.closest(".pixelated img");
+    if (!img || !img.naturalWidth) return;
+    const r = img.getBoundingClientRect();
+    const s = Math.min(r.width / img.naturalWidth, r.height / img.naturalHeight);
+    const x = (ev.clientX - r.left - (r.width - img.naturalWidth * s) / 2) / s;
+    const y = (ev.clientY - r.top - (r.height - img.naturalHeight * s) / 2) / s;
+    if (x < 0 || y < 0 || x >= img.naturalWidth || y >= img.naturalHeight) return;
+    const box = document.querySelector("#pixel-click textarea, #pixel-click input");
+    if (!box) return;
+    box.value = `${x.toFixed(2)},${y.toFixed(2)},${Date.now()}`;
+    box.dispatchEvent(new Event("input", { bubbles: true }));
+  }, true);
+}
 """
 
 
@@ -312,12 +333,16 @@ class Studio:
         session.add_pixel(pixel)
         return self._pixel_views(session)
 
-    def select_pixel(self, evt: gr.SelectData, request: gr.Request):
-        """A click on any of the images: follow the pixel under it."""
+    def click_pixel(self, click, request: gr.Request):
+        """A click on any of the images, as "x,y" in image pixels (sent by PIXEL_CLICK_JS): follow that pixel."""
         session, run = self._session_run(request)
-        if run is None or not isinstance(evt.index, (list, tuple)) or len(evt.index) != 2:
+        try:
+            x, y = (float(v) for v in str(click).split(",")[:2])
+        except ValueError:
             return gr.skip(), gr.skip()
-        pixel = render.GridLayout(len(run.labels)).locate(*evt.index)
+        if run is None or not (math.isfinite(x) and math.isfinite(y)):
+            return gr.skip(), gr.skip()
+        pixel = render.GridLayout(len(run.labels)).locate(x, y)
         if pixel is None:
             return gr.skip(), gr.skip()
         session.add_pixel(pixel)
@@ -397,6 +422,7 @@ class Studio:
                     )  # fmt: skip
                 with gr.Column(scale=3):
                     status = gr.Markdown("Choose settings and press **Generate**.", elem_id="status")
+                    pixel_click = gr.Textbox(visible="hidden", elem_id="pixel-click")  # written by PIXEL_CLICK_JS
                     with gr.Row(equal_height=True):
                         columns, images = [], []
                         for kind in KINDS:
@@ -427,18 +453,18 @@ class Studio:
                         play_btn = gr.Button("▶ Play", scale=1, size="sm", elem_id="play-btn")
                     with gr.Tabs():
                         with gr.Tab("Pixel heatmap", id="heatmap"):
-                            heatmap = gr.Plot(label="One image, every pixel (hover for values)", elem_id="heatmap", elem_classes=["plot-center"])
+                            heatmap = gr.Plot(label="Pixel heatmap", show_label=False, elem_id="heatmap")
                         with gr.Tab("Pixel trajectories", id="trajectories"):
-                            trajectories = gr.Plot(label="Chosen pixels over the steps", elem_id="trajectories")
+                            trajectories = gr.Plot(label="Pixel trajectories", show_label=False, elem_id="trajectories")
                             with gr.Row(equal_height=True):
                                 px_image = gr.Number(value=0, precision=0, minimum=0, maximum=9, label="Image", min_width=80)
                                 px_row = gr.Number(value=14, precision=0, minimum=0, maximum=27, label="Row", min_width=80)
                                 px_col = gr.Number(value=14, precision=0, minimum=0, maximum=27, label="Column", min_width=80)
                                 add_btn = gr.Button("Add / remove pixel", size="sm")
                                 clear_btn = gr.Button("Clear pixels", size="sm")
-                            gr.Markdown("<small>Or click a pixel in any image above. Up to 8 pixels; clicking a chosen pixel again removes it.</small>")
+                            gr.Markdown("<small>Or click a pixel in any image above (the heatmap then shows that image). Up to 8 pixels; choosing a pixel again removes it.</small>")
                         with gr.Tab("Step summary", id="summary"):
-                            summary = gr.Plot(label="Per-step summary", elem_id="summary")
+                            summary = gr.Plot(label="Step summary", show_label=False, elem_id="summary")
                         with gr.Tab("Export", id="export"):
                             with gr.Row():
                                 gif_btn = gr.Button("Make animated GIF", elem_id="gif-btn")
@@ -465,8 +491,11 @@ class Studio:
                 self.scrub, inputs=step_slider, outputs=views, api_name="scrub", preprocess=False,
                 trigger_mode="always_last", show_progress="hidden", concurrency_limit=None,
             )  # fmt: skip
-            for image in images:
-                image.select(self.select_pixel, outputs=[heatmap, trajectories], api_visibility="private", show_progress="hidden", concurrency_limit=None)
+            pixel_click.change(
+                self.click_pixel, inputs=pixel_click, outputs=[heatmap, trajectories], api_visibility="private",
+                trigger_mode="always_last", show_progress="hidden", concurrency_limit=None,
+            )  # fmt: skip
+            demo.load(None, js=PIXEL_CLICK_JS)
             add_btn.click(self.add_pixel, inputs=[px_image, px_row, px_col], outputs=[heatmap, trajectories], api_name="add_pixel", preprocess=False, concurrency_limit=None)
             clear_btn.click(self.clear_pixels, outputs=[heatmap, trajectories], api_name="clear_pixels", concurrency_limit=None)
             gif_btn.click(self.export_gif, outputs=export_file, api_name="export_gif", concurrency_limit=2, concurrency_id="export")

@@ -143,6 +143,19 @@ def test_generate_watch_scrub_and_compare_in_a_browser(app_url):
             page.wait_for_selector("#heatmap .js-plotly-plot", timeout=30_000)
             final = image_src(page, "discrete-theta")
 
+            # click a pixel (image 2, row 14, col 14) and follow it in the trajectories tab
+            img = page.locator("#discrete-theta img").bounding_box()
+            natural = page.evaluate("() => { const i = document.querySelector('#discrete-theta img'); return [i.naturalWidth, i.naturalHeight]; }")
+            scale = min(img["width"] / natural[0], img["height"] / natural[1])
+            left = img["x"] + (img["width"] - natural[0] * scale) / 2
+            top = img["y"] + (img["height"] - natural[1] * scale) / 2
+            x, y = 2 + 2 * 30 + 14 + 0.5, 2 + 14 + 0.5  # grid padding 2, cell 28 + 2
+            page.mouse.click(left + x * scale, top + y * scale)
+            page.get_by_role("tab", name="Pixel trajectories").click()
+            page.locator("#trajectories").get_by_text("image 2, row 14, col 14").first.wait_for(timeout=60_000)
+            page.screenshot(path=ARTIFACTS / "app-trajectories.png", full_page=True)
+            page.get_by_role("tab", name="Pixel heatmap").click()
+
             # move the step slider: every view goes back to that step
             slider = page.locator("#step-slider input[type=range]")
             slider.focus()
