@@ -49,6 +49,7 @@ def register_train(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--checkpoint-every", type=int, default=d.checkpoint_every, help="steps between checkpoints")
     p.add_argument("--eval-every", type=int, default=d.eval_every, help="steps between validation loss + sample grid")
     p.add_argument("--log-every", type=int, default=d.log_every, help="steps between metrics.jsonl lines")
+    p.add_argument("--sample-steps", type=int, default=d.sample_steps, help="sampling steps of each preview grid")
     p.add_argument("--val-size", type=int, default=d.val_size, help="training images held out for validation")
     p.add_argument("--val-images", type=int, default=d.val_images, help="validation images scored per evaluation")
     p.add_argument("--seed", type=int, default=d.seed, help="seed of data order, noise and initialisation")
@@ -68,7 +69,7 @@ def run_train(args: argparse.Namespace) -> None:
         lr=args.lr, weight_decay=args.weight_decay, warmup_steps=args.warmup_steps, max_steps=args.max_steps,
         grad_clip=args.grad_clip, ema_decay=args.ema_decay, label_dropout=args.label_dropout, loss=args.loss,
         loss_steps=args.loss_steps, checkpoint_every=args.checkpoint_every, eval_every=args.eval_every,
-        log_every=args.log_every, val_size=args.val_size, val_images=args.val_images, seed=args.seed, threads=args.threads, compile=args.compile,
+        log_every=args.log_every, val_size=args.val_size, val_images=args.val_images, sample_steps=args.sample_steps, seed=args.seed, threads=args.threads, compile=args.compile,
     )
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
