@@ -45,10 +45,10 @@ class MemoryWatch(threading.Thread):
 
     def __init__(self, pid: int, every: float = 0.02):
         super().__init__(daemon=True)
-        self.pid, self.every, self.peak, self._stop = pid, every, 0.0, threading.Event()
+        self.pid, self.every, self.peak, self._halt = pid, every, 0.0, threading.Event()
 
     def run(self) -> None:
-        while not self._stop.is_set():
+        while not self._halt.is_set():
             try:
                 self.peak = max(self.peak, _rss_mb(self.pid))
             except OSError:
@@ -59,7 +59,7 @@ class MemoryWatch(threading.Thread):
         self.peak = 0.0
 
     def stop(self) -> float:
-        self._stop.set()
+        self._halt.set()
         self.join()
         return self.peak
 

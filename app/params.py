@@ -24,7 +24,7 @@ DIGIT_MODE_LABELS = {"all": "All ten digits", "one": "One digit", "none": "Uncon
 NUM_DIGITS = 10
 
 MIN_STEPS, MAX_STEPS, DEFAULT_STEPS = 1, 1000, 100
-MIN_GUIDANCE, MAX_GUIDANCE, DEFAULT_GUIDANCE = 0.0, 10.0, 2.0
+MIN_GUIDANCE, MAX_GUIDANCE, DEFAULT_GUIDANCE = 0.0, 10.0, 3.0  # 3: see README (classifier accuracy and looks)
 MAX_SEED = 2**32 - 1
 DEFAULT_SAMPLER = "bfn"
 

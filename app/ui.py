@@ -243,11 +243,11 @@ class Studio:
                         out = self._views(session, latest, plots=plots, note=note)
                     else:
                         out = (self._status(run, latest, note="viewing step %d — drag to the end to follow" % session.step), *(gr.skip(),) * 8)
+                    next_at = now + self.stream_interval  # paced from this update's start: rendering and sending count
                     yield (*out, *visibility)
                     visibility = [gr.skip(), gr.skip()]
                     updates += 1
                     sent, sent_final = latest, final
-                    next_at = time.monotonic() + self.stream_interval
                     if plots:
                         last_plot = now
                 if run.done and run.latest <= sent:
