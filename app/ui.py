@@ -92,7 +92,7 @@ CSS = """
 .pixelated img { image-rendering: pixelated; width: 100%; height: 100%; object-fit: contain; cursor: crosshair; }
 #status { min-height: 3.2em; }
 #generate-btn { font-size: 1.05rem; }
-#dice, #play-btn { align-self: flex-end; max-height: 2.6rem; margin-bottom: 0.55rem; }
+.compact-btn { align-self: flex-end; max-height: 2.6rem; margin-bottom: 0.55rem; }
 .kind-title h3 { margin: 0.1em 0 0 0; }
 .caption p { margin: 0.3em 0 -0.4em 0; font-size: 0.9em; color: var(--body-text-color-subdued); }
 footer { display: none !important; }
@@ -406,7 +406,7 @@ class Studio:
                     steps = gr.Slider(MIN_STEPS, MAX_STEPS, value=DEFAULT_STEPS, step=1, label="Steps", elem_id="steps")
                     with gr.Row(equal_height=True):
                         seed = gr.Number(value=0, precision=0, minimum=0, maximum=MAX_SEED, label="Seed", scale=3, min_width=120, elem_id="seed")
-                        dice = gr.Button("Random", scale=1, size="sm", min_width=70, elem_id="dice")
+                        dice = gr.Button("Random", scale=1, size="sm", min_width=70, elem_id="dice", elem_classes=["compact-btn"])
                     sampler = gr.Dropdown(
                         sorted(SAMPLERS), value=DEFAULT_SAMPLER, label="Sampler", elem_id="sampler",
                         info="bfn: the paper's sampler; others: few-step solvers",
@@ -450,7 +450,7 @@ class Studio:
                             columns.append(col)
                     with gr.Row(equal_height=True):
                         step_slider = gr.Slider(0, DEFAULT_STEPS, value=0, step=1, label="Step (drag to scrub)", scale=6, elem_id="step-slider")
-                        play_btn = gr.Button("▶ Play", scale=1, size="sm", elem_id="play-btn")
+                        play_btn = gr.Button("▶ Play", scale=1, size="sm", elem_id="play-btn", elem_classes=["compact-btn"])
                     with gr.Tabs():
                         with gr.Tab("Pixel heatmap", id="heatmap"):
                             heatmap = gr.Plot(label="Pixel heatmap", show_label=False, elem_id="heatmap")
@@ -460,8 +460,8 @@ class Studio:
                                 px_image = gr.Number(value=0, precision=0, minimum=0, maximum=9, label="Image", min_width=80)
                                 px_row = gr.Number(value=14, precision=0, minimum=0, maximum=27, label="Row", min_width=80)
                                 px_col = gr.Number(value=14, precision=0, minimum=0, maximum=27, label="Column", min_width=80)
-                                add_btn = gr.Button("Add / remove pixel", size="sm")
-                                clear_btn = gr.Button("Clear pixels", size="sm")
+                                add_btn = gr.Button("Add / remove pixel", size="sm", elem_classes=["compact-btn"])
+                                clear_btn = gr.Button("Clear pixels", size="sm", elem_classes=["compact-btn"])
                             gr.Markdown("<small>Or click a pixel in any image above (the heatmap then shows that image). Up to 8 pixels; choosing a pixel again removes it.</small>")
                         with gr.Tab("Step summary", id="summary"):
                             summary = gr.Plot(label="Step summary", show_label=False, elem_id="summary")
