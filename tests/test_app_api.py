@@ -73,19 +73,19 @@ def test_endpoints_have_stable_names(client):
 
 
 def test_a_streamed_generation_yields_several_updates_and_a_final_result(client):
-    job = generate(client, model="both", steps=300)
+    job = generate(client, model="both", steps=120)
     updates = list(job)
     assert len(updates) >= 3
     final = job.result()
     status, d_theta, d_out, c_theta, c_out, slider, heatmap, traj, summary = final
-    assert "Done" in status and "step 300 of 300" in status
-    assert slider["value"] == 300 and slider["maximum"] == 300
+    assert "Done" in status and "step 120 of 120" in status
+    assert slider["value"] == 120 and slider["maximum"] == 120
     for image in (d_theta, d_out, c_theta, c_out):
         assert grey(image).shape == (62, 152)
     for plot in (heatmap, traj, summary):
         assert plot["type"] == "plotly" and json.loads(plot["plot"])["data"]
     steps_seen = [u[5]["value"] for u in updates if isinstance(u[5], dict) and "value" in u[5]]
-    assert steps_seen == sorted(steps_seen) and steps_seen[-1] == 300  # live, in order, always ending on the final step
+    assert steps_seen == sorted(steps_seen) and steps_seen[-1] == 120  # live, in order, always ending on the final step
 
 
 BAD_INPUTS = [
@@ -122,7 +122,7 @@ def test_four_concurrent_clients_get_their_own_runs(server):
     seeds = [0, 1, 2, 0]
 
     def run(k):
-        return generate(clients[k], steps=150, seed=seeds[k]).result()
+        return generate(clients[k], steps=60, seed=seeds[k]).result()
 
     with ThreadPoolExecutor(4) as pool:
         results = list(pool.map(run, range(4)))
@@ -131,7 +131,7 @@ def test_four_concurrent_clients_get_their_own_runs(server):
     assert not np.array_equal(finals[0], finals[1]) and not np.array_equal(finals[1], finals[2])
     assert np.array_equal(finals[0], finals[3])
     # each client's session keeps its own run: scrubbing shows that client's seed
-    scrubbed = [grey(clients[k].predict(150, api_name="/scrub")[2]) for k in range(4)]
+    scrubbed = [grey(clients[k].predict(60, api_name="/scrub")[2]) for k in range(4)]
     for k in range(4):
         assert np.array_equal(scrubbed[k], finals[k])
 
@@ -150,9 +150,9 @@ def test_scrub_pixels_play_and_exports(client):
     played = client.submit(api_name="/play")
     frames = list(played)
     assert len(frames) >= 2 and "step 40 of 40" in played.result()[0]
-    gif = Image.open(client.predict(api_name="/export_gif"))
+    gif = Image.open(client.predict(api_name="/export_gif")["path"])
     assert gif.format == "GIF" and gif.n_frames == 41
-    png = Image.open(client.predict(api_name="/export_png"))
+    png = Image.open(client.predict(api_name="/export_png")["path"])
     assert png.format == "PNG"
 
 
