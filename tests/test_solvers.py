@@ -108,14 +108,14 @@ def test_ode_solvers_converge_as_steps_grow_second_order_faster(kind):
     # After the random start w(0) = s ε (the same draw for every step count), the ODE is deterministic: its
     # few-step solutions approach the many-step one, and the second-order solver gets there first.
     model = tiny_model(kind)
-    labels = list(range(10))
-    ref = sample(model, labels, sampler="ode2", steps=256, seed=0).output
+    labels = list(range(0, 10, 2))
+    ref = sample(model, labels, sampler="ode2", steps=160, seed=0).output
     err = {(name, n): float((sample(model, labels, sampler=name, steps=n, seed=0).output - ref).abs().mean())
-           for name in ("ode1", "ode2") for n in (4, 16, 64)}
+           for name in ("ode1", "ode2") for n in (4, 12, 40)}
     for name in ("ode1", "ode2"):
-        assert err[name, 4] > err[name, 16] > err[name, 64]
-    assert err["ode2", 64] < 0.25 * err["ode2", 4]
-    assert err["ode2", 16] < err["ode1", 16] and err["ode2", 64] < err["ode1", 64]
+        assert err[name, 4] > err[name, 12] > err[name, 40]
+    assert err["ode2", 40] < 0.25 * err["ode2", 4]
+    assert err["ode2", 12] < err["ode1", 12] and err["ode2", 40] < err["ode1", 40]
 
 
 @pytest.mark.parametrize("kind", list(FLOWS))
@@ -123,7 +123,7 @@ def test_sde_solver_converges_to_the_original_samplers_distribution(kind):
     # On a tiny (random, so not a consistent denoiser) model the SDE solvers and the original sampler
     # discretise the same SDE: with many steps their outputs have the same law.
     model = tiny_model(kind)
-    labels = list(range(10)) * 3
+    labels = list(range(10)) * 2
 
     def stats(name: str, n: int) -> torch.Tensor:
         out = sample(model, labels, sampler=name, steps=n, seed=0).output
