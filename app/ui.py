@@ -269,11 +269,10 @@ class Studio:
             return self._nothing("Nothing is running.")
         run.stop(wait=2.0)
         run.follow_live = True
-        step = max(run.latest, 0) if run.latest >= 0 else -1
-        if step < 0:
+        if run.latest < 0:
             return self._nothing("Stopped before the first step.")
-        session.step = step
-        return self._views(session, step)
+        session.step = run.latest
+        return self._views(session, run.latest)
 
     def scrub(self, step, request: gr.Request):
         """Show every view at `step` (clamped to the steps recorded so far)."""
