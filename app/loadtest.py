@@ -85,14 +85,14 @@ def one_run(client, settings: Sequence) -> dict:
 
 def summarise(runs: list[dict]) -> dict:
     keys = ("first_frame_s", "updates_per_s", "total_s", "updates")
-    return {k: {"median": statistics.median(r[k] for r in runs), "max": max(r[k] for r in runs)} for k in keys}
+    return {k: {"median": statistics.median(r[k] for r in runs), "min": min(r[k] for r in runs), "max": max(r[k] for r in runs)} for k in keys}
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     p = argparse.ArgumentParser(prog="python -m app.loadtest", description=__doc__.split("\n\n")[0])
     p.add_argument("--weights", action="append", default=None, help="as for python -m app (default: weights/)")
     p.add_argument("--threads", type=int, default=1, help="torch threads per op in the server (default: 1)")
-    p.add_argument("--sessions", type=int, default=4, help="concurrent sessions in part 2 (default: 4)")
+    p.add_argument("--sessions", type=int, default=4, help="concurrent sessions in part 2, 0 to skip it (default: 4)")
     p.add_argument("--repeats", type=int, default=3, help="single runs in part 1 (default: 3)")
     p.add_argument("--model", default="both", choices=["discrete", "continuous", "both"])
     p.add_argument("--steps", type=int, default=DEFAULT_STEPS)
@@ -130,20 +130,23 @@ def main(argv: Sequence[str] | None = None) -> int:
         singles = [one_run(client, settings(seed)) for seed in range(args.repeats)]
         single_peak = watch.peak
 
-        watch.reset()
-        clients = [Client(url, verbose=False, download_files=False) for _ in range(args.sessions)]
-        with ThreadPoolExecutor(args.sessions) as pool:
-            t0 = time.perf_counter()
-            concurrent = list(pool.map(lambda k: one_run(clients[k], settings(1000 + k)), range(args.sessions)))
-            wall = time.perf_counter() - t0
-        concurrent_peak = watch.stop()
+        concurrent, wall, concurrent_peak = [], float("nan"), float("nan")
+        if args.sessions > 0:
+            watch.reset()
+            clients = [Client(url, verbose=False, download_files=False) for _ in range(args.sessions)]
+            with ThreadPoolExecutor(args.sessions) as pool:
+                t0 = time.perf_counter()
+                concurrent = list(pool.map(lambda k: one_run(clients[k], settings(1000 + k)), range(args.sessions)))
+                wall = time.perf_counter() - t0
+            concurrent_peak = watch.peak
+        watch.stop()
         results = {
             "settings": {"model": args.model, "digits": "all", "steps": args.steps, "guidance": args.guidance, "threads": args.threads},
             "cpus": os.cpu_count(),
             "idle_rss_mb": idle_mb,
             "single": summarise(singles),
             "single_peak_rss_mb": single_peak,
-            "concurrent": {"sessions": args.sessions, "wall_s": wall, **summarise(concurrent)},
+            "concurrent": {"sessions": args.sessions, "wall_s": wall, **(summarise(concurrent) if concurrent else {})},
             "concurrent_peak_rss_mb": concurrent_peak,
             "server_peak_rss_mb": _rss_mb(server.pid, "VmHWM"),
         }
@@ -158,13 +161,14 @@ def main(argv: Sequence[str] | None = None) -> int:
     print(f"settings: {results['settings']}  ({results['cpus']} CPUs)")
     print(f"server idle RSS: {idle_mb:.0f} MB")
     print(
-        f"1 session   : first frame {s['first_frame_s']['median'] * 1000:.0f} ms (max {s['first_frame_s']['max'] * 1000:.0f}), "
-        f"{s['updates_per_s']['median']:.1f} updates/s, run {s['total_s']['median']:.1f} s, peak RSS {single_peak:.0f} MB"
+        f"1 session   : first frame {s['first_frame_s']['median'] * 1000:.0f} ms (min {s['first_frame_s']['min'] * 1000:.0f}), "
+        f"{s['updates_per_s']['median']:.1f} updates/s, run {s['total_s']['median']:.1f} s (min {s['total_s']['min']:.1f}), peak RSS {single_peak:.0f} MB"
     )
-    print(
-        f"{c['sessions']} sessions  : first frame {c['first_frame_s']['median'] * 1000:.0f} ms (max {c['first_frame_s']['max'] * 1000:.0f}), "
-        f"{c['updates_per_s']['median']:.1f} updates/s each, all done in {c['wall_s']:.1f} s, peak RSS {concurrent_peak:.0f} MB"
-    )
+    if concurrent:
+        print(
+            f"{c['sessions']} sessions  : first frame {c['first_frame_s']['median'] * 1000:.0f} ms (max {c['first_frame_s']['max'] * 1000:.0f}), "
+            f"{c['updates_per_s']['median']:.1f} updates/s each, all done in {c['wall_s']:.1f} s, peak RSS {concurrent_peak:.0f} MB"
+        )
     if args.json:
         args.json.write_text(json.dumps(results, indent=2))
     return 0
