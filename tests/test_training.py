@@ -155,6 +155,28 @@ def test_export_roundtrip_and_evaluate(tmp_path, mnist_dir):
         assert np.isfinite(result[f"nll_{mode}"]) and result[f"nll_{mode}"] > result[f"reconstruction_{mode}"] > 0
 
 
+def test_init_from_fine_tunes_an_exported_model(tmp_path, mnist_dir):
+    data = tiny_data(mnist_dir)
+    train(tiny_config(tmp_path / "base"), data=data)
+    base = export_run(tmp_path / "base", tmp_path / "base-model", compute="test")
+    # The fine-tuning run asks for another architecture; the source's replaces it, and its weights start both
+    # the model and the EMA: with a zero learning rate they are still the source's after two steps.
+    ft = tmp_path / "ft"
+    train(tiny_config(ft, unet={"channels": [4, 8]}, init_from=str(base), max_steps=4, lr=0.0), data=data, stop_after=2)
+    state = load_checkpoint(ft / "checkpoint")
+    source = BFNModel.from_pretrained(base).state_dict()
+    assert state["step"] == 2 and state["config"]["unet"]["channels"] == [8, 16]
+    for name, value in source.items():
+        torch.testing.assert_close(state["model"][name], value)
+        torch.testing.assert_close(state["ema"][name], value)
+    train(tiny_config(ft, max_steps=4), data=data, resume=True)
+    card = (export_run(ft, tmp_path / "ft-model", compute="test") / "README.md").read_text()
+    assert "Steps: 10 optimiser steps" in card  # 6 of the base run + 4 of fine-tuning
+
+    with pytest.raises(ValueError, match="--kind discrete"):
+        train(tiny_config(tmp_path / "wrong", "continuous", init_from=str(base)), data=data)
+
+
 def run_cli(*args: str, env: dict | None = None) -> subprocess.CompletedProcess:
     return subprocess.run([sys.executable, "-m", *args], cwd=ROOT, capture_output=True, text=True, timeout=300,
                           env={**os.environ, "OMP_NUM_THREADS": "1", **(env or {})})

@@ -55,6 +55,9 @@ def register_train(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--seed", type=int, default=d.seed, help="seed of data order, noise and initialisation")
     p.add_argument("--threads", type=int, default=d.threads, help="torch CPU threads (0 = default)")
     p.add_argument("--compile", action="store_true", help="torch.compile the network (GPU)")
+    p.add_argument("--init-from", metavar="MODEL",
+                   help="fine-tune: start model and EMA from this model folder or Hub id (its flow and architecture "
+                        "replace --beta1/--sigma1/--channels/...), with a fresh optimiser and schedule")
     p.set_defaults(func=run_train)
 
 
@@ -70,6 +73,7 @@ def run_train(args: argparse.Namespace) -> None:
         grad_clip=args.grad_clip, ema_decay=args.ema_decay, label_dropout=args.label_dropout, loss=args.loss,
         loss_steps=args.loss_steps, checkpoint_every=args.checkpoint_every, eval_every=args.eval_every,
         log_every=args.log_every, val_size=args.val_size, val_images=args.val_images, sample_steps=args.sample_steps, seed=args.seed, threads=args.threads, compile=args.compile,
+        init_from=args.init_from,
     )
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)

@@ -27,6 +27,16 @@ def describe_compute() -> str:
     return f"CPU only ({platform.processor() or platform.machine()}, torch {torch.__version__})"
 
 
+def source_training(cfg: dict) -> dict:
+    """The training record of the model a fine-tuning run started from (empty for a run from scratch).
+
+    A fine-tuned model's card must tell its whole history, so its steps and commands include the source's.
+    """
+    source = cfg.get("init_from")
+    record = Path(source) / TRAINING if source else None
+    return json.loads(record.read_text()) if record and record.exists() else {}
+
+
 def export_run(run: Path, to: Path, dtype: str = "float32", push_to_hub: str | None = None, compute: str | None = None) -> Path:
     """Write the EMA weights of `run`'s last checkpoint to `to`, with its training record and card."""
     state = load_checkpoint(run / "checkpoint")
@@ -37,13 +47,14 @@ def export_run(run: Path, to: Path, dtype: str = "float32", push_to_hub: str | N
     to.mkdir(parents=True, exist_ok=True)
     model.save_pretrained(to)
     commands_file = run / "commands.txt"
+    source = source_training(cfg)
     training = {
-        "steps": state["step"],
+        "steps": source.get("steps", 0) + state["step"],
         "batch_size": cfg["batch_size"],
         "ema_decay": cfg["ema_decay"],
         "parameters": f"{sum(p.numel() for p in model.parameters()) / 1e6:.2f}M",
         "compute": compute or describe_compute(),
-        "commands": commands_file.read_text().splitlines() if commands_file.exists() else [],
+        "commands": source.get("commands", []) + (commands_file.read_text().splitlines() if commands_file.exists() else []),
         "config": cfg,
     }
     (to / TRAINING).write_text(json.dumps(training, indent=2))

@@ -10,6 +10,7 @@ whose state is checkpointed, so `--resume` continues exactly where the run stopp
 from __future__ import annotations
 
 import copy
+import dataclasses
 import json
 import math
 import os
@@ -24,6 +25,7 @@ from tqdm import tqdm
 
 from bfn.images import make_grid, save_png, to_uint8
 from bfn.flow import Flow
+from bfn.hub import load_model
 from bfn.model import BFNModel
 from bfn.sampling import sample
 from training.checkpoint import has_checkpoint, load_checkpoint, restore_optimizer_state, save_checkpoint
@@ -57,6 +59,18 @@ class TrainConfig:
     seed: int = 0
     threads: int = 0  # torch CPU threads, 0 = torch's default
     compile: bool = False
+    init_from: str | None = None  # model folder / Hub id whose weights start a fine-tuning run
+
+
+def init_config_from(cfg: TrainConfig, source: BFNModel) -> TrainConfig:
+    """`cfg` with the flow and architecture of the model a fine-tuning run starts from.
+
+    Fine-tuning keeps the source's shape (its weights must load strictly), so its kind has to match.
+    """
+    if source.kind != cfg.kind:
+        raise ValueError(f"--init-from model is {source.kind!r} but --kind is {cfg.kind!r}; pass --kind {source.kind}")
+    saved = source._hub_mixin_config
+    return dataclasses.replace(cfg, flow=dict(saved["flow"]), unet=dict(saved["unet"]))
 
 
 def lr_at(step: int, cfg: TrainConfig) -> float:
@@ -179,6 +193,9 @@ def train(cfg: TrainConfig, resume: bool = False, data: tuple[Split, Split] | No
         saved = None
         if resume:
             raise FileNotFoundError(f"--resume given but {ckpt_dir} holds no checkpoint; start without --resume")
+    source = load_model(cfg.init_from) if saved is None and cfg.init_from else None
+    if source is not None:
+        cfg = init_config_from(cfg, source)
     train_set, val_set = data or train_val_split(cfg.data_dir, cfg.val_size, cfg.seed)
     train_set, val_set = train_set.to(device), val_set.to(device)
 
@@ -188,6 +205,9 @@ def train(cfg: TrainConfig, resume: bool = False, data: tuple[Split, Split] | No
     optimizer = torch.optim.AdamW(model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay, betas=(0.9, 0.99))
     generator = torch.Generator(device=device).manual_seed(cfg.seed + 1000 * ddp.rank)
     step = 0
+    if source is not None:
+        model.load_state_dict(source.state_dict())
+        ema.load_state_dict(source.state_dict())
     if saved is not None:
         model.load_state_dict(saved["model"])
         ema.load_state_dict(saved["ema"])
