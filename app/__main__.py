@@ -32,6 +32,12 @@ def build_parser() -> argparse.ArgumentParser:
         help="a folder or Hugging Face Hub repo id with a model; repeat for the second kind. A folder may also hold "
         "discrete/ and continuous/ sub-folders (default: this repository's weights/)",
     )
+    p.add_argument(
+        "--classifier",
+        default=None,
+        metavar="SOURCE",
+        help="folder or Hub repo id of the digit classifier behind the 'Which digit?' view (default: weights/classifier)",
+    )
     p.add_argument("--share", action="store_true", help="also open a public *.gradio.live link (off by default)")
     p.add_argument("--threads", type=int, default=None, help="torch threads per operation (default: 1, see README)")
     p.add_argument("--max-concurrent", type=int, default=None, help="generations running at once; more wait in the queue (default: 4)")
@@ -55,7 +61,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 2
     try:
         configure_threads(args.threads or DEFAULT_THREADS)
-        bank = load_models(args.weights)
+        bank = load_models(args.weights, classifier=args.classifier)
     except (ModelLoadError, ValueError) as e:
         print(f"python -m app: error: {e}", file=sys.stderr)
         return 1

@@ -2,14 +2,15 @@
 
 A `Frames` keeps, per step, the input distribution θ (p(pixel on), or μ) and the output distribution
 (p_O(pixel on), or x̂) as float16 — three significant digits, enough for hover values and trajectories,
-half of float32 — plus a few per-step numbers for the summary plot. Arrays are allocated once for the whole
+half of float32 — plus a few per-step numbers for the summary plot and, when the app has a digit classifier,
+the ten digit probabilities it gives each image's output distribution. Arrays are allocated once for the whole
 run with `np.empty`, so memory is only touched as steps arrive and the size is known up front:
 
     bytes ≈ (steps + 1) × images × 28 × 28 × 2 bytes × 2 arrays
           = 3.1 MB for 100 steps and 10 images, 31.4 MB for 1000 steps and 10 images (the app's maximum).
 
-No BFN maths happens here: the numbers are read off `bfn.sampling.StepState`, and the summary statistics are
-display statistics of those numbers (see `step_stats`).
+No BFN maths happens here: the numbers are read off `bfn.sampling.StepState` (and the classifier's output),
+and the summary statistics are display statistics of those numbers (see `step_stats`, `decision_step`).
 """
 
 from __future__ import annotations
@@ -22,6 +23,7 @@ FRAME_DTYPE = np.float16
 DECIDED = 0.975  # a pixel counts as decided once θ puts this much probability on one side (ink or background)
 Z_DECIDED = 1.959964  # the same for a Gaussian belief: |μ| ≥ 1.96 σ puts 97.5% on one side of 0
 STAT_NAMES = ("uncertainty", "decided")
+NUM_DIGITS = 10
 
 
 def step_stats(kind: str, theta: np.ndarray, precision: np.ndarray | None) -> tuple[float, float]:
@@ -41,10 +43,20 @@ def step_stats(kind: str, theta: np.ndarray, precision: np.ndarray | None) -> tu
     return float(sigma.mean()), float((np.abs(x) >= Z_DECIDED * sigma).mean())
 
 
+def decision_step(probs: np.ndarray) -> int:
+    """The step from which the classifier's top digit no longer changes: (steps, 10) → a step index.
+
+    "The moment a digit decides itself": every later step (to the last one recorded) agrees with it.
+    """
+    top = probs.argmax(axis=1)
+    changed = np.flatnonzero(top != top[-1])
+    return int(changed[-1] + 1) if changed.size else 0
+
+
 class Frames:
     """The recorded steps of one model in one run; filled by one producer thread, read by any other."""
 
-    def __init__(self, kind: str, batch: int, num_steps: int, value_range: tuple[float, float], size: int = 28):
+    def __init__(self, kind: str, batch: int, num_steps: int, value_range: tuple[float, float], size: int = 28, classified: bool = False):
         self.kind = kind
         self.batch = batch
         self.num_steps = num_steps
@@ -55,6 +67,7 @@ class Frames:
         self.t = np.zeros(num_steps + 1, np.float32)
         self.precision = np.ones((num_steps + 1, batch), np.float32) if kind == "continuous" else None
         self.stats = np.zeros((num_steps + 1, len(STAT_NAMES)), np.float32)
+        self.digit_probs = np.zeros((num_steps + 1, batch, NUM_DIGITS), np.float32) if classified else None
         self.sample: np.ndarray | None = None
         self.count = 0  # steps 0 … count−1 are recorded
 
@@ -70,11 +83,11 @@ class Frames:
     @property
     def nbytes(self) -> int:
         """The size once every step is recorded (what the memory bound is stated in)."""
-        arrays = [self.theta, self.output, self.t, self.stats] + ([self.precision] if self.precision is not None else [])
+        arrays = [self.theta, self.output, self.t, self.stats] + [a for a in (self.precision, self.digit_probs) if a is not None]
         return sum(a.nbytes for a in arrays) + self.theta[0].nbytes
 
-    def record(self, state: StepState) -> None:
-        """Store one state; states must arrive in order, one per step."""
+    def record(self, state: StepState, digit_probs: np.ndarray | None = None) -> None:
+        """Store one state (and the classifier's (B, 10) probabilities for it); states arrive in order, one per step."""
         i = state.step
         if state.num_steps != self.num_steps or i != self.count:
             raise ValueError(f"expected step {self.count} of {self.num_steps}, got step {i} of {state.num_steps}")
@@ -87,6 +100,8 @@ class Frames:
             precision = state.precision.float().numpy()
             self.precision[i] = precision
         self.stats[i] = step_stats(self.kind, theta, precision)
+        if self.digit_probs is not None and digit_probs is not None:
+            self.digit_probs[i] = digit_probs
         if state.sample is not None:
             self.sample = state.sample.float().numpy().astype(FRAME_DTYPE)
         self.count = i + 1  # published last: readers only look at steps < count

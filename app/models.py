@@ -4,6 +4,9 @@ Sampling only reads the weights (inference mode, no gradients), so one copy serv
 `--weights` may name folders or Hugging Face Hub repo ids, several times; a folder may hold one model
 (config.json + model.safetensors) or one sub-folder per kind (weights/discrete, weights/continuous, the
 layout this repository ships). Each model's kind is read from its config.
+
+The digit classifier (weights/classifier by default) powers the "which digit?" view; the app works without
+it, and says so in that view.
 """
 
 from __future__ import annotations
@@ -15,6 +18,7 @@ from pathlib import Path
 
 import torch
 
+from bfn.classifier import ClassifierLoadError, DigitClassifier, fast_classifier, load_classifier
 from bfn.flow import KINDS
 from bfn.hub import CONFIG_FILE, ModelLoadError, load_model
 from bfn.model import BFNModel
@@ -29,6 +33,7 @@ class ModelBank:
     models: dict[str, BFNModel] = field(default_factory=dict)
     sources: dict[str, str] = field(default_factory=dict)
     problems: list[str] = field(default_factory=list)
+    classifier: DigitClassifier | None = None
 
     @property
     def kinds(self) -> tuple[str, ...]:
@@ -65,11 +70,13 @@ def _load_source(bank: ModelBank, source: str, device: str) -> None:
     bank.add(model, source)
 
 
-def load_models(weights: Sequence[str] | None = None, device: str = "cpu") -> ModelBank:
-    """Load every model named by `weights` (default: this repository's weights/<kind>/ for each kind).
+def load_models(weights: Sequence[str] | None = None, device: str = "cpu", classifier: str | None = None) -> ModelBank:
+    """Load every model named by `weights` (default: this repository's weights/<kind>/ for each kind), and the
+    digit classifier from `classifier` (default: weights/classifier).
 
     With the default, a kind whose weights are missing is left out (and noted in `problems`); with explicit
-    sources every source must load. Raises `ModelLoadError` when no model at all could be loaded.
+    sources every source must load. Raises `ModelLoadError` when no model at all could be loaded. A classifier
+    that cannot be loaded only costs its view (noted in `problems`), unless it was named explicitly.
     """
     bank = ModelBank()
     if weights:
@@ -84,6 +91,13 @@ def load_models(weights: Sequence[str] | None = None, device: str = "cpu") -> Mo
                 log.warning("%s", e)
     if not bank.models:
         raise ModelLoadError("no model could be loaded:\n" + "\n".join(bank.problems))
+    try:
+        bank.classifier = fast_classifier(load_classifier(classifier, device=device))
+    except ClassifierLoadError as e:
+        if classifier is not None:
+            raise ModelLoadError(str(e)) from e
+        bank.problems.append(str(e))
+        log.warning("%s; the digit classifier view is off", e)
     return bank
 
 

@@ -18,7 +18,7 @@ from dataclasses import dataclass
 import numpy as np
 from PIL import Image, ImageDraw, ImageFont
 
-from app.frames import Frames
+from app.frames import Frames, decision_step
 from bfn.images import make_grid, to_uint8
 
 PAD = 2  # grey pixels between images in a grid
@@ -29,6 +29,7 @@ PAD_VALUE = 64
 MAX_COLS = 5
 KIND_TITLES = {"discrete": "Binarised (discrete)", "continuous": "Continuous"}
 KIND_COLOURS = {"discrete": "#4f46e5", "continuous": "#ea580c"}
+DIGIT_COLOURS = ("#1f77b4", "#ff7f0e", "#2ca02c", "#d62728", "#9467bd", "#8c564b", "#e377c2", "#7f7f7f", "#bcbd22", "#17becf")  # Tableau 10
 PIXEL_COLOURS = ("#16a34a", "#9333ea", "#f59e0b", "#0891b2", "#db2777", "#111827", "#65a30d", "#92400e")  # visible on the red-blue heatmap
 THETA_NAMES = {"discrete": "θ: p(pixel on)", "continuous": "θ: mean μ"}
 OUTPUT_NAMES = {"discrete": "output: p(pixel on)", "continuous": "output: x̂"}
@@ -298,6 +299,73 @@ def trajectories(frames_by_kind: Mapping[str, Frames], step: int, pixels: Sequen
             {"text": "Click a pixel in any image, or add one by coordinates", "showarrow": False, "x": 0.5, "y": 0.5, "xref": "paper", "yref": "paper"}
         )
     return _figure(data, layout, 380, "Chosen pixels over the steps: θ solid, output distribution dotted")
+
+
+def digit_beliefs(
+    frames_by_kind: Mapping[str, Frames], step: int, image: int = 0, labels: Sequence[int | None] | None = None
+) -> Figure:
+    """For one image, per model: the classifier's ten digit probabilities of the output distribution, per step.
+
+    The digit asked for is drawn thick; a marker shows the step from which the top digit no longer changes
+    (over the steps recorded so far), the moment the digit "decides itself".
+    """
+    kinds = list(frames_by_kind)
+    layout = _subplots(_titles(frames_by_kind), spacing=0.08)
+    layout["shapes"] = []
+    first = frames_by_kind[kinds[0]]
+    image = min(max(image, 0), first.batch - 1)
+    target = None if labels is None else labels[image]
+    data = []
+    for k, kind in enumerate(kinds, start=1):
+        fr = frames_by_kind[kind]
+        sx = "" if k == 1 else str(k)
+        _axis(layout, "x", k, range=[0, max(fr.num_steps, 1)], title={"text": "step"})
+        _axis(layout, "y", k, range=[0, 1.02], title={"text": "P(digit)"} if k == 1 else {})
+        layout["shapes"].append(_vline(k, _clamp(step, fr)))
+        if fr.digit_probs is None or fr.count == 0:
+            continue
+        steps = np.arange(fr.count, dtype=np.int32)
+        probs = fr.digit_probs[: fr.count, image]
+        for digit in range(probs.shape[1]):
+            data.append(
+                {
+                    "type": "scatter",
+                    "xaxis": f"x{sx}",
+                    "yaxis": f"y{sx}",
+                    "x": steps,
+                    "y": probs[:, digit],
+                    "mode": "lines",
+                    "name": str(digit),
+                    "legendgroup": str(digit),
+                    "showlegend": k == 1,
+                    "line": {"color": DIGIT_COLOURS[digit], "width": 3.5 if digit == target else 1.6},
+                    "hovertemplate": f"step %{{x}}: P({digit}) = %{{y:.2f}}<extra>{KIND_TITLES[kind]}</extra>",
+                }
+            )
+        decided, top = decision_step(probs), int(probs[-1].argmax())
+        data.append(
+            {
+                "type": "scatter",
+                "xaxis": f"x{sx}",
+                "yaxis": f"y{sx}",
+                "x": [decided],
+                "y": [float(probs[decided, top])],
+                "mode": "markers+text",
+                "text": [f"{top} from step {decided}"],
+                "textposition": "bottom right",
+                "marker": {"symbol": "star", "size": 14, "color": DIGIT_COLOURS[top], "line": {"width": 1, "color": "#111827"}},
+                "showlegend": False,
+                "hovertemplate": f"the classifier's top digit is {top} from step {decided} on<extra>{KIND_TITLES[kind]}</extra>",
+            }
+        )
+    if first.digit_probs is None:
+        layout["annotations"].append(
+            {"text": "No digit classifier loaded (weights/classifier): this view is off", "showarrow": False, "x": 0.5, "y": 0.5, "xref": "paper", "yref": "paper"}
+        )
+    title = f"Which digit does the classifier see in the output distribution? {image_label(labels, image)}"
+    fig = _figure(data, layout, 380, title)
+    fig["layout"]["legend"]["title"] = {"text": "digit "}
+    return fig
 
 
 HIST_BINS = 20

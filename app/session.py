@@ -7,7 +7,7 @@ away, or when nobody has looked at it for `IDLE_STOP_S` seconds.
 
 `SessionStore` maps Gradio session ids to `Session`s (the latest run, the chosen pixels, the step on show).
 Memory is bounded twice: per session, one run of at most `MAX_STEPS` steps and 10 images per model —
-`run_bytes` gives ≤ 63 MB for 1000 steps side by side, 6.3 MB for the default 100 — and over all sessions
+`run_bytes` gives ≤ 64 MB for 1000 steps side by side, 6.5 MB for the default 100 — and over all sessions
 by `max_bytes`: beyond it the least recently used finished runs are dropped (their sessions are told to
 generate again).
 """
@@ -20,32 +20,38 @@ from collections import OrderedDict
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 
+import numpy as np
+
 from app.frames import Frames
 from app.params import RunSettings
+from bfn.classifier import DigitClassifier, classify_states
 from bfn.model import BFNModel
-from bfn.sampling import get_sampler
+from bfn.sampling import StepState, get_sampler
 
 IDLE_STOP_S = 30.0
 MAX_PIXELS = 8
 
 
-def run_bytes(steps: int, images: int, models: int) -> int:
+def run_bytes(steps: int, images: int, models: int, classified: bool = True) -> int:
     """An upper bound on the bytes of a run's frames once complete: float16 θ and output per step and image,
-    plus the small per-step extras (t, statistics, ρ) and the final sample."""
-    per_model = (steps + 1) * images * 28 * 28 * 2 * 2 + (steps + 1) * (4 + 8 + 4 * images) + images * 28 * 28 * 2
+    plus the small per-step extras (t, statistics, ρ, the ten digit probabilities) and the final sample."""
+    per_step = 4 + 8 + 4 * images + (4 * 10 * images if classified else 0)
+    per_model = (steps + 1) * images * 28 * 28 * 2 * 2 + (steps + 1) * per_step + images * 28 * 28 * 2
     return per_model * models
 
 
 class Run:
     """One generation: settings, the recorded frames per model, and the threads producing them."""
 
-    def __init__(self, settings: RunSettings, models: Mapping[str, BFNModel]):
+    def __init__(self, settings: RunSettings, models: Mapping[str, BFNModel], classifier: DigitClassifier | None = None):
         self.settings = settings
         self.labels = settings.labels
         self.frames: dict[str, Frames] = {
-            kind: Frames(kind, len(self.labels), settings.steps, models[kind].flow.value_range) for kind in settings.kinds
+            kind: Frames(kind, len(self.labels), settings.steps, models[kind].flow.value_range, classified=classifier is not None)
+            for kind in settings.kinds
         }
         self._models = {kind: models[kind] for kind in settings.kinds}
+        self._classifier = classifier
         self._stop = threading.Event()
         self._changed = threading.Condition()
         self._threads: list[threading.Thread] = []
@@ -72,7 +78,7 @@ class Run:
             for state in states:
                 if self._stop.is_set():
                     break
-                self.frames[kind].record(state)
+                self.frames[kind].record(state, self._digit_probs(state))
                 with self._changed:
                     self._changed.notify_all()
                 if time.monotonic() - self.last_seen > IDLE_STOP_S:
@@ -86,6 +92,12 @@ class Run:
                 if self._running == 0:
                     self.ended = time.monotonic()
                 self._changed.notify_all()
+
+    def _digit_probs(self, state: StepState) -> np.ndarray | None:
+        """What the classifier sees in this step's output distribution, (B, 10); ~2 ms for 10 images."""
+        if self._classifier is None:
+            return None
+        return classify_states(self._classifier, state.output[None], state.value_range)[0].numpy()
 
     def stop(self, wait: float = 0.0) -> None:
         self._stop.set()
@@ -195,12 +207,12 @@ class SessionStore:
                     old.run.stop()
             return session
 
-    def start_run(self, session_id: str, settings: RunSettings, models: Mapping[str, BFNModel]) -> Run:
+    def start_run(self, session_id: str, settings: RunSettings, models: Mapping[str, BFNModel], classifier: DigitClassifier | None = None) -> Run:
         """Replace the session's run with a new one (stopping the old) and start it."""
         session = self.get(session_id)
         if session.run is not None:
             session.run.stop()
-        run = Run(settings, models)
+        run = Run(settings, models, classifier)
         with self._lock:
             session.run = run
             session.step = 0

@@ -11,8 +11,9 @@ Public API endpoints (stable names, for `gradio_client`):
     /export_gif     → the run as an animated GIF file
     /export_png     → the final grid as a PNG file
 Views are, in order: status (Markdown), θ and output images for the discrete model, the same for the
-continuous one (None when not in the run), the step slider, and three Plotly figures (pixel heatmap, pixel
-trajectories, step summary).
+continuous one (None when not in the run), the step slider, and four Plotly figures (pixel heatmap, pixel
+trajectories, step summary, and which digit the classifier sees per step). /add_pixel and /clear_pixels
+return the heatmap, the trajectories and the digit view (the image chosen last is the one shown).
 """
 
 from __future__ import annotations
@@ -195,14 +196,15 @@ class Studio:
                 _plot(render.pixel_heatmap(frames, step, session.image, session.pixels, run.labels)),
                 _plot(render.trajectories(frames, step, session.pixels)),
                 _plot(render.step_summary(frames, step)),
+                _plot(render.digit_beliefs(frames, step, session.image, run.labels)),
             )
         else:
-            figures = (gr.skip(),) * 3
+            figures = (gr.skip(),) * 4
         return (self._status(run, step, note), *images, slider_update, *figures)
 
     @staticmethod
     def _nothing(message: str) -> tuple:
-        return (message, *(gr.skip(),) * 8)
+        return (message, *(gr.skip(),) * 9)
 
     def _session_run(self, request: gr.Request | None) -> tuple[Session, Run | None]:
         session = self.store.get(_session_id(request))
@@ -216,7 +218,7 @@ class Studio:
         except ValueError as e:
             raise gr.Error(str(e), title="Invalid input") from None
         sid = _session_id(request)
-        run = self.store.start_run(sid, settings, self.bank.models)
+        run = self.store.start_run(sid, settings, self.bank.models, self.bank.classifier)
         session = self.store.get(sid)
         visibility = [gr.Column(visible=kind in run.frames) for kind in KINDS]
         sent, sent_final, last_plot, next_at = -1, False, -math.inf, 0.0
@@ -242,7 +244,7 @@ class Studio:
                         session.step = latest
                         out = self._views(session, latest, plots=plots, note=note)
                     else:
-                        out = (self._status(run, latest, note="viewing step %d — drag to the end to follow" % session.step), *(gr.skip(),) * 8)
+                        out = (self._status(run, latest, note="viewing step %d — drag to the end to follow" % session.step), *(gr.skip(),) * 9)
                     next_at = now + self.stream_interval  # paced from this update's start: rendering and sending count
                     yield (*out, *visibility)
                     visibility = [gr.skip(), gr.skip()]
@@ -314,11 +316,12 @@ class Studio:
     def _pixel_views(self, session: Session) -> tuple:
         run = session.run
         if run is None or run.latest < 0:
-            return gr.skip(), gr.skip()
+            return gr.skip(), gr.skip(), gr.skip()
         step = min(session.step, run.latest)
         return (
             _plot(render.pixel_heatmap(run.frames, step, session.image, session.pixels, run.labels)),
             _plot(render.trajectories(run.frames, step, session.pixels)),
+            _plot(render.digit_beliefs(run.frames, step, session.image, run.labels)),
         )
 
     def add_pixel(self, image, row, col, request: gr.Request):
@@ -338,12 +341,12 @@ class Studio:
         try:
             x, y = (float(v) for v in str(click).split(",")[:2])
         except ValueError:
-            return gr.skip(), gr.skip()
+            return gr.skip(), gr.skip(), gr.skip()
         if run is None or not (math.isfinite(x) and math.isfinite(y)):
-            return gr.skip(), gr.skip()
+            return gr.skip(), gr.skip(), gr.skip()
         pixel = render.GridLayout(len(run.labels)).locate(x, y)
         if pixel is None:
-            return gr.skip(), gr.skip()
+            return gr.skip(), gr.skip(), gr.skip()
         session.add_pixel(pixel)
         return self._pixel_views(session)
 
@@ -464,12 +467,21 @@ class Studio:
                             gr.Markdown("<small>Or click a pixel in any image above (the heatmap then shows that image). Up to 8 pixels; choosing a pixel again removes it.</small>")
                         with gr.Tab("Step summary", id="summary"):
                             summary = gr.Plot(label="Step summary", show_label=False, elem_id="summary")
+                        with gr.Tab("Which digit?", id="classifier"):
+                            beliefs = gr.Plot(label="Which digit?", show_label=False, elem_id="digit-beliefs")
+                            gr.Markdown(
+                                "<small>A small digit classifier (weights/classifier, see its model card) reads the output distribution at "
+                                "every step. Watch the probabilities: early on the network hedges between look-alike "
+                                "digits; the ★ marks the step from which its top digit stays fixed. Click any image above "
+                                "to show that one.</small>"
+                            )
                         with gr.Tab("Export", id="export"):
                             with gr.Row():
                                 gif_btn = gr.Button("Make animated GIF", elem_id="gif-btn")
                                 png_btn = gr.Button("Make PNG of the final grid", elem_id="png-btn")
                             export_file = gr.File(label="Download", interactive=False, elem_id="export-file")
-            views = [status, *images, step_slider, heatmap, trajectories, summary]
+            views = [status, *images, step_slider, heatmap, trajectories, summary, beliefs]
+            pixel_views = [heatmap, trajectories, beliefs]
             settings = [model, digits, digit, guidance, steps, seed, sampler]
             gen_args = dict(
                 fn=self.generate,
@@ -491,12 +503,12 @@ class Studio:
                 trigger_mode="always_last", show_progress="hidden", concurrency_limit=None,
             )  # fmt: skip
             pixel_click.change(
-                self.click_pixel, inputs=pixel_click, outputs=[heatmap, trajectories], api_visibility="private",
+                self.click_pixel, inputs=pixel_click, outputs=pixel_views, api_visibility="private",
                 trigger_mode="always_last", show_progress="hidden", concurrency_limit=None,
             )  # fmt: skip
             demo.load(None, js=PIXEL_CLICK_JS)
-            add_btn.click(self.add_pixel, inputs=[px_image, px_row, px_col], outputs=[heatmap, trajectories], api_name="add_pixel", preprocess=False, concurrency_limit=None)
-            clear_btn.click(self.clear_pixels, outputs=[heatmap, trajectories], api_name="clear_pixels", concurrency_limit=None)
+            add_btn.click(self.add_pixel, inputs=[px_image, px_row, px_col], outputs=pixel_views, api_name="add_pixel", preprocess=False, concurrency_limit=None)
+            clear_btn.click(self.clear_pixels, outputs=pixel_views, api_name="clear_pixels", concurrency_limit=None)
             gif_btn.click(self.export_gif, outputs=export_file, api_name="export_gif", concurrency_limit=2, concurrency_id="export")
             png_btn.click(self.export_png, outputs=export_file, api_name="export_png", concurrency_limit=2, concurrency_id="export")
             dice.click(None, js=f"() => Math.floor(Math.random() * {MAX_SEED})", outputs=seed)

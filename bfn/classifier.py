@@ -8,6 +8,7 @@ model.safetensors; `load_classifier` reads them strictly and never opens a pickl
 
 from __future__ import annotations
 
+import copy
 import json
 from pathlib import Path
 
@@ -16,6 +17,7 @@ import torch
 import torch.nn.functional as F
 from huggingface_hub import PyTorchModelHubMixin, constants, hf_hub_download
 from torch import Tensor, nn
+from torch.nn.utils.fusion import fuse_conv_bn_eval
 
 WEIGHTS_FILE = "model.safetensors"
 CONFIG_FILE = constants.CONFIG_NAME
@@ -124,6 +126,19 @@ def load_classifier(source: str | Path | None = None, device: torch.device | str
         summary = " ".join(str(e).split())[:300]
         raise ClassifierLoadError(f"cannot load the digit classifier from {source or folder}: {summary}. {how}") from e
     return model.eval().requires_grad_(False).to(device)
+
+
+def fast_classifier(classifier: DigitClassifier) -> DigitClassifier:
+    """An inference-only copy: BatchNorm folded into the convolutions, channels-last memory.
+
+    About 2× faster on a CPU (4 ms instead of 8 ms for 10 images on one thread), which matters when the
+    app classifies every sampling step. Its parameters no longer match the saved layout: never save it.
+    """
+    fast = copy.deepcopy(classifier).eval()
+    for block in fast.body:
+        if isinstance(block, nn.Sequential):  # a `_conv`: Conv2d, BatchNorm2d, ReLU
+            block[0], block[1] = fuse_conv_bn_eval(block[0], block[1]), nn.Identity()
+    return fast.to(memory_format=torch.channels_last)
 
 
 @torch.inference_mode()

@@ -77,13 +77,14 @@ def test_a_streamed_generation_yields_several_updates_and_a_final_result(client)
     updates = list(job)
     assert len(updates) >= 3
     final = job.result()
-    status, d_theta, d_out, c_theta, c_out, slider, heatmap, traj, summary = final
+    status, d_theta, d_out, c_theta, c_out, slider, heatmap, traj, summary, beliefs = final
     assert "Done" in status and "step 120 of 120" in status
     assert slider["value"] == 120 and slider["maximum"] == 120
     for image in (d_theta, d_out, c_theta, c_out):
         assert grey(image).shape == (62, 152)
-    for plot in (heatmap, traj, summary):
+    for plot in (heatmap, traj, summary, beliefs):
         assert plot["type"] == "plotly" and json.loads(plot["plot"])["data"]
+    assert "digit 0" in json.loads(beliefs["plot"])["layout"]["title"]["text"]  # the shipped classifier is loaded
     steps_seen = [u[5]["value"] for u in updates if isinstance(u[5], dict) and "value" in u[5]]
     assert steps_seen == sorted(steps_seen) and steps_seen[-1] == 120  # live, in order, always ending on the final step
 
@@ -140,12 +141,13 @@ def test_scrub_pixels_play_and_exports(client):
     final = generate(client, model="both", steps=40).result()
     status, d_theta, *_ = client.predict(5, api_name="/scrub")
     assert "step 5 of 40" in status and not np.array_equal(grey(d_theta), grey(final[1]))
-    heatmap, traj = client.predict(3, 10, 11, api_name="/add_pixel")
+    heatmap, traj, beliefs = client.predict(3, 10, 11, api_name="/add_pixel")
     names = [t.get("name", "") for t in json.loads(traj["plot"])["data"]]
     assert any("image 3, row 10, col 11" in n for n in names)
+    assert "image 3 · digit 3" in json.loads(beliefs["plot"])["layout"]["title"]["text"]
     with pytest.raises(AppError, match="row must be from 0 to 27"):
         client.predict(3, 40, 11, api_name="/add_pixel")
-    _, traj = client.predict(api_name="/clear_pixels")
+    _, traj, _ = client.predict(api_name="/clear_pixels")
     assert json.loads(traj["plot"])["data"] == []
     played = client.submit(api_name="/play")
     frames = list(played)

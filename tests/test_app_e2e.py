@@ -154,6 +154,11 @@ def test_generate_watch_scrub_and_compare_in_a_browser(app_url):
             page.get_by_role("tab", name="Pixel trajectories").click()
             page.locator("#trajectories").get_by_text("image 2, row 14, col 14").first.wait_for(timeout=60_000)
             page.screenshot(path=ARTIFACTS / "app-trajectories.png", full_page=True)
+            # the clicked image's digit probabilities per step, with the step where its top digit settles
+            page.get_by_role("tab", name="Which digit?").click()
+            page.locator("#digit-beliefs").get_by_text("image 2 · digit 2").first.wait_for(timeout=60_000)
+            page.locator("#digit-beliefs").get_by_text("from step").first.wait_for(timeout=10_000)
+            page.screenshot(path=ARTIFACTS / "app-digits.png", full_page=True)
             page.get_by_role("tab", name="Pixel heatmap").click()
 
             # move the step slider: every view goes back to that step

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import base64
+import copy
 import io
 import json
 import math
@@ -15,9 +16,10 @@ import torch
 from PIL import Image
 
 from app import render
-from app.frames import Frames, step_stats
+from app.frames import Frames, decision_step, step_stats
 from app.params import MAX_STEPS, RunSettings, parse_settings
 from app.session import Run, Session, SessionStore, run_bytes
+from bfn.classifier import classify_states, load_classifier
 from bfn.sampling import StepState, get_sampler
 
 SETTINGS = dict(model="both", digits="all", digit=None, guidance=2.0, steps=6, seed=0, sampler="bfn")
@@ -93,7 +95,7 @@ def test_frames_store_every_step_compactly(discrete_model, continuous_model):
         assert fr.output.dtype == np.float16 and fr.sample.shape == (3, 28, 28)
         assert np.all((fr.stats >= 0) & (fr.stats <= 1))
         assert fr.stats[0, 1] == 0  # nothing is decided at the prior
-        assert 0.99 * run_bytes(6, 3, 1) <= fr.nbytes <= run_bytes(6, 3, 1)
+        assert 0.99 * run_bytes(6, 3, 1, classified=False) <= fr.nbytes <= run_bytes(6, 3, 1, classified=False)
         lo, hi = fr.value_range
         assert fr.theta[: fr.count].min() >= lo - 1e-3 or model.kind == "continuous"
         assert (fr.precision is None) == (model.kind == "discrete")
@@ -108,7 +110,7 @@ def test_frames_refuse_states_out_of_order():
 
 def test_run_bytes_bound_matches_the_documented_maximum():
     worst = run_bytes(MAX_STEPS, 10, 2)
-    assert 60e6 < worst < 64e6  # "≤ 63 MB per session"
+    assert 60e6 < worst < 64e6  # "≤ 64 MB per session"
     assert run_bytes(100, 10, 2) < 6.5e6
 
 
@@ -257,6 +259,53 @@ def test_step_summary_shows_histogram_and_per_step_curves(both):
     assert all(0 <= float(t["y"].min()) and float(t["y"].max()) <= 1 for t in lines)
     single = render.step_summary({"discrete": both["discrete"]}, 99)  # a step beyond the run is clamped
     assert single["layout"]["shapes"][0]["x0"] == both["discrete"].latest
+
+
+def test_decision_step_is_where_the_top_digit_stops_changing():
+    def probs(tops):
+        p = np.full((len(tops), 10), 0.01, np.float32)
+        p[np.arange(len(tops)), tops] = 0.91
+        return p
+
+    assert decision_step(probs([3, 3, 3])) == 0
+    assert decision_step(probs([1, 7, 1, 7, 7])) == 3
+    assert decision_step(probs([2, 2, 9])) == 2  # a change at the last step: decided only there
+
+
+def with_beliefs(frames: Frames, tops: list[int]) -> Frames:
+    """A copy of `frames` whose every image's classifier probabilities have top digit tops[step]."""
+    out = copy.deepcopy(frames)
+    out.digit_probs = np.full((out.num_steps + 1, out.batch, 10), 0.02, np.float32)
+    out.digit_probs[np.arange(len(tops)), :, tops] = 0.82
+    return out
+
+
+def test_digit_beliefs_plots_ten_probabilities_and_the_decision(both):
+    tops = [5, 1, 7, 7, 9, 7, 7]  # top digit 7 for good from step 5
+    frames = {kind: with_beliefs(fr, tops) for kind, fr in both.items()}
+    fig = render.digit_beliefs(frames, 2, image=4, labels=list(range(10)))
+    go.Figure(fig)
+    lines = [t for t in fig["data"] if t["mode"] == "lines"]
+    assert len(lines) == 2 * 10
+    np.testing.assert_allclose(lines[7]["y"], frames["discrete"].digit_probs[:, 4, 7])
+    assert lines[4]["line"]["width"] > lines[3]["line"]["width"]  # image 4 asked for digit 4: drawn thick
+    stars = [t for t in fig["data"] if t["mode"] == "markers+text"]
+    assert [(m["x"], m["text"]) for m in stars] == [([5], ["7 from step 5"])] * 2
+    assert [s["x0"] for s in fig["layout"]["shapes"]] == [2, 2]
+    off = render.digit_beliefs(both, 2)  # frames recorded without a classifier
+    assert off["data"] == [] and "No digit classifier" in off["layout"]["annotations"][-1]["text"]
+
+
+def test_runs_record_what_the_classifier_sees(discrete_model):
+    classifier = load_classifier()
+    run = Run(parse_settings("discrete", "all", None, 2.0, 5, 0), {"discrete": discrete_model}, classifier).start()
+    run.join(60)
+    fr = run.frames["discrete"]
+    assert run.finished and fr.digit_probs.shape == (6, 10, 10)
+    assert fr.nbytes <= run_bytes(5, 10, 1)
+    np.testing.assert_allclose(fr.digit_probs.sum(axis=-1), 1.0, rtol=1e-5)
+    expected = classify_states(classifier, torch.from_numpy(fr.output.astype(np.float32)), fr.value_range).numpy()
+    np.testing.assert_allclose(fr.digit_probs, expected, atol=0.02)  # the frames keep outputs as float16
 
 
 def test_figure_json_encodes_arrays_compactly_and_refuses_nan():

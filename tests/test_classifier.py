@@ -8,7 +8,7 @@ import pytest
 import torch
 from safetensors.torch import save_file
 
-from bfn.classifier import ClassifierLoadError, DigitClassifier, classify_states, load_classifier
+from bfn.classifier import ClassifierLoadError, DigitClassifier, classify_states, fast_classifier, load_classifier
 from tests.mnist_fixture import write_mnist
 from training.__main__ import main
 from training.classifier import ClassifierConfig, accuracy, train_classifier
@@ -48,6 +48,13 @@ def test_round_trip_is_exact_and_strict(trained, tmp_path):
     save_file(state, str(tmp_path / "clf" / "model.safetensors"))
     with pytest.raises(ClassifierLoadError, match="head.bias"):
         load_classifier(tmp_path / "clf")
+
+
+def test_fast_classifier_gives_the_same_probabilities(trained):
+    x = torch.rand(2, 5, 28, 28)
+    fast = fast_classifier(trained)
+    assert not any(isinstance(m, torch.nn.BatchNorm2d) for m in fast.modules())  # folded into the convolutions
+    torch.testing.assert_close(classify_states(fast, x, (0.0, 1.0)), classify_states(trained.eval(), x, (0.0, 1.0)), rtol=0, atol=1e-5)
 
 
 def test_missing_or_pickled_weights_give_one_clear_error(tmp_path):
