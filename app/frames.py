@@ -24,6 +24,7 @@ DECIDED = 0.975  # a pixel counts as decided once θ puts this much probability 
 Z_DECIDED = 1.959964  # the same for a Gaussian belief: |μ| ≥ 1.96 σ puts 97.5% on one side of 0
 STAT_NAMES = ("uncertainty", "decided")
 NUM_DIGITS = 10
+DECISION_CONFIDENCE = 0.5  # a digit is decided once the classifier's top digit is final and at least this sure
 
 
 def step_stats(kind: str, theta: np.ndarray, precision: np.ndarray | None) -> tuple[float, float]:
@@ -43,14 +44,19 @@ def step_stats(kind: str, theta: np.ndarray, precision: np.ndarray | None) -> tu
     return float(sigma.mean()), float((np.abs(x) >= Z_DECIDED * sigma).mean())
 
 
-def decision_step(probs: np.ndarray) -> int:
-    """The step from which the classifier's top digit no longer changes: (steps, 10) → a step index.
+def decision_step(probs: np.ndarray, confidence: float = DECISION_CONFIDENCE) -> int | None:
+    """The step from which the classifier sees one digit for good: (steps, 10) → a step index, or None.
 
-    "The moment a digit decides itself": every later step (to the last one recorded) agrees with it.
+    "The moment a digit decides itself": from that step on (to the last step recorded) the top digit is the
+    final one and holds at least `confidence`. None when the last step itself is not that sure.
     """
-    top = probs.argmax(axis=1)
-    changed = np.flatnonzero(top != top[-1])
-    return int(changed[-1] + 1) if changed.size else 0
+    final = int(probs[-1].argmax())
+    settled = (probs.argmax(axis=1) == final) & (probs[:, final] >= confidence)
+    unsettled = np.flatnonzero(~settled)
+    if unsettled.size == 0:
+        return 0
+    last = int(unsettled[-1])
+    return None if last == len(settled) - 1 else last + 1
 
 
 class Frames:

@@ -306,8 +306,8 @@ def digit_beliefs(
 ) -> Figure:
     """For one image, per model: the classifier's ten digit probabilities of the output distribution, per step.
 
-    The digit asked for is drawn thick; a marker shows the step from which the top digit no longer changes
-    (over the steps recorded so far), the moment the digit "decides itself".
+    The digit asked for is drawn thick; a star marks the step from which the classifier sees the final digit
+    for good (`decision_step`, over the steps recorded so far): the moment the digit "decides itself".
     """
     kinds = list(frames_by_kind)
     layout = _subplots(_titles(frames_by_kind), spacing=0.08)
@@ -343,6 +343,12 @@ def digit_beliefs(
                 }
             )
         decided, top = decision_step(probs), int(probs[-1].argmax())
+        if decided is None:
+            layout["annotations"].append(
+                {"text": f"undecided: {top} at {probs[-1, top]:.0%}", "showarrow": False, "x": fr.count - 1, "y": 1.0,
+                 "xref": f"x{sx}", "yref": f"y{sx}", "xanchor": "right", "yanchor": "top"}
+            )
+            continue
         data.append(
             {
                 "type": "scatter",
@@ -355,7 +361,7 @@ def digit_beliefs(
                 "textposition": "bottom right",
                 "marker": {"symbol": "star", "size": 14, "color": DIGIT_COLOURS[top], "line": {"width": 1, "color": "#111827"}},
                 "showlegend": False,
-                "hovertemplate": f"the classifier's top digit is {top} from step {decided} on<extra>{KIND_TITLES[kind]}</extra>",
+                "hovertemplate": f"the classifier sees a {top} (≥ 50%) from step {decided} on<extra>{KIND_TITLES[kind]}</extra>",
             }
         )
     if first.digit_probs is None:

@@ -470,10 +470,11 @@ class Studio:
                         with gr.Tab("Which digit?", id="classifier"):
                             beliefs = gr.Plot(label="Which digit?", show_label=False, elem_id="digit-beliefs")
                             gr.Markdown(
-                                "<small>A small digit classifier (weights/classifier, see its model card) reads the output distribution at "
-                                "every step. Watch the probabilities: early on the network hedges between look-alike "
-                                "digits; the ★ marks the step from which its top digit stays fixed. Click any image above "
-                                "to show that one.</small>"
+                                "<small>A small digit classifier (weights/classifier, see its model card) reads the "
+                                "output distribution at every step; the ★ marks the step from which it sees the final "
+                                "digit for good (top digit, at least 50%). With a digit asked for, the network's very "
+                                "first prediction is already an average of that digit; choose *Unconditional* to watch "
+                                "a digit decide itself. Click any image above to show that one.</small>"
                             )
                         with gr.Tab("Export", id="export"):
                             with gr.Row():

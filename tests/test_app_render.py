@@ -261,15 +261,19 @@ def test_step_summary_shows_histogram_and_per_step_curves(both):
     assert single["layout"]["shapes"][0]["x0"] == both["discrete"].latest
 
 
-def test_decision_step_is_where_the_top_digit_stops_changing():
-    def probs(tops):
-        p = np.full((len(tops), 10), 0.01, np.float32)
-        p[np.arange(len(tops)), tops] = 0.91
+def test_decision_step_is_where_the_final_digit_becomes_sure():
+    def probs(tops, sure=0.91):
+        p = np.full((len(tops), 10), (1 - sure) / 9, np.float32)
+        p[np.arange(len(tops)), tops] = sure
         return p
 
     assert decision_step(probs([3, 3, 3])) == 0
     assert decision_step(probs([1, 7, 1, 7, 7])) == 3
-    assert decision_step(probs([2, 2, 9])) == 2  # a change at the last step: decided only there
+    assert decision_step(probs([2, 2, 9])) == 2  # decided only at the last step
+    unsure = probs([4, 4, 4, 4])
+    unsure[:2] = probs([4, 4], sure=0.3)  # the right digit on top, but not sure yet
+    assert decision_step(unsure) == 2
+    assert decision_step(probs([6, 6], sure=0.3)) is None
 
 
 def with_beliefs(frames: Frames, tops: list[int]) -> Frames:
@@ -292,6 +296,12 @@ def test_digit_beliefs_plots_ten_probabilities_and_the_decision(both):
     stars = [t for t in fig["data"] if t["mode"] == "markers+text"]
     assert [(m["x"], m["text"]) for m in stars] == [([5], ["7 from step 5"])] * 2
     assert [s["x0"] for s in fig["layout"]["shapes"]] == [2, 2]
+    hedging = {kind: with_beliefs(fr, tops) for kind, fr in both.items()}
+    for fr in hedging.values():
+        fr.digit_probs[:, :, 7] = 0.3  # 7 stays on top, but never sure
+    unsure = render.digit_beliefs(hedging, 2, image=4)
+    assert not [t for t in unsure["data"] if t["mode"] == "markers+text"]
+    assert [a["text"] for a in unsure["layout"]["annotations"] if "undecided" in a["text"]] == ["undecided: 7 at 30%"] * 2
     off = render.digit_beliefs(both, 2)  # frames recorded without a classifier
     assert off["data"] == [] and "No digit classifier" in off["layout"]["annotations"][-1]["text"]
 
