@@ -29,10 +29,32 @@ from app.params import DEFAULT_GUIDANCE, DEFAULT_STEPS
 ROOT = Path(__file__).resolve().parent.parent
 
 
-def _free_port() -> int:
+def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         return s.getsockname()[1]
+
+
+def stop_server(server: subprocess.Popen, grace: float = 20) -> None:
+    """Ask the server to exit; kill it if it has not after `grace` seconds."""
+    server.terminate()
+    try:
+        server.wait(grace)
+    except subprocess.TimeoutExpired:
+        server.kill()
+
+
+def wait_until_serving(url: str, server: subprocess.Popen, timeout: float) -> bool:
+    """Poll `url` until it answers (True), or until the server process exits or `timeout` passes (False)."""
+    deadline = time.monotonic() + timeout
+    while True:
+        try:
+            urllib.request.urlopen(url, timeout=5)
+            return True
+        except OSError:
+            if server.poll() is not None or time.monotonic() > deadline:
+                return False
+            time.sleep(0.5)
 
 
 def _rss_mb(pid: int, field: str = "VmRSS") -> float:
@@ -103,7 +125,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")
     from gradio_client import Client
 
-    port = _free_port()
+    port = free_port()
     cmd = [sys.executable, "-m", "app", "--host", "127.0.0.1", "--port", str(port), "--threads", str(args.threads)]
     cmd += [x for w in args.weights or [] for x in ("--weights", w)]
     cmd += ["--max-concurrent", str(max(4, args.sessions))]
@@ -111,15 +133,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     server = subprocess.Popen(cmd, cwd=ROOT, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
     url = f"http://127.0.0.1:{port}/"
     try:
-        deadline = time.monotonic() + 300
-        while True:
-            try:
-                urllib.request.urlopen(url, timeout=5)
-                break
-            except OSError:
-                if server.poll() is not None or time.monotonic() > deadline:
-                    raise SystemExit(f"the app did not start:\n{server.stderr.read() if server.poll() is not None else ''}")
-                time.sleep(0.5)
+        if not wait_until_serving(url, server, timeout=300):
+            raise SystemExit(f"the app did not start:\n{server.stderr.read() if server.poll() is not None else ''}")
         idle_mb = _rss_mb(server.pid)
         watch = MemoryWatch(server.pid)
         watch.start()
@@ -151,11 +166,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             "server_peak_rss_mb": _rss_mb(server.pid, "VmHWM"),
         }
     finally:
-        server.terminate()
-        try:
-            server.wait(20)
-        except subprocess.TimeoutExpired:
-            server.kill()
+        stop_server(server)
 
     s, c = results["single"], results["concurrent"]
     print(f"settings: {results['settings']}  ({results['cpus']} CPUs)")

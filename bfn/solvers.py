@@ -170,9 +170,13 @@ def make_solver(order: int, stochastic: bool) -> Callable[[Flow, Sequence[float]
 DEFAULT_GRID = {"continuous": "logsnr", "discrete": "logsnr"}
 
 
-def make_sampler(name: str, order: int, stochastic: bool, grid: str | dict[str, str] | None = None, doc: str = ""):
-    """A sampler with the standard interface from an update rule and a time grid (one name, or one per kind)."""
-    make_update = make_solver(order, stochastic)
+Rule = tuple[int, bool]  # (order, stochastic) of a solver update
+
+
+def make_sampler(name: str, rule: Rule | dict[str, Rule], grid: str | dict[str, str] | None = None, doc: str = ""):
+    """A sampler with the standard interface from an update rule and a time grid (one each, or one per kind)."""
+    rules = rule if isinstance(rule, dict) else {kind: rule for kind in DEFAULT_GRID}
+    updates = {kind: make_solver(order, stochastic) for kind, (order, stochastic) in rules.items()}
     grids = grid if isinstance(grid, dict) else {kind: grid or DEFAULT_GRID[kind] for kind in DEFAULT_GRID}
 
     def times(flow: Flow, steps: int) -> list[float]:
@@ -187,6 +191,7 @@ def make_sampler(name: str, order: int, stochastic: bool, grid: str | dict[str, 
         guidance: float = 1.0,
         seed: int = 0,
     ) -> Iterator[StepState]:
+        make_update = updates[model.flow.kind]
         yield from run_sampler(model, labels, steps=steps, guidance=guidance, seed=seed, make_update=make_update, times=times)
 
     sampler.__name__ = sampler.__qualname__ = f"{name}_sampler"
@@ -194,27 +199,16 @@ def make_sampler(name: str, order: int, stochastic: bool, grid: str | dict[str, 
     return sampler
 
 
-ode1_sampler = make_sampler("ode1", 1, False, doc="First-order probability-flow ODE solver (DDIM-like) with a random start.")
-ode2_sampler = make_sampler("ode2", 2, False, doc="Second-order multistep probability-flow ODE solver (x̂ linear in λ).")
-sde1_sampler = make_sampler("sde1", 1, True, doc="First-order SDE solver using the mean prediction x̂ (no class draw).")
-sde2_sampler = make_sampler("sde2", 2, True, doc="Second-order multistep SDE solver (x̂ linear in λ).")
+ode1_sampler = make_sampler("ode1", (1, False), doc="First-order probability-flow ODE solver (DDIM-like) with a random start.")
+ode2_sampler = make_sampler("ode2", (2, False), doc="Second-order multistep probability-flow ODE solver (x̂ linear in λ).")
+sde1_sampler = make_sampler("sde1", (1, True), doc="First-order SDE solver using the mean prediction x̂ (no class draw).")
+sde2_sampler = make_sampler("sde2", (2, True), doc="Second-order multistep SDE solver (x̂ linear in λ).")
 
-# The best few-step sampler per flow kind, chosen with `python -m training evaluate-samples` on the shipped
+# The best few-step rule per flow kind, chosen with `python -m training evaluate-samples` on the shipped
 # models (20 steps, 500 samples, guidance 1 and 2): sde2 had the lowest Fréchet distance for both kinds.
-BEST = {"continuous": sde2_sampler, "discrete": sde2_sampler}
-
-
-@torch.inference_mode()
-def solver_sampler(
-    model: BFNModel,
-    labels: Sequence[int | None] | Tensor,
-    *,
-    steps: int = 20,
-    guidance: float = 1.0,
-    seed: int = 0,
-) -> Iterator[StepState]:
-    """The recommended few-step sampler: about 20 steps match the original sampler at 1000 (see BEST)."""
-    yield from BEST[model.flow.kind](model, labels, steps=steps, guidance=guidance, seed=seed)
-
+BEST: dict[str, Rule] = {"continuous": (2, True), "discrete": (2, True)}
+solver_sampler = make_sampler(
+    "solver", BEST, doc="The recommended few-step sampler: about 20 steps match the original sampler at 1000 (see BEST)."
+)
 
 SAMPLERS.update({"solver": solver_sampler, "ode1": ode1_sampler, "ode2": ode2_sampler, "sde1": sde1_sampler, "sde2": sde2_sampler})

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 import os
-import socket
 import subprocess
 import sys
 import time
@@ -20,17 +19,12 @@ os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")
 from gradio_client import Client  # noqa: E402
 from gradio_client.exceptions import AppError  # noqa: E402
 
+from app.loadtest import free_port  # noqa: E402
 from app.models import load_models  # noqa: E402
 from app.ui import Studio  # noqa: E402
 
 ROOT = Path(__file__).resolve().parent.parent
 ENDPOINTS = {"/generate", "/stop", "/scrub", "/play", "/add_pixel", "/clear_pixels", "/export_gif", "/export_png"}
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 @pytest.fixture(scope="session")

@@ -9,11 +9,9 @@ from __future__ import annotations
 
 import os
 import re
-import socket
 import subprocess
 import sys
 import time
-import urllib.request
 from pathlib import Path
 
 import pytest
@@ -39,11 +37,7 @@ if not CHROMIUM.exists():
 
 sync_playwright = pytest.importorskip("playwright.sync_api").sync_playwright
 
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
+from app.loadtest import free_port, stop_server, wait_until_serving  # noqa: E402
 
 
 @pytest.fixture(scope="module")
@@ -64,23 +58,12 @@ def app_url(tmp_path_factory, discrete_model, continuous_model):
     )
     url = f"http://127.0.0.1:{port}/"
     try:
-        deadline = time.monotonic() + 240
-        while True:
-            try:
-                urllib.request.urlopen(url, timeout=5)
-                break
-            except OSError:
-                if proc.poll() is not None or time.monotonic() > deadline:
-                    log.seek(0)
-                    pytest.fail(f"the app did not start:\n{log.read()}")
-                time.sleep(0.5)
+        if not wait_until_serving(url, proc, timeout=240):
+            log.seek(0)
+            pytest.fail(f"the app did not start:\n{log.read()}")
         yield url
     finally:
-        proc.terminate()
-        try:
-            proc.wait(20)
-        except subprocess.TimeoutExpired:
-            proc.kill()
+        stop_server(proc)
         log.close()
 
 

@@ -77,7 +77,7 @@ def test_first_order_sde_is_the_original_sampler_for_continuous_data():
     # noise stream, same result, which also checks the solvers' Gaussian view of (μ, ρ). (On a smooth
     # network: a random U-Net amplifies float32 rounding differences from step to step.)
     toy = GaussianToy()
-    sde1_uniform = make_sampler("sde1_uniform", order=1, stochastic=True, grid="uniform")
+    sde1_uniform = make_sampler("sde1_uniform", (1, True), grid="uniform")
     for steps in (3, 30):
         a = list(get_sampler("bfn")(toy, [0, 5], steps=steps, guidance=1.0, seed=3))
         b = list(sde1_uniform(toy, [0, 5], steps=steps, guidance=1.0, seed=3))
