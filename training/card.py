@@ -13,6 +13,7 @@ from pathlib import Path
 
 EVALUATIONS = "evaluations.jsonl"
 TRAINING = "training.json"
+SOURCE_TRAINING = "init_from_training.json"  # in a fine-tuning run's folder: the training record of its start
 SAMPLE_QUALITY = "sample_quality.md"
 
 DATA_TEXT = {

@@ -15,7 +15,7 @@ import torch
 from huggingface_hub import HfApi
 
 from bfn.model import BFNModel
-from training.card import TRAINING, write_card
+from training.card import SOURCE_TRAINING, TRAINING, write_card
 from training.checkpoint import load_checkpoint
 
 DTYPES = {"float32": torch.float32, "float16": torch.float16, "bfloat16": torch.bfloat16}
@@ -27,14 +27,13 @@ def describe_compute() -> str:
     return f"CPU only ({platform.processor() or platform.machine()}, torch {torch.__version__})"
 
 
-def source_training(cfg: dict) -> dict:
+def source_training(run: Path) -> dict:
     """The training record of the model a fine-tuning run started from (empty for a run from scratch).
 
     A fine-tuned model's card must tell its whole history, so its steps and commands include the source's.
     """
-    source = cfg.get("init_from")
-    record = Path(source) / TRAINING if source else None
-    return json.loads(record.read_text()) if record and record.exists() else {}
+    record = run / SOURCE_TRAINING
+    return json.loads(record.read_text()) if record.is_file() else {}
 
 
 def export_run(run: Path, to: Path, dtype: str = "float32", push_to_hub: str | None = None, compute: str | None = None) -> Path:
@@ -47,7 +46,7 @@ def export_run(run: Path, to: Path, dtype: str = "float32", push_to_hub: str | N
     to.mkdir(parents=True, exist_ok=True)
     model.save_pretrained(to)
     commands_file = run / "commands.txt"
-    source = source_training(cfg)
+    source = source_training(run)
     training = {
         "steps": source.get("steps", 0) + state["step"],
         "batch_size": cfg["batch_size"],

@@ -28,6 +28,7 @@ from bfn.flow import Flow
 from bfn.hub import load_model
 from bfn.model import BFNModel
 from bfn.sampling import sample
+from training.card import SOURCE_TRAINING, TRAINING
 from training.checkpoint import has_checkpoint, load_checkpoint, restore_optimizer_state, save_checkpoint
 from training.data import Split, to_model_data, train_val_split
 
@@ -71,6 +72,17 @@ def init_config_from(cfg: TrainConfig, source: BFNModel) -> TrainConfig:
         raise ValueError(f"--init-from model is {source.kind!r} but --kind is {cfg.kind!r}; pass --kind {source.kind}")
     saved = source._hub_mixin_config
     return dataclasses.replace(cfg, flow=dict(saved["flow"]), unet=dict(saved["unet"]))
+
+
+def keep_source_record(source: Path, out: Path) -> None:
+    """Copy the training record of the model a fine-tuning run starts from into the run folder.
+
+    The exported card then tells the model's whole history even if the source folder is later overwritten
+    (as when a fine-tuned model replaces the one it started from).
+    """
+    record = source / TRAINING
+    if record.is_file():
+        (out / SOURCE_TRAINING).write_text(record.read_text())
 
 
 def lr_at(step: int, cfg: TrainConfig) -> float:
@@ -220,6 +232,8 @@ def train(cfg: TrainConfig, resume: bool = False, data: tuple[Split, Split] | No
     if ddp.is_main:
         out.mkdir(parents=True, exist_ok=True)
         (out / "config.json").write_text(json.dumps(asdict(cfg), indent=2))
+        if source is not None:
+            keep_source_record(Path(cfg.init_from), out)
     log_file = (out / "metrics.jsonl").open("a") if ddp.is_main else None
     bar = tqdm(total=cfg.max_steps, initial=step, disable=not ddp.is_main, desc=f"train {cfg.kind}", dynamic_ncols=True)
     running, skipped, last = 0.0, 0, {}
