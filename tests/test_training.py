@@ -120,6 +120,16 @@ def test_resume_continues_exactly(tmp_path, mnist_dir):
         assert a[step] == pytest.approx(b[step], rel=1e-5, abs=1e-5), step
 
 
+def test_time_limit_stops_with_a_checkpoint_at_a_log_boundary(tmp_path, mnist_dir):
+    """An exhausted time budget ends the chunk at the next log step, checkpointed, and --resume finishes it."""
+    data = tiny_data(mnist_dir)
+    run = tmp_path / "run"
+    train(tiny_config(run, log_every=2, checkpoint_every=1000), data=data, time_limit=0.0)
+    assert load_checkpoint(run / "checkpoint")["step"] == 2
+    train(tiny_config(run, log_every=2, checkpoint_every=1000), data=data, resume=True)
+    assert load_checkpoint(run / "checkpoint")["step"] == 6
+
+
 def test_resume_without_checkpoint_fails_clearly(tmp_path, mnist_dir):
     with pytest.raises(FileNotFoundError, match="no checkpoint"):
         train(tiny_config(tmp_path / "none"), data=tiny_data(mnist_dir), resume=True)

@@ -29,6 +29,8 @@ def register_train(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--out", required=True, help="run folder: checkpoint/, metrics.jsonl, samples/, config.json")
     p.add_argument("--resume", action="store_true", help="continue the run in --out from its last checkpoint")
     p.add_argument("--stop-after", type=int, help="stop (with a checkpoint) at this step without changing the schedule")
+    p.add_argument("--time-limit", type=float, metavar="SECONDS",
+                   help="stop (with a checkpoint) after this many seconds, e.g. to fit a per-command limit")
     p.add_argument("--beta1", type=float, default=3.0, help="discrete: final accuracy β(1) (paper text 3; official config 9)")
     p.add_argument("--sigma1", type=float, default=0.001, help="continuous: data std left at t = 1 (≥ 1e-4)")
     p.add_argument("--channels", type=_int_tuple, default=(32, 64), help="U-Net channels per resolution, comma separated")
@@ -79,7 +81,7 @@ def run_train(args: argparse.Namespace) -> None:
     out.mkdir(parents=True, exist_ok=True)
     with (out / "commands.txt").open("a") as f:  # the model card quotes how the run was made
         f.write("python -m training " + shlex.join(sys.argv[1:]) + "\n")
-    print(json.dumps(train(cfg, resume=args.resume, stop_after=args.stop_after)))
+    print(json.dumps(train(cfg, resume=args.resume, stop_after=args.stop_after, time_limit=args.time_limit)))
 
 
 # Each subcommand lives with its code: a `register(subparsers)` that adds a parser with `func` as default.

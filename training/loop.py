@@ -121,8 +121,7 @@ def drop_labels(labels: Tensor, p: float, null: int, generator: torch.Generator)
 
 @torch.no_grad()
 def update_ema(ema: nn.Module, model: nn.Module, decay: float) -> None:
-    for e, p in zip(ema.parameters(), model.parameters()):
-        e.lerp_(p, 1 - decay)
+    torch._foreach_lerp_(list(ema.parameters()), list(model.parameters()), 1 - decay)
 
 
 @torch.no_grad()
@@ -176,6 +175,14 @@ class Distributed:
             dist.all_reduce(ok, op=dist.ReduceOp.MIN)
         return bool(ok.item())
 
+    def any_true(self, flag: bool) -> bool:
+        """True on every rank if `flag` is true on any, so a time limit stops all ranks at the same step."""
+        if self.world == 1:
+            return flag
+        value = torch.tensor([float(flag)], device=self.device())
+        dist.all_reduce(value, op=dist.ReduceOp.MAX)
+        return bool(value.item())
+
     def close(self) -> None:
         if self.world > 1:
             dist.destroy_process_group()
@@ -185,13 +192,16 @@ def build_model(cfg: TrainConfig) -> BFNModel:
     return BFNModel(cfg.kind, cfg.flow, cfg.unet)
 
 
-def train(cfg: TrainConfig, resume: bool = False, data: tuple[Split, Split] | None = None, stop_after: int | None = None) -> dict:
+def train(cfg: TrainConfig, resume: bool = False, data: tuple[Split, Split] | None = None, stop_after: int | None = None,
+          time_limit: float | None = None) -> dict:
     """Train (or resume) a run in `cfg.out`; returns the last logged metrics.
 
-    `stop_after` ends this invocation at that step with a checkpoint, leaving the schedule (set by
-    `max_steps`) untouched, so a long run can be trained in chunks (e.g. under a per-command time limit).
+    `stop_after` (a step) or `time_limit` (seconds of this invocation) end it early with a checkpoint,
+    leaving the schedule (set by `max_steps`) untouched, so a long run can be trained in chunks that fit a
+    per-command time limit and resume exactly.
     `data` lets tests pass a tiny (train, val) pair instead of reading MNIST from `cfg.data_dir`.
     """
+    started = time.perf_counter()
     ddp = Distributed()
     device = ddp.device()
     if cfg.threads:
@@ -282,6 +292,9 @@ def train(cfg: TrainConfig, resume: bool = False, data: tuple[Split, Split] | No
                 log_file.write(json.dumps(last) + "\n")
                 log_file.flush()
             running, n_log, t_log = 0.0, 0, now
+        if time_limit is not None and step % cfg.log_every == 0 and ddp.any_true(time.perf_counter() - started > time_limit):
+            tqdm.write(f"time limit of {time_limit:.0f} s reached at step {step}; checkpointing (continue with --resume)")
+            end = step
         if step % cfg.checkpoint_every == 0 or step == end:
             checkpoint()
         if ddp.is_main and (step % cfg.eval_every == 0 or step == cfg.max_steps):
