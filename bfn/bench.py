@@ -17,6 +17,7 @@ import argparse
 import json
 import platform
 import time
+from collections.abc import Iterator
 
 import torch
 
@@ -35,6 +36,18 @@ def shipped_model(kind: str, device: str) -> tuple[BFNModel, bool]:
         return load_model(kind=kind, device=device), True
     except ModelLoadError:
         return BFNModel(kind).eval().requires_grad_(False).to(device), False
+
+
+def models_to_time(args: argparse.Namespace, device: str) -> Iterator[tuple[str, tuple[BFNModel, bool]]]:
+    """(name, (model, trained)) for each model asked for: `--models` if given, else the shipped `--kinds`."""
+    from bfn.hub import load_model
+
+    if args.models:
+        for source in args.models:
+            yield source, (load_model(source, device=device), True)
+    else:
+        for kind in args.kinds:
+            yield f"weights/{kind}", shipped_model(kind, device)
 
 
 def reference_model(kind: str, device: str, channels_last: bool) -> BFNModel:
@@ -80,6 +93,8 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--sampler", nargs="+", default=["bfn"], help=f"sampler(s) to time: {', '.join(sorted(SAMPLERS))}")
     p.add_argument("--threads", type=int, nargs="+", default=[1, 2], help="CPU thread counts to try")
     p.add_argument("--kinds", nargs="+", choices=KINDS, default=list(KINDS), help="shipped models to time")
+    p.add_argument("--models", nargs="+", metavar="MODEL", default=[],
+                   help="time these model folders / Hub ids instead of the shipped models (e.g. a candidate run's export)")
     p.add_argument("--reference-steps", type=int, default=5, help="steps actually timed for the 25M reference (0: skip it)")
     p.add_argument("--repeats", type=int, default=3, help="runs per shipped-model measurement (the best counts)")
     p.add_argument("--no-gpu", action="store_true", help="skip the GPU even if there is one")
@@ -98,16 +113,16 @@ def main(argv: list[str] | None = None) -> int:
     for device, threads in settings:
         if threads is not None:
             torch.set_num_threads(threads)
-        for kind in args.kinds:
-            model, trained = shipped_model(kind, device)
+        for name, (model, trained) in models_to_time(args, device):
+            kind = model.kind
             for sampler in args.sampler:
-                small = measure(f"weights/{kind}", model, sampler, args.steps, args.steps, args.guidance, device, threads,
+                small = measure(name, model, sampler, args.steps, args.steps, args.guidance, device, threads,
                                 args.repeats, layout="channels_last" if device == "cpu" else "default",
                                 **({} if trained else {"untrained": True}))
                 print(json.dumps(small), flush=True)
                 if args.layouts and device == "cpu":
                     plain = model.to(memory_format=torch.contiguous_format)
-                    print(json.dumps(measure(f"weights/{kind}", plain, sampler, args.steps, args.steps, args.guidance, device,
+                    print(json.dumps(measure(name, plain, sampler, args.steps, args.steps, args.guidance, device,
                                              threads, args.repeats, layout="nchw")), flush=True)
                     model = model.to(memory_format=torch.channels_last)
                 if args.reference_steps and sampler == args.sampler[0]:
@@ -115,7 +130,7 @@ def main(argv: list[str] | None = None) -> int:
                     big = measure("reference-25M", ref, sampler, args.steps, min(args.reference_steps, args.steps),
                                   args.guidance, device, threads, 1, layout="channels_last" if device == "cpu" else "default")
                     print(json.dumps(big), flush=True)
-                    ratios.append({"ratio": f"reference ÷ weights/{kind}", "device": device, "threads": threads,
+                    ratios.append({"ratio": f"reference ÷ {name}", "device": device, "threads": threads,
                                    "ms_per_step": round(big["ms_per_step"] / small["ms_per_step"], 1)})
                     del ref
     for r in ratios:

@@ -148,7 +148,10 @@ def test_export_roundtrip_and_evaluate(tmp_path, mnist_dir):
     data = tiny_data(mnist_dir)
     run = tmp_path / "run"
     train(tiny_config(run, "continuous"), data=data)
+    (tmp_path / "model").mkdir()
+    (tmp_path / "model" / "evaluations.jsonl").write_text('{"unit": "nats/image", "note": "of older weights"}\n')
     folder = export_run(run, tmp_path / "model", compute="test")
+    assert not (folder / "evaluations.jsonl").exists(), "measurements of the replaced weights must go"
     card = (folder / "README.md").read_text()
     assert "continuous MNIST" in card and "Steps: 6 optimiser steps" in card
     loaded = BFNModel.from_pretrained(folder)

@@ -15,6 +15,8 @@ EVALUATIONS = "evaluations.jsonl"
 TRAINING = "training.json"
 SOURCE_TRAINING = "init_from_training.json"  # in a fine-tuning run's folder: the training record of its start
 SAMPLE_QUALITY = "sample_quality.md"
+SAMPLE_RESULTS = "sample_quality.jsonl"  # every evaluate-samples line; SAMPLE_QUALITY is its table
+MEASUREMENTS = (EVALUATIONS, SAMPLE_QUALITY, SAMPLE_RESULTS)  # facts about one set of weights
 
 DATA_TEXT = {
     "discrete": "MNIST training set (55,000 images; 5,000 held out for validation), dynamically binarised: "

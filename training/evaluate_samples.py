@@ -30,11 +30,9 @@ from torch import Tensor
 
 from bfn.classifier import DigitClassifier, load_classifier, to_unit
 from bfn.sampling import SAMPLERS, sample
+from training.card import SAMPLE_QUALITY, SAMPLE_RESULTS, write_card
 from training.data import Split, load_mnist, to_model_data
 from training.sample_metrics import class_accuracy, diversity, feature_statistics, frechet_distance
-
-RESULTS = "sample_quality.jsonl"
-TABLE = "sample_quality.md"
 
 
 @torch.inference_mode()
@@ -125,18 +123,14 @@ def record(folder: Path, lines: list[dict]) -> None:
     """Append to sample_quality.jsonl, rewrite sample_quality.md (last result per setting) and the card."""
     if not (folder / "config.json").exists():
         raise FileNotFoundError(f"--record needs a local model folder; {folder} has no config.json")
-    with (folder / RESULTS).open("a") as f:
+    with (folder / SAMPLE_RESULTS).open("a") as f:
         for line in lines:
             f.write(json.dumps(line) + "\n")
     latest = {}
-    for line in (json.loads(l) for l in (folder / RESULTS).read_text().splitlines() if l.strip()):
+    for line in (json.loads(l) for l in (folder / SAMPLE_RESULTS).read_text().splitlines() if l.strip()):
         latest[(line["sampler"], line["steps"], line["guidance"], line["per_class"])] = line
-    (folder / TABLE).write_text(render_table(list(latest.values())))
-    try:
-        from training.card import write_card  # the model card includes sample_quality.md when present
-    except ImportError:
-        return
-    if (folder / "README.md").exists():
+    (folder / SAMPLE_QUALITY).write_text(render_table(list(latest.values())))
+    if (folder / "README.md").exists():  # the model card includes sample_quality.md
         write_card(folder)
 
 

@@ -15,7 +15,7 @@ import torch
 from huggingface_hub import HfApi
 
 from bfn.model import BFNModel
-from training.card import SOURCE_TRAINING, TRAINING, write_card
+from training.card import MEASUREMENTS, SOURCE_TRAINING, TRAINING, write_card
 from training.checkpoint import load_checkpoint
 
 DTYPES = {"float32": torch.float32, "float16": torch.float16, "bfloat16": torch.bfloat16}
@@ -44,6 +44,8 @@ def export_run(run: Path, to: Path, dtype: str = "float32", push_to_hub: str | N
     model.load_state_dict(state["ema"])
     model.to(DTYPES[dtype])
     to.mkdir(parents=True, exist_ok=True)
+    for stale in MEASUREMENTS:  # they measured the weights being replaced; the card must not show them
+        (to / stale).unlink(missing_ok=True)
     model.save_pretrained(to)
     commands_file = run / "commands.txt"
     source = source_training(run)
