@@ -36,9 +36,28 @@ def sender_sample(x_onehot: Tensor, alpha: float | Tensor, generator: torch.Gene
     return mean + std * torch.randn(x_onehot.shape, generator=generator, device=x_onehot.device, dtype=x_onehot.dtype)
 
 
+def class_softmax(logits: Tensor) -> Tensor:
+    """Softmax over the class axis (the last one).
+
+    Computed with that axis moved to the front: on a CPU, PyTorch's softmax over a last axis of 2 classes is
+    ~7× slower than over a leading one (one short row per pixel instead of long vectorised runs), and the
+    sampler calls this twice per step.
+    """
+    return torch.softmax(logits.movedim(-1, 0), dim=0).movedim(0, -1)
+
+
+def categorical_sample(probs: Tensor, generator: torch.Generator | None = None) -> Tensor:
+    """k ~ Categorical(probs) over the last axis, by inverting the CDF with one uniform draw per pixel.
+
+    The same distribution as `torch.multinomial`, ~6× faster on a CPU for the sampler's many 2-class rows.
+    """
+    u = torch.rand(probs.shape[:-1] + (1,), generator=generator, device=probs.device, dtype=probs.dtype)
+    return (u >= probs.cumsum(-1)[..., :-1]).sum(-1)
+
+
 def bayesian_update(theta: Tensor, y: Tensor) -> Tensor:
     """θ' ∝ e^y θ (eq. 171), computed in log space so that confident pixels do not overflow."""
-    return torch.softmax(y + torch.log(theta.clamp_min(torch.finfo(theta.dtype).tiny)), dim=-1)
+    return class_softmax(y + torch.log(theta.clamp_min(torch.finfo(theta.dtype).tiny)))
 
 
 def bayesian_flow_sample(x_onehot: Tensor, t: Tensor, beta1: float, generator: torch.Generator | None = None) -> Tensor:
@@ -47,12 +66,12 @@ def bayesian_flow_sample(x_onehot: Tensor, t: Tensor, beta1: float, generator: t
     `t` has one entry per batch element; it is broadcast over all other axes.
     """
     beta = accuracy_schedule(t, beta1).reshape(-1, *([1] * (x_onehot.dim() - 1)))
-    return torch.softmax(sender_sample(x_onehot, beta, generator), dim=-1)
+    return class_softmax(sender_sample(x_onehot, beta, generator))
 
 
 def output_distribution(logits: Tensor) -> Tensor:
     """p_O(·|θ; t) = softmax of the network's logits over the class axis (eq. 190 with independent dims)."""
-    return torch.softmax(logits, dim=-1)
+    return class_softmax(logits)
 
 
 def continuous_time_loss(x_onehot: Tensor, probs: Tensor, t: Tensor, beta1: float) -> Tensor:
@@ -159,13 +178,12 @@ class DiscreteFlow:
 
     def sample_step(self, theta: Tensor, output: Tensor, alpha: float, generator: torch.Generator | None = None) -> Tensor:
         """One generative step: draw k ~ p_O, observe it through the sender with accuracy α, update θ."""
-        k = torch.multinomial(output.reshape(-1, self.num_classes), 1, generator=generator).reshape(output.shape[:-1])
-        y = sender_sample(self.one_hot(k), alpha, generator)
+        y = sender_sample(self.one_hot(categorical_sample(output, generator)), alpha, generator)
         return bayesian_update(theta, y)
 
     def final_sample(self, output: Tensor, generator: torch.Generator | None = None) -> Tensor:
         """The generated data: one draw from the output distribution at t = 1, as class indices."""
-        return torch.multinomial(output.reshape(-1, self.num_classes), 1, generator=generator).reshape(output.shape[:-1])
+        return categorical_sample(output, generator)
 
     value_range = (0.0, 1.0)
 
@@ -183,5 +201,5 @@ class DiscreteFlow:
         return sample.float() / (self.num_classes - 1)
 
     def _expected_unit(self, probs: Tensor) -> Tensor:
-        values = torch.linspace(0, 1, self.num_classes, device=probs.device)
-        return (probs * values).sum(-1)
+        values = torch.linspace(0, 1, self.num_classes, device=probs.device, dtype=probs.dtype)
+        return probs @ values  # a matrix-vector product: far faster than a sum over a short last axis

@@ -44,7 +44,7 @@ import torch
 from torch import Tensor
 
 from bfn.continuous import precision_schedule
-from bfn.discrete import accuracy_schedule
+from bfn.discrete import accuracy_schedule, class_softmax
 from bfn.flow import Flow, Theta
 from bfn.model import BFNModel
 from bfn.sampling import SAMPLERS, StepState, Update, run_sampler
@@ -80,7 +80,7 @@ class GaussianView:
 
     def to_theta(self, z: Tensor, beta: float) -> Theta:
         if self.flow.kind == "discrete":
-            return torch.softmax(z, dim=-1)
+            return class_softmax(z)
         rho = 1.0 + beta
         return z / rho, torch.full((z.shape[0],), rho, device=z.device)
 

@@ -15,6 +15,8 @@ from bfn.discrete import (
     accuracy_schedule,
     bayesian_flow_sample,
     bayesian_update,
+    categorical_sample,
+    class_softmax,
     continuous_time_loss,
     reconstruction_loss,
     sender_sample,
@@ -87,6 +89,23 @@ def test_flow_distribution_matches_many_small_updates(k: int) -> None:
         assert (sample.var(0) - true_var).abs().max() < 5 * var_se.max()
     assert (a.mean(0) - b.mean(0)).abs().max() < 5 * math.sqrt(2) * mean_se.max()
     assert (a.var(0) - b.var(0)).abs().max() < 5 * math.sqrt(2) * var_se.max()
+
+
+@pytest.mark.parametrize("k", [2, 3, 5])
+def test_class_softmax_is_the_softmax_over_the_last_axis(k: int) -> None:
+    logits = torch.randn(3, 1, 4, 5, k, generator=torch.Generator().manual_seed(k)) * 20
+    torch.testing.assert_close(class_softmax(logits), torch.softmax(logits, dim=-1), rtol=1e-6, atol=1e-7)
+
+
+def test_categorical_sample_draws_each_class_with_its_probability() -> None:
+    """Frequencies over many draws from three different rows match their probabilities (and 0 is never drawn)."""
+    probs = torch.tensor([[0.2, 0.5, 0.3], [0.0, 0.1, 0.9], [1.0, 0.0, 0.0]], dtype=torch.float64)
+    n = 40_000
+    draws = categorical_sample(probs.expand(n, 3, 3), torch.Generator().manual_seed(0))
+    assert draws.shape == (n, 3) and draws.dtype == torch.long
+    freqs = torch.stack([(draws == c).double().mean(0) for c in range(3)], dim=-1)
+    torch.testing.assert_close(freqs, probs, rtol=0, atol=4 * math.sqrt(0.25 / n))  # 4 standard errors
+    assert (freqs[probs == 0] == 0).all()
 
 
 def test_step_accuracies_add_up_to_beta1() -> None:
