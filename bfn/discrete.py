@@ -178,8 +178,8 @@ class DiscreteFlow:
 
     def sample_step(self, theta: Tensor, output: Tensor, alpha: float, generator: torch.Generator | None = None) -> Tensor:
         """One generative step: draw k ~ p_O, observe it through the sender with accuracy α, update θ."""
-        y = sender_sample(self.one_hot(categorical_sample(output, generator)), alpha, generator)
-        return bayesian_update(theta, y)
+        k = categorical_sample(output, generator)
+        return bayesian_update(theta, sender_sample(self.one_hot(k), alpha, generator))
 
     def final_sample(self, output: Tensor, generator: torch.Generator | None = None) -> Tensor:
         """The generated data: one draw from the output distribution at t = 1, as class indices."""
