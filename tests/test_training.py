@@ -19,7 +19,7 @@ from training.checkpoint import load_checkpoint, save_checkpoint
 from training.data import Split, load_mnist, read_idx, to_model_data
 from training.evaluate import evaluate_nll
 from training.export import export_run
-from training.loop import TrainConfig, bfn_loss, lr_at, train
+from training.loop import TrainConfig, bfn_loss, load_source_weights, lr_at, train
 
 ROOT = Path(__file__).resolve().parent.parent
 TINY_UNET = {"channels": [8, 16], "groups": 4}
@@ -189,6 +189,33 @@ def test_init_from_fine_tunes_an_exported_model(tmp_path, mnist_dir):
 
     with pytest.raises(ValueError, match="--kind discrete"):
         train(tiny_config(tmp_path / "wrong", "continuous", init_from=str(base)), data=data)
+
+
+def test_init_from_can_grow_a_refinement_stage(tmp_path, mnist_dir):
+    data = tiny_data(mnist_dir)
+    train(tiny_config(tmp_path / "base"), data=data)
+    source = BFNModel.from_pretrained(export_run(tmp_path / "base", tmp_path / "base-model", compute="test"))
+    # Grown, the model computes exactly what the source did: the new stage starts as the identity.
+    grown = BFNModel(source.kind, unet={**source.net.config.to_dict(), "refine": 4})
+    load_source_weights(grown, source)
+    x, t, labels = torch.rand(3, 1, 28, 28) * 2 - 1, torch.tensor([0.1, 0.5, 0.95]), torch.tensor([3, 7, 10])
+    with torch.no_grad():
+        torch.testing.assert_close(grown(x, t, labels), source(x, t, labels), rtol=0, atol=0)
+
+    # Through the CLI's config: the run records the stage and trains it (its last convolution leaves zero).
+    ft = tmp_path / "ft"
+    train(tiny_config(ft, unet={"refine": 4}, init_from=str(tmp_path / "base-model"), max_steps=3), data=data)
+    state = load_checkpoint(ft / "checkpoint")
+    assert state["config"]["unet"]["refine"] == 4 and state["config"]["unet"]["channels"] == [8, 16]
+    assert state["model"]["net.refine.conv2.weight"].abs().sum() > 0
+    folder = export_run(ft, tmp_path / "ft-model", compute="test")
+    assert BFNModel.from_pretrained(folder).net.config.refine == 4
+
+    with pytest.raises(ValueError, match="already has a refinement stage"):
+        train(tiny_config(tmp_path / "again", unet={"refine": 2}, init_from=str(folder)), data=data)
+    for other in ({"channels": [8, 8]}, {"res_blocks": 2}):  # other shapes; other (missing) layers
+        with pytest.raises(ValueError, match="do not fit"):
+            load_source_weights(BFNModel(source.kind, unet={**TINY_UNET, **other}), source)
 
 
 def run_cli(*args: str, env: dict | None = None) -> subprocess.CompletedProcess:

@@ -66,12 +66,31 @@ class TrainConfig:
 def init_config_from(cfg: TrainConfig, source: BFNModel) -> TrainConfig:
     """`cfg` with the flow and architecture of the model a fine-tuning run starts from.
 
-    Fine-tuning keeps the source's shape (its weights must load strictly), so its kind has to match.
+    Fine-tuning keeps the source's shape (its weights must load), so its kind has to match. The one
+    change allowed is to add a refinement stage (`refine` in `cfg.unet`) to a source that has none: the
+    stage starts as the identity, so the run begins from exactly the source's function.
     """
     if source.kind != cfg.kind:
         raise ValueError(f"--init-from model is {source.kind!r} but --kind is {cfg.kind!r}; pass --kind {source.kind}")
     saved = source._hub_mixin_config
-    return dataclasses.replace(cfg, flow=dict(saved["flow"]), unet=dict(saved["unet"]))
+    unet = dict(saved["unet"])
+    refine = cfg.unet.get("refine", 0)
+    if refine and refine != unet.get("refine", 0):
+        if unet.get("refine", 0):
+            raise ValueError(f"--init-from model already has a refinement stage of {unet['refine']} channels; drop --refine")
+        unet["refine"] = refine
+    return dataclasses.replace(cfg, flow=dict(saved["flow"]), unet=unet)
+
+
+def load_source_weights(model: nn.Module, source: BFNModel) -> None:
+    """Copy a fine-tuning source's weights into `model`; only a newly added refinement stage may be missing."""
+    try:
+        missing, unexpected = model.load_state_dict(source.state_dict(), strict=False)
+    except RuntimeError as err:  # shapes that differ
+        raise ValueError(f"--init-from weights do not fit the model: {err}") from None
+    new = [k for k in missing if not k.startswith("net.refine.")]
+    if new or unexpected:
+        raise ValueError(f"--init-from weights do not fit the model: missing {new}, unexpected {unexpected}")
 
 
 def keep_source_record(source: Path, out: Path) -> None:
@@ -228,8 +247,8 @@ def train(cfg: TrainConfig, resume: bool = False, data: tuple[Split, Split] | No
     generator = torch.Generator(device=device).manual_seed(cfg.seed + 1000 * ddp.rank)
     step = 0
     if source is not None:
-        model.load_state_dict(source.state_dict())
-        ema.load_state_dict(source.state_dict())
+        load_source_weights(model, source)
+        ema.load_state_dict(model.state_dict())
     if saved is not None:
         model.load_state_dict(saved["model"])
         ema.load_state_dict(saved["ema"])
