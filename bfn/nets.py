@@ -32,6 +32,7 @@ class UNetConfig:
     dropout: float = 0.0
     groups: int = 8  # GroupNorm groups
     refine: int = 0  # channels of a full-resolution refinement after the patch head (0: none)
+    evidence: bool = False  # binary data: add a learned, time-dependent multiple of the input's log-odds
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -156,6 +157,15 @@ class UNet(nn.Module):
         nn.init.zeros_(self.head[-1].weight)
         nn.init.zeros_(self.head[-1].bias)
         self.refine = Refine(config.in_channels + config.out_channels, config.out_channels, config.refine, emb_dim) if config.refine else None
+        if config.evidence and not config.in_channels == config.out_channels == 1:
+            raise ValueError("evidence=True is for binary data: one input channel (2θ − 1) and one output logit")
+        # The pixel's own log-odds log(θ/(1 − θ)) is exactly its sender samples' evidence (the Bayesian update
+        # adds it), so the ideal logit is that plus what the other pixels say; a patch network struggles to pass
+        # it through. The gate starts at zero, so the option can be added to a trained network.
+        self.evidence = nn.Linear(emb_dim, 1) if config.evidence else None
+        if self.evidence is not None:
+            nn.init.zeros_(self.evidence.weight)
+            nn.init.zeros_(self.evidence.bias)
 
     def forward(self, x: Tensor, t: Tensor, labels: Tensor) -> Tensor:
         emb = self.time_mlp(timestep_embedding(t, self.config.channels[0])) + self.label_emb(labels)
@@ -175,4 +185,6 @@ class UNet(nn.Module):
             if level < len(self.upsample):
                 h = self.upsample[level](h)
         out = F.pixel_shuffle(self.head(h), self.config.patch)
+        if self.evidence is not None:
+            out = out + self.evidence(emb)[:, :, None, None] * 2 * torch.atanh(x.clamp(-1 + 1e-6, 1 - 1e-6))
         return out if self.refine is None else out + self.refine(torch.cat([out, x], dim=1), emb)

@@ -40,6 +40,9 @@ def register_train(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--refine", type=int, default=0, metavar="CHANNELS",
                    help="full-resolution refinement stage after the patch head (0: none); with --init-from it is "
                         "added to a model that has none")
+    p.add_argument("--evidence", action="store_true",
+                   help="binary data: add a learned, time-gated multiple of each pixel's log-odds to its output logit; "
+                        "with --init-from it is added to a model that has none")
     p.add_argument("--dropout", type=float, default=0.0, help="dropout inside residual blocks")
     p.add_argument("--batch-size", type=int, default=d.batch_size, help="images per optimiser step per process")
     p.add_argument("--lr", type=float, default=d.lr, help="peak AdamW learning rate")
@@ -71,7 +74,8 @@ def run_train(args: argparse.Namespace) -> None:
 
     flow = {"beta1": args.beta1} if args.kind == "discrete" else {"sigma1": args.sigma1}
     unet = {"channels": list(args.channels), "patch": args.patch, "res_blocks": args.res_blocks,
-            "attention": not args.no_attention, "dropout": args.dropout, "refine": args.refine}
+            "attention": not args.no_attention, "dropout": args.dropout, "refine": args.refine,
+            "evidence": args.evidence}
     cfg = TrainConfig(
         kind=args.kind, data_dir=args.data_dir, out=args.out, flow=flow, unet=unet, batch_size=args.batch_size,
         lr=args.lr, weight_decay=args.weight_decay, warmup_steps=args.warmup_steps, max_steps=args.max_steps,
