@@ -44,6 +44,8 @@ class BFNModel(
         unet = dict(unet or {})
         unet.setdefault("in_channels", self.flow.channels_per_dim)
         unet.setdefault("out_channels", self.flow.channels_per_dim)
+        if unet.get("evidence") and getattr(self.flow, "num_classes", None) != 2:
+            raise ValueError(f"the evidence skip is for binary discrete data (num_classes = 2), not a {kind} flow like this one")
         self.net = UNet(UNetConfig.from_dict(unet))
         # The mixin would save only the arguments as passed ("flow": null for defaults); record every
         # hyperparameter instead, so a saved config.json keeps its meaning if a default changes later.

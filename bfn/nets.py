@@ -31,7 +31,6 @@ class UNetConfig:
     num_labels: int = 10  # class labels; label `num_labels` means "no class"
     dropout: float = 0.0
     groups: int = 8  # GroupNorm groups
-    refine: int = 0  # channels of a full-resolution refinement after the patch head (0: none)
     evidence: bool = False  # binary data: add a learned, time-dependent multiple of the input's log-odds
 
     def to_dict(self) -> dict:
@@ -91,29 +90,6 @@ class SelfAttention(nn.Module):
         return x + self.proj(out.transpose(-1, -2).reshape(b, c, h, w))
 
 
-class Refine(nn.Module):
-    """A per-pixel correction at full resolution, added to the patch head's output.
-
-    With `patch` > 1 every output pixel comes from a few channels of a coarse cell, which is where a patch
-    network loses to a full-resolution one: late in the flow, when θ is already sharp, the right logit
-    depends mostly on the pixel's own θ and its neighbours. This stage sees exactly that (the head's
-    output and the network input, 5×5 around each pixel) for a few percent more compute. Its last
-    convolution starts at zero, so adding it to a trained network changes nothing until it is trained.
-    """
-
-    def __init__(self, cin: int, cout: int, channels: int, emb_dim: int):
-        super().__init__()
-        self.conv1 = nn.Conv2d(cin, channels, 3, padding=1)
-        self.emb = nn.Linear(emb_dim, 2 * channels)
-        self.conv2 = nn.Conv2d(channels, cout, 3, padding=1)
-        nn.init.zeros_(self.conv2.weight)
-        nn.init.zeros_(self.conv2.bias)
-
-    def forward(self, x: Tensor, emb: Tensor) -> Tensor:
-        scale, shift = self.emb(emb)[:, :, None, None].chunk(2, dim=1)
-        return self.conv2(F.silu(self.conv1(x) * (1 + scale) + shift))
-
-
 class UNet(nn.Module):
     """Class- and time-conditional U-Net: (B, in, 28, 28), t (B,), labels (B,) → (B, out, 28, 28)."""
 
@@ -156,7 +132,6 @@ class UNet(nn.Module):
         self.head = nn.Sequential(nn.GroupNorm(min(config.groups, cin), cin), nn.SiLU(), nn.Conv2d(cin, config.out_channels * config.patch**2, 3, padding=1))
         nn.init.zeros_(self.head[-1].weight)
         nn.init.zeros_(self.head[-1].bias)
-        self.refine = Refine(config.in_channels + config.out_channels, config.out_channels, config.refine, emb_dim) if config.refine else None
         if config.evidence and not config.in_channels == config.out_channels == 1:
             raise ValueError("evidence=True is for binary data: one input channel (2θ − 1) and one output logit")
         # The pixel's own log-odds log(θ/(1 − θ)) is exactly its sender samples' evidence (the Bayesian update
@@ -187,4 +162,4 @@ class UNet(nn.Module):
         out = F.pixel_shuffle(self.head(h), self.config.patch)
         if self.evidence is not None:
             out = out + self.evidence(emb)[:, :, None, None] * 2 * torch.atanh(x.clamp(-1 + 1e-6, 1 - 1e-6))
-        return out if self.refine is None else out + self.refine(torch.cat([out, x], dim=1), emb)
+        return out

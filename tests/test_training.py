@@ -191,32 +191,26 @@ def test_init_from_fine_tunes_an_exported_model(tmp_path, mnist_dir):
         train(tiny_config(tmp_path / "wrong", "continuous", init_from=str(base)), data=data)
 
 
-@pytest.mark.parametrize("stage", [{"refine": 4}, {"evidence": True}])
-def test_init_from_can_grow_a_stage(tmp_path, mnist_dir, stage):
+def test_init_from_can_add_the_evidence_skip(tmp_path, mnist_dir):
     data = tiny_data(mnist_dir)
     train(tiny_config(tmp_path / "base"), data=data)
     source = BFNModel.from_pretrained(export_run(tmp_path / "base", tmp_path / "base-model", compute="test"))
-    # Grown, the model computes exactly what the source did: the new stage starts as the identity.
-    grown = BFNModel(source.kind, unet={**source.net.config.to_dict(), **stage})
+    # With the skip added, the model computes exactly what the source did: its gate starts at zero.
+    grown = BFNModel(source.kind, unet={**source.net.config.to_dict(), "evidence": True})
     load_source_weights(grown, source)
     x, t, labels = torch.rand(3, 1, 28, 28) * 2 - 1, torch.tensor([0.1, 0.5, 0.95]), torch.tensor([3, 7, 10])
     with torch.no_grad():
         torch.testing.assert_close(grown(x, t, labels), source(x, t, labels), rtol=0, atol=0)
 
-    # Through the CLI's config: the run records the stage and trains it (its zero-initialised layer moves).
+    # Through the CLI's config: the run records the skip and trains its gate.
     ft = tmp_path / "ft"
-    train(tiny_config(ft, unet=stage, init_from=str(tmp_path / "base-model"), max_steps=3), data=data)
+    train(tiny_config(ft, unet={"evidence": True}, init_from=str(tmp_path / "base-model"), max_steps=3), data=data)
     state = load_checkpoint(ft / "checkpoint")
-    (name, value), = stage.items()
-    assert state["config"]["unet"][name] == value and state["config"]["unet"]["channels"] == [8, 16]
-    last = "net.refine.conv2.weight" if name == "refine" else "net.evidence.weight"
-    assert state["model"][last].abs().sum() > 0
+    assert state["config"]["unet"]["evidence"] is True and state["config"]["unet"]["channels"] == [8, 16]
+    assert state["model"]["net.evidence.weight"].abs().sum() > 0
     folder = export_run(ft, tmp_path / "ft-model", compute="test")
-    assert getattr(BFNModel.from_pretrained(folder).net.config, name) == value
+    assert BFNModel.from_pretrained(folder).net.config.evidence is True
 
-    if name == "refine":  # a stage of another size cannot replace a trained one
-        with pytest.raises(ValueError, match="already has refine=4"):
-            train(tiny_config(tmp_path / "again", unet={"refine": 2}, init_from=str(folder)), data=data)
     for other in ({"channels": [8, 8]}, {"res_blocks": 2}):  # other shapes; other (missing) layers
         with pytest.raises(ValueError, match="do not fit"):
             load_source_weights(BFNModel(source.kind, unet={**TINY_UNET, **other}), source)

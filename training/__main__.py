@@ -37,9 +37,6 @@ def register_train(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--patch", type=int, default=2, help="U-Net patch size (2 = work at 14×14)")
     p.add_argument("--res-blocks", type=int, default=1, help="residual blocks per resolution")
     p.add_argument("--no-attention", action="store_true", help="no self-attention at the lowest resolution")
-    p.add_argument("--refine", type=int, default=0, metavar="CHANNELS",
-                   help="full-resolution refinement stage after the patch head (0: none); with --init-from it is "
-                        "added to a model that has none")
     p.add_argument("--evidence", action="store_true",
                    help="binary data: add a learned, time-gated multiple of each pixel's log-odds to its output logit; "
                         "with --init-from it is added to a model that has none")
@@ -74,7 +71,7 @@ def run_train(args: argparse.Namespace) -> None:
 
     flow = {"beta1": args.beta1} if args.kind == "discrete" else {"sigma1": args.sigma1}
     unet = {"channels": list(args.channels), "patch": args.patch, "res_blocks": args.res_blocks,
-            "attention": not args.no_attention, "dropout": args.dropout, "refine": args.refine,
+            "attention": not args.no_attention, "dropout": args.dropout,
             "evidence": args.evidence}
     cfg = TrainConfig(
         kind=args.kind, data_dir=args.data_dir, out=args.out, flow=flow, unet=unet, batch_size=args.batch_size,

@@ -63,37 +63,29 @@ class TrainConfig:
     init_from: str | None = None  # model folder / Hub id whose weights start a fine-tuning run
 
 
-GROWABLE = {"refine": 0, "evidence": False}
-"""Architecture options a fine-tuning run may add to a source without them: each starts as the identity."""
-
-
 def init_config_from(cfg: TrainConfig, source: BFNModel) -> TrainConfig:
     """`cfg` with the flow and architecture of the model a fine-tuning run starts from.
 
     Fine-tuning keeps the source's shape (its weights must load), so its kind has to match. The one
-    change allowed is to add a stage in `GROWABLE` (asked for in `cfg.unet`) to a source that has none: such
-    a stage starts as the identity, so the run begins from exactly the source's function.
+    change allowed is to add the evidence skip (`evidence` in `cfg.unet`) to a source without it: the skip
+    starts at zero, so the run begins from exactly the source's function.
     """
     if source.kind != cfg.kind:
         raise ValueError(f"--init-from model is {source.kind!r} but --kind is {cfg.kind!r}; pass --kind {source.kind}")
     saved = source._hub_mixin_config
     unet = dict(saved["unet"])
-    for name, off in GROWABLE.items():
-        asked, has = cfg.unet.get(name, off), unet.get(name, off)
-        if asked != off and asked != has:
-            if has != off:
-                raise ValueError(f"--init-from model already has {name}={has!r}; drop --{name}")
-            unet[name] = asked
+    if cfg.unet.get("evidence"):
+        unet["evidence"] = True
     return dataclasses.replace(cfg, flow=dict(saved["flow"]), unet=unet)
 
 
 def load_source_weights(model: nn.Module, source: BFNModel) -> None:
-    """Copy a fine-tuning source's weights into `model`; only newly added `GROWABLE` stages may be missing."""
+    """Copy a fine-tuning source's weights into `model`; only a newly added evidence skip may be missing."""
     try:
         missing, unexpected = model.load_state_dict(source.state_dict(), strict=False)
     except RuntimeError as err:  # shapes that differ
         raise ValueError(f"--init-from weights do not fit the model: {err}") from None
-    new = [k for k in missing if k.split(".")[1] not in GROWABLE]
+    new = [k for k in missing if not k.startswith("net.evidence.")]
     if new or unexpected:
         raise ValueError(f"--init-from weights do not fit the model: missing {new}, unexpected {unexpected}")
 
