@@ -6,6 +6,12 @@ Label `num_labels` (10 for MNIST) is the learned "no class" label used for class
 
 It is deliberately small: the demo samples 10 digits × 100 steps with guidance on a 2-core CPU, so every
 layer at full 28×28 resolution costs real milliseconds. Sizes are configuration (`UNetConfig`).
+
+For binary data the output logit can include each pixel's own log-odds log(θ/(1 − θ)) through a learned,
+time-dependent gate (`evidence`). As θ starts at ½, those log-odds are exactly the summed evidence of the
+sender samples about that pixel (the Bayesian update, eq. 172, adds it), so the ideal logit is them plus what
+the rest of the image says; passing them through a 4×4-patch network's narrow head is what such a network
+does worst.
 """
 
 from __future__ import annotations
@@ -134,9 +140,7 @@ class UNet(nn.Module):
         nn.init.zeros_(self.head[-1].bias)
         if config.evidence and not config.in_channels == config.out_channels == 1:
             raise ValueError("evidence=True is for binary data: one input channel (2θ − 1) and one output logit")
-        # The pixel's own log-odds log(θ/(1 − θ)) is exactly its sender samples' evidence (the Bayesian update
-        # adds it), so the ideal logit is that plus what the other pixels say; a patch network struggles to pass
-        # it through. The gate starts at zero, so the option can be added to a trained network.
+        # The evidence gate starts at zero, so the skip can be added to a trained network without changing it.
         self.evidence = nn.Linear(emb_dim, 1) if config.evidence else None
         if self.evidence is not None:
             nn.init.zeros_(self.evidence.weight)
