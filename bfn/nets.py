@@ -9,7 +9,7 @@ layer at full 28×28 resolution costs real milliseconds. Sizes are configuration
 
 For binary data the output logit can include each pixel's own log-odds log(θ/(1 − θ)) through a learned,
 time-dependent gate (`evidence`). As θ starts at ½, those log-odds are exactly the summed evidence of the
-sender samples about that pixel (the Bayesian update, eq. 172, adds it), so the ideal logit is them plus what
+sender samples about that pixel (the update θ' ∝ e^y θ of eq. 171 adds y), so the ideal logit is them plus what
 the rest of the image says; passing them through a 4×4-patch network's narrow head is what such a network
 does worst.
 """
