@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import subprocess
 import sys
 from dataclasses import replace
@@ -113,7 +114,17 @@ def test_resume_continues_exactly(tmp_path, mnist_dir):
     chunked = tmp_path / "chunked"
     train(tiny_config(chunked), data=data, stop_after=3)
     assert load_checkpoint(chunked / "checkpoint")["step"] == 3
+    kept = tmp_path / "step3"
+    shutil.copytree(chunked / "checkpoint", kept)
+    train(tiny_config(chunked), data=data, resume=True, stop_after=5)
+    shutil.rmtree(chunked / "checkpoint")  # killed after logging steps 4 and 5, before checkpointing them
+    shutil.copytree(kept, chunked / "checkpoint")
+    with (chunked / "metrics.jsonl").open("a") as log:
+        log.write('{"step": 6, "lo')  # a line the kill cut short
     train(tiny_config(chunked), data=data, resume=True)
+    lines = [json.loads(l) for l in (chunked / "metrics.jsonl").read_text().splitlines()]
+    steps = [l["step"] for l in lines if "loss" in l]
+    assert steps == sorted(set(steps)), "a resumed run must not log a step twice"
     a, b = logged_losses(straight), logged_losses(chunked)
     assert a.keys() == b.keys() == set(range(1, 7))
     for step in range(1, 7):

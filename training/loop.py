@@ -204,6 +204,27 @@ class Distributed:
             dist.destroy_process_group()
 
 
+def rewind_metrics(path: Path, step: int) -> None:
+    """Drop the metrics lines logged after checkpoint `step`.
+
+    A run killed between checkpoints logged steps that the resumed run trains again; without this the log
+    would hold two different losses for one step. A line the kill cut short is dropped too.
+    """
+    if not path.exists():
+        return
+
+    def logged_before(line: str) -> bool:
+        try:
+            return json.loads(line)["step"] <= step
+        except (ValueError, KeyError):
+            return False
+
+    lines = path.read_text().splitlines(keepends=True)
+    kept = [line for line in lines if logged_before(line)]
+    if len(kept) < len(lines):
+        path.write_text("".join(kept))
+
+
 def build_model(cfg: TrainConfig) -> BFNModel:
     return BFNModel(cfg.kind, cfg.flow, cfg.unet)
 
@@ -260,6 +281,8 @@ def train(cfg: TrainConfig, resume: bool = False, data: tuple[Split, Split] | No
         (out / "config.json").write_text(json.dumps(asdict(cfg), indent=2))
         if source is not None:
             keep_source_record(Path(cfg.init_from), out)
+    if ddp.is_main and saved is not None:
+        rewind_metrics(out / "metrics.jsonl", step)
     log_file = (out / "metrics.jsonl").open("a") if ddp.is_main else None
     bar = tqdm(total=cfg.max_steps, initial=step, disable=not ddp.is_main, desc=f"train {cfg.kind}", dynamic_ncols=True)
     running, skipped, last = 0.0, 0, {}
