@@ -48,6 +48,8 @@ def render_card(folder: Path) -> str:
     flow = ", ".join(f"{k} = {v}" for k, v in config.get("flow", {}).items()) or "defaults"
     params = training.get("parameters", "?")
     commands = "\n".join(training.get("commands", [])) or "(not recorded)"
+    evidence = (" Its output adds a learned, time-gated multiple of logit θ, each pixel's own summed evidence"
+                " (`evidence` in config.json).") if config.get("unet", {}).get("evidence") else ""
     return f"""---
 library_name: bfn-studio
 license: mit
@@ -59,7 +61,7 @@ datasets: [mnist]
 
 A Bayesian Flow Network (Graves et al. 2023, arXiv 2308.07037) for {title} MNIST, conditioned on the digit
 class with a learned "no class" label for classifier-free guidance. Flow: `{kind}` ({flow}). Network: a
-small U-Net ({params} parameters) chosen for sampling speed on a CPU.
+small U-Net ({params} parameters) chosen for sampling speed on a CPU.{evidence}
 
 ```python
 from bfn.hub import load_model
