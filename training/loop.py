@@ -200,7 +200,14 @@ class Distributed:
         return bool(value.item())
 
     def close(self) -> None:
+        """Tear the group down with every rank at the same point.
+
+        Rank 0 validates and writes samples after the last step while the others are idle; a rank that
+        destroyed its group and exited meanwhile could abort in gloo's threads at exit (seen on CI), so all
+        ranks meet at a barrier first.
+        """
         if self.world > 1:
+            dist.barrier()
             dist.destroy_process_group()
 
 
@@ -347,5 +354,6 @@ def train(cfg: TrainConfig, resume: bool = False, data: tuple[Split, Split] | No
     bar.close()
     if log_file:
         log_file.close()
+    del forward, net  # DDP's reducer holds the process group: release it before the group is destroyed
     ddp.close()
     return last
