@@ -49,7 +49,7 @@ from app.params import (
 )
 from app.session import Run, Session, SessionStore
 from bfn.flow import KINDS
-from bfn.sampling import SAMPLERS
+from bfn.sampling import GUIDANCE_INTERVALS, SAMPLERS
 
 MAX_CONCURRENT_RUNS = 4  # generations sampling at once; more wait in the queue (position shown)
 QUEUE_SIZE = 32  # requests waiting beyond that are refused with "queue full"
@@ -57,7 +57,12 @@ STREAM_INTERVAL_S = 0.1  # at most ~10 image updates per second per session
 PLOT_INTERVAL_S = 0.5  # the Plotly figures, heavier for the browser, at most ~2 per second while live
 PLAY_SECONDS, PLAY_FPS = 4.0, 12
 
-EXPLANATION = """
+def _interval(kind: str) -> str:
+    start, end = GUIDANCE_INTERVALS[kind]
+    return f"t = {start:g}–{end:g}"
+
+
+EXPLANATION = f"""
 **What am I looking at?** A Bayesian Flow Network does not paint a digit pixel by pixel, and it does not
 denoise a noisy picture either. It keeps a *belief* about every pixel and sharpens all of them at once.
 
@@ -70,9 +75,11 @@ denoise a noisy picture either. It keeps a *belief* about every pixel and sharpe
   predicts again. At the last step the output distribution *is* the generated digit.
 * **Guidance** — how strongly the chosen digit is enforced. 0 ignores the digit (the network's own idea of
   "some digit"), 1 is the plain conditional model, larger values exaggerate what makes a 3 look like a 3:
-  cleaner digits, less variety, and eventually a cartoonish look.
+  cleaner digits, less variety, and eventually a cartoonish look. Guidance above 1 acts only while the digit
+  is being decided ({_interval("discrete")} for the binarised model, {_interval("continuous")} for the continuous one);
+  the plain conditional model draws the rest: digits as clear, more varied, and fewer network passes.
 * **Steps** — how many small observations are made. More steps: smoother, better digits; fewer steps: faster
-  but rougher. Each step costs one pass of the network (two with guidance other than 0 or 1).
+  but rougher. Each step costs one pass of the network (two where guidance acts).
 
 Click any pixel of any image to follow it in *Pixel trajectories* and the heatmap; drag the step slider to
 scrub through the run; ▶ replays it.

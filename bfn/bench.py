@@ -22,7 +22,7 @@ from collections.abc import Iterator
 import torch
 
 from bfn.model import BFNModel
-from bfn.sampling import SAMPLERS, sample
+from bfn.sampling import GUIDANCE_INTERVALS, SAMPLERS, sample
 
 REFERENCE_UNET = {"channels": [128, 256, 256], "patch": 1, "res_blocks": 2, "attention": True, "groups": 32}
 KINDS = ("discrete", "continuous")
@@ -60,28 +60,30 @@ def _sync(device: str) -> None:
         torch.cuda.synchronize()
 
 
-def time_sampling(model: BFNModel, sampler: str, steps: int, guidance: float, device: str, repeats: int = 1) -> float:
+def time_sampling(model: BFNModel, sampler: str, steps: int, guidance: float, device: str, repeats: int = 1,
+                  interval: tuple[float, float] | None = None) -> float:
     """Best-of-`repeats` seconds for one run of 10 digits × `steps` (after a short warm-up run)."""
     labels = list(range(10))
-    sample(model, labels, sampler=sampler, steps=2, guidance=guidance, seed=0)
+    sample(model, labels, sampler=sampler, steps=2, guidance=guidance, seed=0, guidance_interval=(0.0, 1.0))
     best = float("inf")
     for r in range(repeats):
         _sync(device)
         start = time.perf_counter()
-        sample(model, labels, sampler=sampler, steps=steps, guidance=guidance, seed=r)
+        sample(model, labels, sampler=sampler, steps=steps, guidance=guidance, seed=r, guidance_interval=interval)
         _sync(device)
         best = min(best, time.perf_counter() - start)
     return best
 
 
 def measure(name: str, model: BFNModel, sampler: str, steps: int, timed_steps: int, guidance: float, device: str,
-            threads: int | None, repeats: int, **extra) -> dict:
-    seconds = time_sampling(model, sampler, timed_steps, guidance, device, repeats)
+            threads: int | None, repeats: int, interval: tuple[float, float] | None = None, **extra) -> dict:
+    interval = interval or GUIDANCE_INTERVALS[model.kind]
+    seconds = time_sampling(model, sampler, timed_steps, guidance, device, repeats, interval)
     per_step = seconds / (timed_steps + 1)  # n steps = n + 1 network evaluations and states
     return {
         "model": name, "kind": model.kind, "params_M": round(sum(p.numel() for p in model.parameters()) / 1e6, 2),
         "device": device, "threads": threads, "sampler": sampler, "steps": steps, "guidance": guidance,
-        "ms_per_step": round(per_step * 1000, 2), "total_s": round(per_step * (steps + 1), 3),
+        "guidance_interval": list(interval), "ms_per_step": round(per_step * 1000, 2), "total_s": round(per_step * (steps + 1), 3),
         "timed_steps": timed_steps, "extrapolated": timed_steps != steps, **extra,
     }
 
@@ -89,7 +91,10 @@ def measure(name: str, model: BFNModel, sampler: str, steps: int, timed_steps: i
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(prog="python -m bfn.bench", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--steps", type=int, default=100, help="N, the steps of one sampling run")
-    p.add_argument("--guidance", type=float, default=2.0, help="guidance weight (≠ 0, 1: two network halves per step)")
+    p.add_argument("--guidance", type=float, default=2.0,
+                   help="guidance weight (> 1: two network halves per step inside the guidance interval)")
+    p.add_argument("--guidance-interval", type=float, nargs=2, metavar=("START", "END"),
+                   help="guide only for t in [START, END]; 0 1 guides every step (default: each kind's GUIDANCE_INTERVALS)")
     p.add_argument("--sampler", nargs="+", default=["bfn"], help=f"sampler(s) to time: {', '.join(sorted(SAMPLERS))}")
     p.add_argument("--threads", type=int, nargs="+", default=[1, 2], help="CPU thread counts to try")
     p.add_argument("--kinds", nargs="+", choices=KINDS, default=list(KINDS), help="shipped models to time")
@@ -117,18 +122,18 @@ def main(argv: list[str] | None = None) -> int:
             kind = model.kind
             for sampler in args.sampler:
                 small = measure(name, model, sampler, args.steps, args.steps, args.guidance, device, threads,
-                                args.repeats, layout="channels_last" if device == "cpu" else "default",
+                                args.repeats, args.guidance_interval, layout="channels_last" if device == "cpu" else "default",
                                 **({} if trained else {"untrained": True}))
                 print(json.dumps(small), flush=True)
                 if args.layouts and device == "cpu":
                     plain = model.to(memory_format=torch.contiguous_format)
                     print(json.dumps(measure(name, plain, sampler, args.steps, args.steps, args.guidance, device,
-                                             threads, args.repeats, layout="nchw")), flush=True)
+                                             threads, args.repeats, args.guidance_interval, layout="nchw")), flush=True)
                     model = model.to(memory_format=torch.channels_last)
                 if args.reference_steps and sampler == args.sampler[0]:
                     ref = reference_model(kind, device, channels_last=device == "cpu")
                     big = measure("reference-25M", ref, sampler, args.steps, min(args.reference_steps, args.steps),
-                                  args.guidance, device, threads, 1, layout="channels_last" if device == "cpu" else "default")
+                                  args.guidance, device, threads, 1, args.guidance_interval, layout="channels_last" if device == "cpu" else "default")
                     print(json.dumps(big), flush=True)
                     ratios.append({"ratio": f"reference ÷ {name}", "device": device, "threads": threads,
                                    "ms_per_step": round(big["ms_per_step"] / small["ms_per_step"], 1)})

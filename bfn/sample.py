@@ -81,6 +81,15 @@ def build_parser() -> argparse.ArgumentParser:
         "exaggerates the digit (default: 1)",
     )
     p.add_argument(
+        "--guidance-interval",
+        type=float,
+        nargs=2,
+        default=None,
+        metavar=("START", "END"),
+        help="apply guidance w > 1 only for t in [START, END], plain conditional elsewhere; 0 1 guides throughout "
+        "(default: the model kind's, bfn.sampling.GUIDANCE_INTERVALS: 0.3 0.6 discrete, 0 0.1 continuous)",
+    )
+    p.add_argument(
         "--seed", type=int, default=0, help="random seed; the same seed and settings give the same images (default: 0)"
     )
     p.add_argument(
@@ -142,13 +151,15 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = parser.parse_args(argv)
     try:
         _check_layout(args)
-        validate_run(args.steps, args.guidance, args.seed)
+        validate_run(args.steps, args.guidance, args.seed, args.guidance_interval or (0.0, 1.0))
         if args.threads is not None:
             torch.set_num_threads(args.threads)
         model = load_model(args.model, kind=args.kind)
         resolve_labels(args.digits, model.num_labels)  # fail before the progress bar starts
         sampler = get_sampler(args.sampler)
-        final = _run(sampler(model, args.digits, steps=args.steps, guidance=args.guidance, seed=args.seed), args.steps)
+        states = sampler(model, args.digits, steps=args.steps, guidance=args.guidance, seed=args.seed,
+                         guidance_interval=args.guidance_interval)
+        final = _run(states, args.steps)
         write_outputs(unit_images(final), args.digits, args)
     except ValueError as e:
         parser.exit(2, f"{parser.prog}: error: {e}\n")

@@ -2,7 +2,7 @@
 
 The app streams these states, the CLI keeps the last one and the tests inspect all of them, so the
 generative procedure exists exactly once. A run is fully determined by (model, labels, steps, guidance,
-seed): all randomness comes from one seeded `torch.Generator`.
+guidance interval, seed): all randomness comes from one seeded `torch.Generator`.
 """
 
 from __future__ import annotations
@@ -19,6 +19,14 @@ from bfn.model import BFNModel
 
 IMAGE_SHAPE = (1, 28, 28)
 MAX_STEPS = 10_000
+
+# Where guidance pays, per flow kind: the default `guidance_interval` of every sampler. The discrete flow
+# gathers its evidence late (β(t) = β1 t²: 91 % of it after t = 0.3), the continuous one early (its precision
+# grows as σ1^−2t: μ already holds the digit's shape by t = 0.1), so the label matters in the middle of the
+# one and at the start of the other. Chosen with the classifier sweep on the shipped models at guidance 3,
+# 100 steps (README, "Guidance interval"): as recognisable as guiding throughout, closer to the data, and
+# 35–45 % fewer network passes.
+GUIDANCE_INTERVALS: dict[str, tuple[float, float]] = {"discrete": (0.3, 0.6), "continuous": (0.0, 0.1)}
 
 
 @dataclass(frozen=True)
@@ -69,7 +77,7 @@ def resolve_labels(labels: Sequence[int | None] | Tensor, num_labels: int) -> Te
     return torch.tensor(out, dtype=torch.long)
 
 
-def validate_run(steps: int, guidance: float, seed: int) -> None:
+def validate_run(steps: int, guidance: float, seed: int, guidance_interval: tuple[float, float] = (0.0, 1.0)) -> None:
     """Reject values that would silently produce garbage, with a message that says what is allowed."""
     if isinstance(steps, bool) or not isinstance(steps, int) or not 1 <= steps <= MAX_STEPS:
         raise ValueError(f"steps must be an integer from 1 to {MAX_STEPS}, got {steps!r}")
@@ -77,6 +85,12 @@ def validate_run(steps: int, guidance: float, seed: int) -> None:
         raise ValueError(f"guidance must be a finite number ≥ 0, got {guidance!r}")
     if isinstance(seed, bool) or not isinstance(seed, int) or not 0 <= seed < 2**63:
         raise ValueError(f"seed must be an integer from 0 to 2^63 − 1, got {seed!r}")
+    try:
+        start, end = (float(v) for v in guidance_interval)
+    except (TypeError, ValueError):
+        raise ValueError(f"guidance_interval must be two times (start, end), got {guidance_interval!r}") from None
+    if not 0 <= start <= end <= 1:
+        raise ValueError(f"guidance_interval must satisfy 0 ≤ start ≤ end ≤ 1, got {guidance_interval!r}")
 
 
 def guided_network_output(model: BFNModel, net_input: Tensor, t: float, labels: Tensor, guidance: float) -> Tensor:
@@ -96,6 +110,18 @@ def guided_network_output(model: BFNModel, net_input: Tensor, t: float, labels: 
     both = model(torch.cat([net_input, net_input]), torch.cat([times, times]), torch.cat([labels, null]))
     cond, uncond = both.chunk(2)
     return uncond + guidance * (cond - uncond)
+
+
+def guidance_at(t: float, guidance: float, interval: tuple[float, float]) -> float:
+    """The guidance weight at time t: guidance beyond the conditional model (w > 1) acts only inside `interval`.
+
+    Guidance in a limited interval (Kynkäänniemi et al. 2024, arXiv 2404.07724): where the output barely
+    depends on the label, or the digit is already decided, guiding costs a second network pass and only
+    narrows the samples, so there the plain conditional model (w = 1) is used. A weight w ≤ 1 blends towards
+    the unconditional model and applies throughout, so w = 0 still samples the unconditional model.
+    """
+    start, end = interval
+    return guidance if guidance <= 1 or start <= t <= end else 1.0
 
 
 def _state(flow: Flow, step: int, n: int, t: float, theta: Theta, output: Tensor, sample: Tensor | None = None) -> StepState:
@@ -130,6 +156,7 @@ def run_sampler(
     seed: int,
     make_update: Callable[[Flow, Sequence[float], torch.Generator], Update],
     times: Callable[[Flow, int], Sequence[float]] | None = None,
+    guidance_interval: tuple[float, float] | None = None,
 ) -> Iterator[StepState]:
     """The loop every sampler shares; a sampler differs only in its update rule (and maybe its time grid).
 
@@ -138,9 +165,12 @@ def run_sampler(
     it. That is n + 1 states and n + 1 network evaluations (n for the continuous flow, whose output at t = 0
     does not depend on the network). `make_update(flow, times, generator)` is called
     once per run, so an update may keep history (multistep solvers); `times(flow, n)` gives t_0 = 0 < … <
-    t_n = 1 (default: uniform).
+    t_n = 1 (default: uniform). Guidance applies only at the times in `guidance_interval` (`guidance_at`;
+    None: the flow kind's `GUIDANCE_INTERVALS`, (0, 1): everywhere, as in plain classifier-free guidance).
     """
-    validate_run(steps, guidance, seed)
+    if guidance_interval is None:
+        guidance_interval = GUIDANCE_INTERVALS[model.flow.kind]
+    validate_run(steps, guidance, seed, guidance_interval)
     label_idx = resolve_labels(labels, model.num_labels)
     device = next(model.parameters()).device
     label_idx = label_idx.to(device)
@@ -158,7 +188,7 @@ def run_sampler(
             # the continuous flow's x̂ is 0 before t_min whatever the network says (eq. 84): skip the pass
             raw = torch.zeros((label_idx.shape[0], *net_input.shape[1:]), device=device)
         else:
-            raw = guided_network_output(model, net_input, t, label_idx, guidance)
+            raw = guided_network_output(model, net_input, t, label_idx, guidance_at(t, guidance, guidance_interval))
         return flow.output(raw, theta, torch.full((label_idx.shape[0],), t, device=device))
 
     for i in range(1, steps + 1):
@@ -178,6 +208,7 @@ def bfn_sampler(
     steps: int = 100,
     guidance: float = 1.0,
     seed: int = 0,
+    guidance_interval: tuple[float, float] | None = None,
 ) -> Iterator[StepState]:
     """The paper's generative procedure (Algorithms 3 and 9 of Graves et al. 2023), one state per step.
 
@@ -189,7 +220,8 @@ def bfn_sampler(
     def ancestral(flow: Flow, times: Sequence[float], generator: torch.Generator) -> Update:
         return lambda i, theta, output: flow.sample_step(theta, output, flow.step_accuracy(i, steps), generator)
 
-    yield from run_sampler(model, labels, steps=steps, guidance=guidance, seed=seed, make_update=ancestral)
+    yield from run_sampler(model, labels, steps=steps, guidance=guidance, seed=seed, make_update=ancestral,
+                           guidance_interval=guidance_interval)
 
 
 Sampler = Callable[..., Iterator[StepState]]

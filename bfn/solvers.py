@@ -190,9 +190,11 @@ def make_sampler(name: str, rule: Rule | dict[str, Rule], grid: str | dict[str, 
         steps: int = 20,
         guidance: float = 1.0,
         seed: int = 0,
+        guidance_interval: tuple[float, float] | None = None,
     ) -> Iterator[StepState]:
         make_update = updates[model.flow.kind]
-        yield from run_sampler(model, labels, steps=steps, guidance=guidance, seed=seed, make_update=make_update, times=times)
+        yield from run_sampler(model, labels, steps=steps, guidance=guidance, seed=seed, make_update=make_update, times=times,
+                               guidance_interval=guidance_interval)
 
     sampler.__name__ = sampler.__qualname__ = f"{name}_sampler"
     sampler.__doc__ = doc

@@ -48,6 +48,7 @@ def test_end_to_end_in_a_subprocess(discrete_model: BFNModel, tmp_path: Path) ->
     discrete_model.save_pretrained(tmp_path / "model")
     result = run_cli(
         "--model", "model", "--digits", "3", "none", "7", "--steps", "4", "--guidance", "2", "--seed", "1",
+        "--guidance-interval", "0.2", "0.7",
         "--out", "out/grid.png", "--npz", "out/samples.npz", cwd=tmp_path,
     )  # fmt: skip
     assert result.returncode == 0, result.stderr
@@ -101,6 +102,7 @@ def test_npz_holds_the_final_output_distribution(model: BFNModel, saved: Path, t
         (["--steps", "0"], "steps must be"),
         (["--guidance", "-1"], "guidance must be"),
         (["--guidance", "nan"], "guidance must be"),
+        (["--guidance-interval", "0.6", "0.2"], "guidance_interval must satisfy"),
         (["--sampler", "nope"], "invalid choice: 'nope'"),
         (["--threads", "0"], "--threads"),
         (["--scale", "0"], "--scale"),

@@ -41,9 +41,16 @@ def test_one_json_line_per_setting_and_a_card_table(setup, capsys):
         assert 0 <= line["accuracy"] <= 1 and line["frechet"] >= 0 and line["frechet_floor"] >= 0
         assert line["diversity"] >= 0 and line["diversity_real"] > 0
         assert line["command"].startswith("python -m training evaluate-samples --model")
+        assert line["guidance_interval"] == [0.3, 0.6]  # the discrete kind's default
     table = (root / "model" / "sample_quality.md").read_text()
-    assert table.count("\n| ") == 5 and "| solver | 2 | 2 |" in table
+    assert table.count("\n| ") == 5 and "| solver | 2 | 2 | 0.3–0.6 |" in table
     assert len((root / "model" / "sample_quality.jsonl").read_text().splitlines()) == 4
+    # Another guidance interval is another setting: a row of its own, beside the default interval's.
+    assert main([*argv[:5], "--data-dir", str(mnist), "--guidance", "2", "--steps", "2", "--per-class", "3",
+                 "--guidance-interval", "0", "1", "--record"]) == 0
+    assert json.loads(capsys.readouterr().out)["command"].endswith("--guidance-interval 0 1 --classifier " + str(root / "classifier"))
+    table = (root / "model" / "sample_quality.md").read_text()
+    assert table.count("\n| ") == 6 and "| bfn | 2 | 2 | 0–1 |" in table and "| bfn | 2 | 2 | 0.3–0.6 |" in table
 
 
 def test_unknown_sampler_is_an_error(setup, capsys):

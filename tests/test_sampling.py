@@ -9,7 +9,7 @@ import torch
 
 from bfn.continuous import precision_schedule
 from bfn.model import BFNModel
-from bfn.sampling import IMAGE_SHAPE, StepState, bfn_sampler, get_sampler, sample
+from bfn.sampling import GUIDANCE_INTERVALS, IMAGE_SHAPE, StepState, bfn_sampler, get_sampler, sample
 
 STEPS = 4
 
@@ -74,9 +74,11 @@ def test_same_seed_same_run_and_different_seeds_differ(model: BFNModel) -> None:
 
 
 @torch.inference_mode()
-def manual_run(model: BFNModel, labels: list[int], guidance_labels: list[int] | None, w: float, seed: int) -> tuple:
+def manual_run(model: BFNModel, labels: list[int], guidance_labels: list[int] | None, w: float, seed: int,
+               guided: tuple[float, float] = (0.0, 1.0)) -> tuple:
     """The generative procedure written out from the flow's pieces, calling the network directly (unbatched).
 
+    Guidance weight w applies at the times in the closed interval `guided`, weight 1 elsewhere.
     Returns θ-view and output-view of every step and the final sample, as the sampler reports them.
     """
     flow, b = model.flow, len(labels)
@@ -87,7 +89,7 @@ def manual_run(model: BFNModel, labels: list[int], guidance_labels: list[int] | 
     def output(theta, t: float) -> torch.Tensor:
         times = torch.full((b,), t)
         raw = model(flow.network_input(theta), times, cond_labels)
-        if guidance_labels is not None:
+        if guidance_labels is not None and guided[0] <= t <= guided[1]:
             uncond = model(flow.network_input(theta), times, null_labels)
             raw = uncond + w * (raw - uncond)
         return flow.output(raw, theta, times)
@@ -118,7 +120,7 @@ def test_guidance_zero_is_the_unconditional_model(model: BFNModel) -> None:
 def test_guidance_mixes_conditional_and_unconditional_outputs(continuous_model: BFNModel) -> None:
     """u + w (c − u) on the raw network output; continuous data has no discrete draws, so whole runs compare."""
     labels, w = [4, 9], 2.5
-    states = run(continuous_model, labels, guidance=w, seed=2)
+    states = run(continuous_model, labels, guidance=w, seed=2, guidance_interval=(0.0, 1.0))
     outputs, _ = manual_run(continuous_model, labels, labels, w, seed=2)
     for state, out in zip(states, outputs):
         torch.testing.assert_close(state.output, out, rtol=1e-4, atol=1e-5)
@@ -126,6 +128,29 @@ def test_guidance_mixes_conditional_and_unconditional_outputs(continuous_model: 
     # Same θ_1 (x̂ = 0 before t_min in both runs), different predictions from it:
     torch.testing.assert_close(plain[1].theta, states[1].theta)
     assert not torch.allclose(plain[1].output, states[1].output)
+
+
+def test_guidance_acts_only_inside_its_interval(continuous_model: BFNModel) -> None:
+    labels, w, interval = [4, 9], 2.5, (0.25, 0.5)
+    states = run(continuous_model, labels, guidance=w, seed=2, guidance_interval=interval)
+    outputs, _ = manual_run(continuous_model, labels, labels, w, seed=2, guided=interval)
+    for state, out in zip(states, outputs):
+        torch.testing.assert_close(state.output, out, rtol=1e-4, atol=1e-5)
+    everywhere = run(continuous_model, labels, guidance=w, seed=2, guidance_interval=(0.0, 1.0))
+    assert not torch.allclose(states[-1].output, everywhere[-1].output)
+
+
+def test_guidance_passes_follow_the_kinds_default_interval(model: BFNModel) -> None:
+    """Two network halves per step inside the interval, one outside: the interval is what saves time."""
+    rows = []
+    handle = model.net.register_forward_hook(lambda module, args, out: rows.append(out.shape[0]))
+    try:
+        states = list(bfn_sampler(model, [1, 2], steps=20, guidance=3.0, seed=0))
+    finally:
+        handle.remove()
+    start, end = GUIDANCE_INTERVALS[model.kind]
+    expected = [4 if start <= s.t <= end else 2 for s in states if s.t >= getattr(model.flow, "t_min", 0.0)]
+    assert rows == expected and 2 in rows and 4 in rows
 
 
 def test_mixed_labels_in_one_batch(model: BFNModel) -> None:
@@ -136,10 +161,10 @@ def test_mixed_labels_in_one_batch(model: BFNModel) -> None:
 
 def test_each_row_of_a_mixed_batch_is_predicted_as_if_alone(discrete_model: BFNModel) -> None:
     """At the first step θ is the prior for every row, so each row's output must equal a run of its label alone."""
-    labels, w = [0, 5, None], 3.0
-    first = run(discrete_model, labels, guidance=w, seed=0)[0]
+    labels, w, everywhere = [0, 5, None], 3.0, (0.0, 1.0)
+    first = run(discrete_model, labels, guidance=w, seed=0, guidance_interval=everywhere)[0]
     for row, label in enumerate(labels):
-        alone = run(discrete_model, [label], guidance=w, seed=0, steps=1)[0]
+        alone = run(discrete_model, [label], guidance=w, seed=0, steps=1, guidance_interval=everywhere)[0]
         torch.testing.assert_close(first.output[row], alone.output[0], rtol=1e-4, atol=1e-5)
     unconditional = run(discrete_model, [None], guidance=0.0, seed=0, steps=1)[0]
     torch.testing.assert_close(first.output[2], unconditional.output[0], rtol=1e-4, atol=1e-5)  # w has no effect
@@ -164,6 +189,9 @@ def test_sample_returns_the_final_state(discrete_model: BFNModel) -> None:
         ([1], {"guidance": math.nan}, "guidance"),
         ([1], {"guidance": math.inf}, "guidance"),
         ([1], {"seed": -1}, "seed"),
+        ([1], {"guidance_interval": (0.6, 0.3)}, "guidance_interval"),
+        ([1], {"guidance_interval": (0.0, 1.5)}, "guidance_interval"),
+        ([1], {"guidance_interval": "ab"}, "guidance_interval"),
     ],
 )
 def test_bad_inputs_are_rejected(discrete_model: BFNModel, labels: list, kwargs: dict, message: str) -> None:

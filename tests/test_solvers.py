@@ -174,14 +174,15 @@ class CountingModel(torch.nn.Module):
 
 @pytest.mark.parametrize("guidance, per_call", [(0.0, 3), (1.0, 3), (2.5, 6)])
 def test_one_network_pass_per_step_and_only_one_half_without_guidance(guidance, per_call):
+    everywhere = (0.0, 1.0)  # guidance at every step (the default interval is tested with the sampler)
     counting = CountingModel(tiny_model("discrete"))
-    sample(counting, [1, 2, 3], sampler="solver", steps=6, guidance=guidance, seed=0)
+    sample(counting, [1, 2, 3], sampler="solver", steps=6, guidance=guidance, seed=0, guidance_interval=everywhere)
     assert counting.calls == [per_call] * 7
     # the continuous flow's x̂(t = 0) is 0 by definition (eq. 84): no network pass for it
     counting = CountingModel(tiny_model("continuous"))
     for name in ("bfn", "solver"):
         counting.calls.clear()
-        final = sample(counting, [1, 2, 3], sampler=name, steps=6, guidance=guidance, seed=0)
+        final = sample(counting, [1, 2, 3], sampler=name, steps=6, guidance=guidance, seed=0, guidance_interval=everywhere)
         assert counting.calls == [per_call] * 6 and final.sample.shape == (3, 28, 28)
     # w = 1 is the conditional network alone, w = 0 the unconditional one
     x, labels = torch.zeros(3, 1, 28, 28), torch.tensor([1, 2, 3])

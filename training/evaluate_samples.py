@@ -29,7 +29,7 @@ import torch
 from torch import Tensor
 
 from bfn.classifier import DigitClassifier, load_classifier, to_unit
-from bfn.sampling import SAMPLERS, sample
+from bfn.sampling import GUIDANCE_INTERVALS, SAMPLERS, sample
 from training.card import SAMPLE_QUALITY, SAMPLE_RESULTS, write_card
 from training.data import Split, load_mnist, to_model_data
 from training.sample_metrics import class_accuracy, diversity, feature_statistics, frechet_distance
@@ -64,11 +64,13 @@ def balanced_subset(split: Split, per_class: int, seed: int = 0) -> Split:
     return split.subset(torch.cat(idx))
 
 
-def generate(model, sampler: str, labels: list[int], steps: int, guidance: float, seed: int, batch_size: int) -> Tensor:
+def generate(model, sampler: str, labels: list[int], steps: int, guidance: float, seed: int, batch_size: int,
+             guidance_interval: tuple[float, float] | None = None) -> Tensor:
     """Final samples (N, 28, 28) in [0, 1]; batch b uses seed + b."""
     out = []
     for b, start in enumerate(range(0, len(labels), batch_size)):
-        final = sample(model, labels[start : start + batch_size], sampler=sampler, steps=steps, guidance=guidance, seed=seed + b)
+        final = sample(model, labels[start : start + batch_size], sampler=sampler, steps=steps, guidance=guidance,
+                       seed=seed + b, guidance_interval=guidance_interval)
         out.append(to_unit(final.sample, final.value_range))
     return torch.cat(out)
 
@@ -98,21 +100,29 @@ def score(classifier: DigitClassifier, images: Tensor, labels: np.ndarray, ref: 
     }
 
 
+def guided(line: dict) -> tuple[float, float]:
+    """The guidance interval of a result line; lines written before intervals existed guided throughout."""
+    return tuple(line.get("guidance_interval", (0.0, 1.0)))
+
+
 def render_table(lines: list[dict]) -> str:
     """The sweep as a markdown table (the model card's "Sample quality" section)."""
-    lines = sorted(lines, key=lambda r: (r["sampler"] != "bfn", r["sampler"], r["guidance"], r["steps"]))
+    lines = sorted(lines, key=lambda r: (r["sampler"] != "bfn", r["sampler"], r["guidance"], guided(r), r["steps"]))
     first = lines[0]
     rows = [
         f"Digit-classifier metrics of {first['samples']} class-conditional samples ({first['per_class']} per digit) "
         "per setting: classifier accuracy, Fréchet distance of the classifier's penultimate features to the test "
         "set (floor: as many real training images score this), and within-class diversity (mean pairwise feature "
-        "distance; real images in brackets). Sampler `bfn` is the paper's; `solver` the few-step solver.",
+        "distance; real images in brackets). Sampler `bfn` is the paper's; `solver` the few-step solver. Guided t: "
+        "the times at which guidance above 1 acted (the plain conditional model elsewhere).",
         "",
-        "| sampler | steps | guidance | accuracy | Fréchet (floor) | diversity (real) | s/sample |",
-        "|---|---:|---:|---:|---:|---:|---:|",
+        "| sampler | steps | guidance | guided t | accuracy | Fréchet (floor) | diversity (real) | s/sample |",
+        "|---|---:|---:|---:|---:|---:|---:|---:|",
     ]
     for r in lines:
-        rows.append(f"| {r['sampler']} | {r['steps']} | {r['guidance']:g} | {r['accuracy']:.1%} | {r['frechet']:.2f} ({r['frechet_floor']:.2f}) | "
+        start, end = guided(r)
+        when = f"{start:g}–{end:g}" if r["guidance"] > 1 else "—"  # w ≤ 1 applies throughout (bfn.sampling.guidance_at)
+        rows.append(f"| {r['sampler']} | {r['steps']} | {r['guidance']:g} | {when} | {r['accuracy']:.1%} | {r['frechet']:.2f} ({r['frechet_floor']:.2f}) | "
                     f"{r['diversity']:.2f} ({r['diversity_real']:.2f}) | {r['seconds'] / r['samples']:.3f} |")
     commands = sorted({r["command"] for r in lines})
     rows += ["", "Command(s): " + "; ".join(f"`{c}`" for c in commands), ""]
@@ -128,7 +138,7 @@ def record(folder: Path, lines: list[dict]) -> None:
             f.write(json.dumps(line) + "\n")
     latest = {}
     for line in (json.loads(l) for l in (folder / SAMPLE_RESULTS).read_text().splitlines() if l.strip()):
-        latest[(line["sampler"], line["steps"], line["guidance"], line["per_class"])] = line
+        latest[(line["sampler"], line["steps"], line["guidance"], guided(line), line["per_class"])] = line
     (folder / SAMPLE_QUALITY).write_text(render_table(list(latest.values())))
     if (folder / "README.md").exists():  # the model card includes sample_quality.md
         write_card(folder)
@@ -143,6 +153,8 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--sampler", nargs="+", default=["bfn"], help=f"sampler name(s): {', '.join(sorted(SAMPLERS))}")
     p.add_argument("--guidance", type=float, nargs="+", default=[1.0], help="guidance weight(s)")
     p.add_argument("--steps", type=int, nargs="+", default=[100], help="step count(s)")
+    p.add_argument("--guidance-interval", type=float, nargs=2, metavar=("START", "END"),
+                   help="guide only for t in [START, END] (default: the model kind's, bfn.sampling.GUIDANCE_INTERVALS)")
     p.add_argument("--per-class", type=int, default=50, help="samples per digit and setting")
     p.add_argument("--batch-size", type=int, default=250, help="images sampled at once")
     p.add_argument("--seed", type=int, default=0, help="seed of the first batch (batch b uses seed + b)")
@@ -157,6 +169,8 @@ def command_line(args: argparse.Namespace) -> str:
     parts = ["--model", str(args.model), "--data-dir", str(args.data_dir), "--sampler", *args.sampler,
              "--guidance", *[f"{g:g}" for g in args.guidance], "--steps", *map(str, args.steps),
              "--per-class", str(args.per_class), "--batch-size", str(args.batch_size), "--seed", str(args.seed)]
+    if args.guidance_interval:
+        parts += ["--guidance-interval", *[f"{t:g}" for t in args.guidance_interval]]
     if args.classifier:
         parts += ["--classifier", str(args.classifier)]
     return "python -m training evaluate-samples " + shlex.join(parts)
@@ -178,14 +192,16 @@ def run(args: argparse.Namespace) -> None:
                     Split(*load_mnist(args.data_dir, train=True)), args.per_class)
     labels = [c for c in range(10) for _ in range(args.per_class)]
     command = command_line(args)
+    interval = tuple(args.guidance_interval) if args.guidance_interval else GUIDANCE_INTERVALS[model.kind]
     lines = []
     for sampler in args.sampler:
         for guidance in args.guidance:
             for steps in args.steps:
                 start = time.perf_counter()
-                images = generate(model, sampler, labels, steps, guidance, args.seed, args.batch_size).cpu()
+                images = generate(model, sampler, labels, steps, guidance, args.seed, args.batch_size, interval).cpu()
                 seconds = time.perf_counter() - start
-                line = {"model": str(args.model), "kind": model.kind, "sampler": sampler, "guidance": guidance, "steps": steps,
+                line = {"model": str(args.model), "kind": model.kind, "sampler": sampler, "guidance": guidance,
+                        "guidance_interval": list(interval), "steps": steps,
                         "per_class": args.per_class, "samples": len(labels), **score(classifier, images, np.array(labels), ref),
                         "seconds": round(seconds, 2), "seed": args.seed, "command": command}
                 print(json.dumps(line), flush=True)
