@@ -71,6 +71,7 @@ class Frames:
         self.theta = np.empty(shape, FRAME_DTYPE)
         self.output = np.empty(shape, FRAME_DTYPE)
         self.t = np.zeros(num_steps + 1, np.float32)
+        self.guidance = np.ones(num_steps + 1, np.float32)  # the weight in effect per step (1 outside the interval)
         self.precision = np.ones((num_steps + 1, batch), np.float32) if kind == "continuous" else None
         self.stats = np.zeros((num_steps + 1, len(STAT_NAMES)), np.float32)
         self.digit_probs = np.zeros((num_steps + 1, batch, NUM_DIGITS), np.float32) if classified else None
@@ -89,7 +90,7 @@ class Frames:
     @property
     def nbytes(self) -> int:
         """The size once every step is recorded (what the memory bound is stated in)."""
-        arrays = [self.theta, self.output, self.t, self.stats] + [a for a in (self.precision, self.digit_probs) if a is not None]
+        arrays = [self.theta, self.output, self.t, self.guidance, self.stats] + [a for a in (self.precision, self.digit_probs) if a is not None]
         return sum(a.nbytes for a in arrays) + self.theta[0].nbytes
 
     def record(self, state: StepState, digit_probs: np.ndarray | None = None) -> None:
@@ -101,6 +102,7 @@ class Frames:
         self.theta[i] = theta
         self.output[i] = state.output.float().numpy()
         self.t[i] = state.t
+        self.guidance[i] = state.guidance
         precision = None
         if self.precision is not None and state.precision is not None:
             precision = state.precision.float().numpy()

@@ -158,6 +158,22 @@ def _vline(k: int, x: float) -> dict:
     return {"type": "line", "x0": x, "x1": x, "xref": f"x{sx}", "y0": 0, "y1": 1, "yref": f"y{sx} domain", "line": {"color": "#64748b", "width": 1, "dash": "dash"}}
 
 
+def _guidance_band(k: int, fr: Frames) -> tuple[dict, dict] | None:
+    """A shaded band (and its label) over the recorded steps where guidance above 1 acted, if any.
+
+    Guidance acts in one interval of time (`bfn.sampling.guidance_at`), so the steps form one run.
+    """
+    guided = np.flatnonzero(fr.guidance[: fr.count] > 1)
+    if guided.size == 0:
+        return None
+    sx, first, last = "" if k == 1 else str(k), int(guided[0]), int(guided[-1])
+    band = {"type": "rect", "xref": f"x{sx}", "yref": f"y{sx} domain", "x0": first - 0.5, "x1": last + 0.5, "y0": 0, "y1": 1,
+            "fillcolor": "#fde68a", "opacity": 0.45, "line": {"width": 0}, "layer": "below"}
+    label = {"text": f"guidance {fr.guidance[first]:g}", "showarrow": False, "x": (first + last) / 2, "y": 0.5,
+             "xref": f"x{sx}", "yref": f"y{sx} domain", "font": {"size": 11, "color": "#92400e"}}
+    return band, label
+
+
 def _figure(data: list, layout: dict, height: int, title: str | None = None) -> Figure:
     layout.update(
         height=height,
@@ -307,7 +323,8 @@ def digit_beliefs(
     """For one image, per model: the classifier's ten digit probabilities of the output distribution, per step.
 
     The digit asked for is drawn thick; a star marks the step from which the classifier sees the final digit
-    for good (`decision_step`, over the steps recorded so far): the moment the digit "decides itself".
+    for good (`decision_step`, over the steps recorded so far): the moment the digit "decides itself". A
+    shaded band marks the steps where guidance acted, so one sees guidance at work where the digit is chosen.
     """
     kinds = list(frames_by_kind)
     layout = _subplots(_titles(frames_by_kind), spacing=0.08)
@@ -322,6 +339,9 @@ def digit_beliefs(
         _axis(layout, "x", k, range=[0, max(fr.num_steps, 1)], title={"text": "step"})
         _axis(layout, "y", k, range=[0, 1.02], title={"text": "P(digit)"} if k == 1 else {})
         layout["shapes"].append(_vline(k, _clamp(step, fr)))
+        if (band := _guidance_band(k, fr)) is not None:
+            layout["shapes"].append(band[0])
+            layout["annotations"].append(band[1])
         if fr.digit_probs is None or fr.count == 0:
             continue
         steps = np.arange(fr.count, dtype=np.int32)

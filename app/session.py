@@ -34,8 +34,8 @@ MAX_PIXELS = 8
 
 def run_bytes(steps: int, images: int, models: int, classified: bool = True) -> int:
     """An upper bound on the bytes of a run's frames once complete: float16 θ and output per step and image,
-    plus the small per-step extras (t, statistics, ρ, the ten digit probabilities) and the final sample."""
-    per_step = 4 + 8 + 4 * images + (4 * 10 * images if classified else 0)
+    plus the small per-step extras (t, guidance, statistics, ρ, the ten digit probabilities) and the final sample."""
+    per_step = 4 + 4 + 8 + 4 * images + (4 * 10 * images if classified else 0)
     per_model = (steps + 1) * images * 28 * 28 * 2 * 2 + (steps + 1) * per_step + images * 28 * 28 * 2
     return per_model * models
 

@@ -479,7 +479,8 @@ class Studio:
                             gr.Markdown(
                                 "<small>A small digit classifier (weights/classifier, see its model card) reads the "
                                 "output distribution at every step; the ★ marks the step from which it sees the final "
-                                "digit for good (top digit, at least 50%). With a digit asked for, the network's very "
+                                "digit for good (top digit, at least 50%); the shaded band, the steps where guidance "
+                                "above 1 acts. With a digit asked for, the network's very "
                                 "first prediction is already an average of that digit; choose *Unconditional* to watch "
                                 "a digit decide itself. Click any image above to show that one.</small>"
                             )

@@ -43,6 +43,7 @@ class StepState:
         sample: the generated images, only on the final state (step == num_steps): {0, 1} pixels for
             discrete data, values in [−1, 1] for continuous data; (B, H, W).
         value_range: the range of `theta`, `output` and `sample`, for display: (0, 1) or (−1, 1).
+        guidance: the guidance weight in effect for `output`: the run's, or 1 outside its guidance interval.
     """
 
     step: int
@@ -53,6 +54,7 @@ class StepState:
     output: Tensor
     sample: Tensor | None = None
     value_range: tuple[float, float] = (0.0, 1.0)
+    guidance: float = 1.0
 
     @property
     def is_final(self) -> bool:
@@ -124,7 +126,8 @@ def guidance_at(t: float, guidance: float, interval: tuple[float, float]) -> flo
     return guidance if guidance <= 1 or start <= t <= end else 1.0
 
 
-def _state(flow: Flow, step: int, n: int, t: float, theta: Theta, output: Tensor, sample: Tensor | None = None) -> StepState:
+def _state(flow: Flow, step: int, n: int, t: float, theta: Theta, output: Tensor, guidance: float,
+           sample: Tensor | None = None) -> StepState:
     precision = flow.precision_view(theta)
     return StepState(
         step=step,
@@ -135,6 +138,7 @@ def _state(flow: Flow, step: int, n: int, t: float, theta: Theta, output: Tensor
         output=flow.output_view(output)[:, 0].cpu(),
         sample=None if sample is None else flow.sample_view(sample)[:, 0].cpu(),
         value_range=flow.value_range,
+        guidance=guidance,
     )
 
 
@@ -182,22 +186,24 @@ def run_sampler(
     update = make_update(flow, grid, generator)
     theta = flow.prior((label_idx.shape[0], *IMAGE_SHAPE), device)
 
-    def predict(t: float) -> Tensor:
+    def predict(t: float, weight: float) -> Tensor:
         net_input = flow.network_input(theta)
         if t < getattr(flow, "t_min", 0.0):
             # the continuous flow's x̂ is 0 before t_min whatever the network says (eq. 84): skip the pass
             raw = torch.zeros((label_idx.shape[0], *net_input.shape[1:]), device=device)
         else:
-            raw = guided_network_output(model, net_input, t, label_idx, guidance_at(t, guidance, guidance_interval))
+            raw = guided_network_output(model, net_input, t, label_idx, weight)
         return flow.output(raw, theta, torch.full((label_idx.shape[0],), t, device=device))
 
     for i in range(1, steps + 1):
         t = grid[i - 1]
-        output = predict(t)
-        yield _state(flow, i - 1, steps, t, theta, output)
+        weight = guidance_at(t, guidance, guidance_interval)
+        output = predict(t, weight)
+        yield _state(flow, i - 1, steps, t, theta, output, weight)
         theta = update(i, theta, output)
-    output = predict(1.0)
-    yield _state(flow, steps, steps, 1.0, theta, output, flow.final_sample(output, generator))
+    weight = guidance_at(1.0, guidance, guidance_interval)
+    output = predict(1.0, weight)
+    yield _state(flow, steps, steps, 1.0, theta, output, weight, flow.final_sample(output, generator))
 
 
 @torch.inference_mode()

@@ -142,6 +142,7 @@ def test_generate_watch_scrub_and_compare_in_a_browser(app_url):
             page.get_by_role("tab", name="Which digit?").click()
             page.locator("#digit-beliefs").get_by_text("image 2 · digit 2").first.wait_for(timeout=60_000)
             page.locator("#digit-beliefs").get_by_text(re.compile("from step|undecided")).first.wait_for(timeout=10_000)
+            page.locator("#digit-beliefs").get_by_text("guidance 3").first.wait_for(timeout=10_000)  # the guided steps' band
             page.screenshot(path=ARTIFACTS / "app-digits.png", full_page=True)
             page.get_by_role("tab", name="Pixel heatmap").click()
 

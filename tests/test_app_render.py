@@ -284,7 +284,7 @@ def with_beliefs(frames: Frames, tops: list[int]) -> Frames:
     return out
 
 
-def test_digit_beliefs_plots_ten_probabilities_and_the_decision(both):
+def test_digit_beliefs_plots_ten_probabilities_and_the_decision(both, discrete_model):
     tops = [5, 1, 7, 7, 9, 7, 7]  # top digit 7 for good from step 5
     frames = {kind: with_beliefs(fr, tops) for kind, fr in both.items()}
     fig = render.digit_beliefs(frames, 2, image=4, labels=list(range(10)))
@@ -295,7 +295,14 @@ def test_digit_beliefs_plots_ten_probabilities_and_the_decision(both):
     assert lines[4]["line"]["width"] > lines[3]["line"]["width"]  # image 4 asked for digit 4: drawn thick
     stars = [t for t in fig["data"] if t["mode"] == "markers+text"]
     assert [(m["x"], m["text"]) for m in stars] == [([5], ["7 from step 5"])] * 2
-    assert [s["x0"] for s in fig["layout"]["shapes"]] == [2, 2]
+    assert [s["x0"] for s in fig["layout"]["shapes"] if s["type"] == "line"] == [2, 2]
+    # Shaded: the steps where guidance 2 acted, t 0.3–0.6 (steps 2, 3 of 6) binarised and t 0–0.1 (step 0) continuous.
+    bands = [(s["x0"], s["x1"]) for s in fig["layout"]["shapes"] if s["type"] == "rect"]
+    assert bands == [(1.5, 3.5), (-0.5, 0.5)]
+    np.testing.assert_array_equal(frames["discrete"].guidance, [1, 1, 2, 2, 1, 1, 1])
+    assert sum(a["text"] == "guidance 2" for a in fig["layout"]["annotations"]) == 2
+    plain = render.digit_beliefs({"discrete": record(discrete_model, range(10), guidance=1.0)}, 2)
+    assert not [s for s in plain["layout"]["shapes"] if s["type"] == "rect"]
     hedging = {kind: with_beliefs(fr, tops) for kind, fr in both.items()}
     for fr in hedging.values():
         fr.digit_probs[:, :, 7] = 0.3  # 7 stays on top, but never sure

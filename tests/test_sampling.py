@@ -151,6 +151,7 @@ def test_guidance_passes_follow_the_kinds_default_interval(model: BFNModel) -> N
     start, end = GUIDANCE_INTERVALS[model.kind]
     expected = [4 if start <= s.t <= end else 2 for s in states if s.t >= getattr(model.flow, "t_min", 0.0)]
     assert rows == expected and 2 in rows and 4 in rows
+    assert [s.guidance for s in states] == [3.0 if start <= s.t <= end else 1.0 for s in states]  # as reported to the app
 
 
 def test_mixed_labels_in_one_batch(model: BFNModel) -> None:
