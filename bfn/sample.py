@@ -20,7 +20,7 @@ from tqdm import tqdm
 from bfn.flow import KINDS
 from bfn.hub import ModelLoadError, load_model
 from bfn.images import make_grid, save_png, to_uint8
-from bfn.sampling import SAMPLERS, StepState, get_sampler, resolve_labels, validate_run
+from bfn.sampling import GUIDANCE_INTERVALS, SAMPLERS, StepState, get_sampler, resolve_labels, validate_run
 
 NO_CLASS = "none"
 
@@ -87,7 +87,9 @@ def build_parser() -> argparse.ArgumentParser:
         default=None,
         metavar=("START", "END"),
         help="apply guidance w > 1 only for t in [START, END], plain conditional elsewhere; 0 1 guides throughout "
-        "(default: the model kind's, bfn.sampling.GUIDANCE_INTERVALS: 0.3 0.6 discrete, 0 0.1 continuous)",
+        "(default: the model kind's: "
+        + ", ".join(f"{a:g} {b:g} {kind}" for kind, (a, b) in GUIDANCE_INTERVALS.items())
+        + ")",
     )
     p.add_argument(
         "--seed", type=int, default=0, help="random seed; the same seed and settings give the same images (default: 0)"
