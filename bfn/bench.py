@@ -24,7 +24,7 @@ from collections.abc import Iterator
 import torch
 
 from bfn.model import BFNModel
-from bfn.sampling import GUIDANCE_INTERVALS, SAMPLERS, sample
+from bfn.sampling import SAMPLERS, guidance_interval_for, sample
 
 REFERENCE_UNET = {"channels": [128, 256, 256], "patch": 1, "res_blocks": 2, "attention": True, "groups": 32}
 KINDS = ("discrete", "continuous")
@@ -82,7 +82,7 @@ def time_sampling(model: BFNModel, sampler: str, steps: int, guidance: float, de
 
 def measure(name: str, model: BFNModel, sampler: str, steps: int, timed_steps: int, guidance: float, device: str,
             threads: int | None, repeats: int, interval: tuple[float, float] | None = None, **extra) -> dict:
-    interval = interval or GUIDANCE_INTERVALS[model.kind]
+    interval = guidance_interval_for(model.kind, interval)
     seconds = time_sampling(model, sampler, timed_steps, guidance, device, repeats, interval)
     per_step = seconds / (timed_steps + 1)  # n steps = n + 1 network evaluations and states
     return {

@@ -153,7 +153,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = parser.parse_args(argv)
     try:
         _check_layout(args)
-        validate_run(args.steps, args.guidance, args.seed, args.guidance_interval or (0.0, 1.0))
+        validate_run(args.steps, args.guidance, args.seed, args.guidance_interval)
         if args.threads is not None:
             torch.set_num_threads(args.threads)
         model = load_model(args.model, kind=args.kind)

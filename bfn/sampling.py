@@ -79,14 +79,24 @@ def resolve_labels(labels: Sequence[int | None] | Tensor, num_labels: int) -> Te
     return torch.tensor(out, dtype=torch.long)
 
 
-def validate_run(steps: int, guidance: float, seed: int, guidance_interval: tuple[float, float] = (0.0, 1.0)) -> None:
-    """Reject values that would silently produce garbage, with a message that says what is allowed."""
+def guidance_interval_for(kind: str, interval: tuple[float, float] | None = None) -> tuple[float, float]:
+    """The guidance interval a run uses: the one asked for, or else the flow kind's `GUIDANCE_INTERVALS`."""
+    return GUIDANCE_INTERVALS[kind] if interval is None else interval
+
+
+def validate_run(steps: int, guidance: float, seed: int, guidance_interval: tuple[float, float] | None = None) -> None:
+    """Reject values that would silently produce garbage, with a message that says what is allowed.
+
+    A `guidance_interval` of None stands for the flow kind's default, which is valid.
+    """
     if isinstance(steps, bool) or not isinstance(steps, int) or not 1 <= steps <= MAX_STEPS:
         raise ValueError(f"steps must be an integer from 1 to {MAX_STEPS}, got {steps!r}")
     if isinstance(guidance, bool) or not isinstance(guidance, (int, float)) or not math.isfinite(guidance) or guidance < 0:
         raise ValueError(f"guidance must be a finite number ≥ 0, got {guidance!r}")
     if isinstance(seed, bool) or not isinstance(seed, int) or not 0 <= seed < 2**63:
         raise ValueError(f"seed must be an integer from 0 to 2^63 − 1, got {seed!r}")
+    if guidance_interval is None:
+        return
     try:
         start, end = (float(v) for v in guidance_interval)
     except (TypeError, ValueError):
@@ -172,8 +182,7 @@ def run_sampler(
     t_n = 1 (default: uniform). Guidance applies only at the times in `guidance_interval` (`guidance_at`;
     None: the flow kind's `GUIDANCE_INTERVALS`, (0, 1): everywhere, as in plain classifier-free guidance).
     """
-    if guidance_interval is None:
-        guidance_interval = GUIDANCE_INTERVALS[model.flow.kind]
+    guidance_interval = guidance_interval_for(model.flow.kind, guidance_interval)
     validate_run(steps, guidance, seed, guidance_interval)
     label_idx = resolve_labels(labels, model.num_labels)
     device = next(model.parameters()).device
@@ -186,23 +195,23 @@ def run_sampler(
     update = make_update(flow, grid, generator)
     theta = flow.prior((label_idx.shape[0], *IMAGE_SHAPE), device)
 
-    def predict(t: float, weight: float) -> Tensor:
+    def predict(t: float) -> tuple[Tensor, float]:
+        """The output distribution at t and the guidance weight that shaped it."""
+        weight = guidance_at(t, guidance, guidance_interval)
         net_input = flow.network_input(theta)
         if t < getattr(flow, "t_min", 0.0):
             # the continuous flow's x̂ is 0 before t_min whatever the network says (eq. 84): skip the pass
             raw = torch.zeros((label_idx.shape[0], *net_input.shape[1:]), device=device)
         else:
             raw = guided_network_output(model, net_input, t, label_idx, weight)
-        return flow.output(raw, theta, torch.full((label_idx.shape[0],), t, device=device))
+        return flow.output(raw, theta, torch.full((label_idx.shape[0],), t, device=device)), weight
 
     for i in range(1, steps + 1):
         t = grid[i - 1]
-        weight = guidance_at(t, guidance, guidance_interval)
-        output = predict(t, weight)
+        output, weight = predict(t)
         yield _state(flow, i - 1, steps, t, theta, output, weight)
         theta = update(i, theta, output)
-    weight = guidance_at(1.0, guidance, guidance_interval)
-    output = predict(1.0, weight)
+    output, weight = predict(1.0)
     yield _state(flow, steps, steps, 1.0, theta, output, weight, flow.final_sample(output, generator))
 
 

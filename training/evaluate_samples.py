@@ -29,7 +29,7 @@ import torch
 from torch import Tensor
 
 from bfn.classifier import DigitClassifier, load_classifier, to_unit
-from bfn.sampling import GUIDANCE_INTERVALS, SAMPLERS, sample
+from bfn.sampling import SAMPLERS, guidance_interval_for, sample
 from training.card import SAMPLE_QUALITY, SAMPLE_RESULTS, write_card
 from training.data import Split, load_mnist, to_model_data
 from training.sample_metrics import class_accuracy, diversity, feature_statistics, frechet_distance
@@ -192,7 +192,7 @@ def run(args: argparse.Namespace) -> None:
                     Split(*load_mnist(args.data_dir, train=True)), args.per_class)
     labels = [c for c in range(10) for _ in range(args.per_class)]
     command = command_line(args)
-    interval = tuple(args.guidance_interval) if args.guidance_interval else GUIDANCE_INTERVALS[model.kind]
+    interval = guidance_interval_for(model.kind, tuple(args.guidance_interval) if args.guidance_interval else None)
     lines = []
     for sampler in args.sampler:
         for guidance in args.guidance:
