@@ -7,5 +7,3 @@ from bfn.model import BFNModel
 from bfn.sampling import SAMPLERS, StepState, get_sampler, sample
 
 __all__ = ["BFNModel", "SAMPLERS", "StepState", "get_sampler", "sample"]
-
-from bfn import solvers as _solvers  # noqa: E402,F401  registers the few-step samplers ("solver", "ode2", …)

@@ -24,10 +24,10 @@ from collections.abc import Iterator
 import torch
 
 from bfn.model import BFNModel
+from bfn.hub import SHIPPED_MODELS
 from bfn.sampling import SAMPLERS, guidance_interval_for, sample
 
 REFERENCE_UNET = {"channels": [128, 256, 256], "patch": 1, "res_blocks": 2, "attention": True, "groups": 32}
-KINDS = ("discrete", "continuous")
 
 
 def shipped_model(kind: str, device: str) -> tuple[BFNModel, bool]:
@@ -82,7 +82,7 @@ def time_sampling(model: BFNModel, sampler: str, steps: int, guidance: float, de
 
 def measure(name: str, model: BFNModel, sampler: str, steps: int, timed_steps: int, guidance: float, device: str,
             threads: int | None, repeats: int, interval: tuple[float, float] | None = None, **extra) -> dict:
-    interval = guidance_interval_for(model.kind, interval)
+    interval = guidance_interval_for(model.flow, interval)
     seconds = time_sampling(model, sampler, timed_steps, guidance, device, repeats, interval)
     per_step = seconds / (timed_steps + 1)  # n steps = n + 1 network evaluations and states
     return {
@@ -99,10 +99,10 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--guidance", type=float, default=2.0,
                    help="guidance weight (> 1: two network halves per step inside the guidance interval)")
     p.add_argument("--guidance-interval", type=float, nargs=2, metavar=("START", "END"),
-                   help="guide only for t in [START, END]; 0 1 guides every step (default: each kind's GUIDANCE_INTERVALS)")
+                   help="guide only for t in [START, END]; 0 1 guides every step (default: each flow's default_guidance_interval)")
     p.add_argument("--sampler", nargs="+", default=["bfn"], help=f"sampler(s) to time: {', '.join(sorted(SAMPLERS))}")
     p.add_argument("--threads", type=int, nargs="+", default=[1, 2], help="CPU thread counts to try")
-    p.add_argument("--kinds", nargs="+", choices=KINDS, default=list(KINDS), help="shipped models to time")
+    p.add_argument("--kinds", nargs="+", choices=SHIPPED_MODELS, default=list(SHIPPED_MODELS), help="shipped models to time")
     p.add_argument("--models", nargs="+", metavar="MODEL", default=[],
                    help="time these model folders / Hub ids instead of the shipped models (e.g. a candidate run's export)")
     p.add_argument("--reference-steps", type=int, default=5, help="steps actually timed for the 25M reference (0: skip it)")

@@ -19,6 +19,8 @@ from huggingface_hub import PyTorchModelHubMixin, constants, hf_hub_download
 from torch import Tensor, nn
 from torch.nn.utils.fusion import fuse_conv_bn_eval
 
+from bfn.images import to_unit
+
 WEIGHTS_FILE = "model.safetensors"
 CONFIG_FILE = constants.CONFIG_NAME
 DEFAULT_FOLDER = Path(__file__).resolve().parent.parent / "weights" / "classifier"
@@ -78,9 +80,15 @@ class DigitClassifier(
         return self.head(self.dropout(self.features(images)))
 
     @torch.inference_mode()
+    def features_and_logits(self, images: Tensor, batch_size: int = 1000) -> tuple[Tensor, Tensor]:
+        """(penultimate features (B, 128), logits (B, 10)) of images in [0, 1], in batches, in inference mode."""
+        parts = [self.features(part) for part in images.split(batch_size)]
+        feats = torch.cat(parts) if parts else self.features(images)
+        return feats, self.head(feats)
+
     def probabilities(self, images: Tensor, batch_size: int = 1000) -> Tensor:
         """Class probabilities (B, 10), batched, in inference mode."""
-        return torch.cat([F.softmax(self(part), dim=1) for part in images.split(batch_size)])
+        return F.softmax(self.features_and_logits(images, batch_size)[1], dim=1)
 
     @classmethod
     def _from_pretrained(cls, *, model_id: str, revision, cache_dir, force_download, local_files_only, token,
@@ -94,12 +102,6 @@ class DigitClassifier(
                                       force_download=force_download, token=token, local_files_only=local_files_only)
         safetensors.torch.load_model(model, str(weights), strict=True, device=map_location)
         return model.eval()
-
-
-def to_unit(images: Tensor, value_range: tuple[float, float]) -> Tensor:
-    """Map images in `value_range` (a `StepState`'s) to the classifier's [0, 1]."""
-    lo, hi = value_range
-    return ((images.float() - lo) / (hi - lo)).clamp(0, 1)
 
 
 def load_classifier(source: str | Path | None = None, device: torch.device | str = "cpu") -> DigitClassifier:
@@ -149,5 +151,5 @@ def classify_states(classifier: DigitClassifier, outputs: Tensor, value_range: t
     each image, the ten probabilities against the step: the moment a digit decides itself.
     """
     s, b = outputs.shape[:2]
-    probs = classifier.probabilities(to_unit(outputs.reshape(s * b, *outputs.shape[2:]), value_range))
+    probs = classifier.probabilities(to_unit(outputs.reshape(s * b, *outputs.shape[2:]).float(), value_range))
     return probs.reshape(s, b, -1)

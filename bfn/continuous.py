@@ -3,16 +3,20 @@
 The input distribution is an isotropic Gaussian per pixel with mean μ (B, C, H, W) and one precision ρ per
 image (every pixel receives the same accuracy, so ρ is shared). The network sees μ and predicts the noise
 ε̂ that was added to γx; x̂ follows from eq. 84. Each function below is one equation of the paper;
-`ContinuousFlow` binds σ1 and exposes the interface shared with the discrete flow (see `bfn.flow.Flow`).
+`ContinuousFlow` binds σ1 and owns every other fact of this kind behind the shared interface
+(`bfn.flow.Flow`).
 """
 
 from __future__ import annotations
 
 import math
 from dataclasses import dataclass
+from statistics import NormalDist
 
 import torch
 from torch import Tensor
+
+from bfn.flow import DECIDED, FlowDisplay, GaussianBelief, NllUnit
 
 
 def gamma(t: Tensor, sigma1: float) -> Tensor:
@@ -25,7 +29,17 @@ def precision_schedule(t: Tensor | float, sigma1: float) -> Tensor | float:
     return sigma1 ** (-2 * t)
 
 
-def step_accuracy(i: int, n: int, sigma1: float) -> float:
+def accuracy_schedule(t: Tensor | float, sigma1: float) -> Tensor | float:
+    """β(t) = ρ(t) − 1 = σ1^{−2t} − 1, the accuracy accumulated by time t (eq. 72)."""
+    return precision_schedule(t, sigma1) - 1
+
+
+def time_of_accuracy(beta: float, sigma1: float) -> float:
+    """t = ln(1 + β) / (−2 ln σ1), the inverse of the accuracy schedule (eq. 72)."""
+    return math.log1p(beta) / (-2 * math.log(sigma1))
+
+
+def step_accuracy(i: int | Tensor, n: int, sigma1: float) -> float | Tensor:
     """α_i = σ1^{−2i/n} (1 − σ1^{2/n}): the accuracy of sender sample i of n (eq. 95)."""
     return sigma1 ** (-2 * i / n) * (1 - sigma1 ** (2 / n))
 
@@ -64,7 +78,10 @@ def continuous_time_loss(x: Tensor, x_hat: Tensor, t: Tensor, sigma1: float) -> 
 
 
 def discrete_time_loss(x: Tensor, x_hat: Tensor, i: Tensor, n: int, sigma1: float) -> Tensor:
-    """L^n(x) = n/2 (1 − σ1^{2/n}) ‖x − x̂(θ_{i−1}, t_{i−1})‖² / σ1^{2i/n}, i ~ U{1..n} (eq. 96)."""
+    """L^n(x) = n/2 (1 − σ1^{2/n}) ‖x − x̂(θ_{i−1}, t_{i−1})‖² / σ1^{2i/n}, i ~ U{1..n} (eq. 96).
+
+    (1 − σ1^{2/n}) / σ1^{2i/n} is α_i (eq. 95): the loss is n/2 α_i ‖x − x̂‖².
+    """
     sq_err = (x - x_hat).pow(2).flatten(1).sum(1)
     return n / 2 * (1 - sigma1 ** (2 / n)) * sq_err / sigma1 ** (2 * i.float() / n)
 
@@ -89,6 +106,10 @@ def reconstruction_loss(x: Tensor, x_hat: Tensor, sigma1: float, bins: int = 256
     return -discretised_gaussian_log_prob(x, x_hat, sigma1, bins).flatten(1).sum(1)
 
 
+# |μ| ≥ z σ puts DECIDED of a Gaussian belief's mass on one side of 0 (ink or background)
+Z_DECIDED = NormalDist().inv_cdf(DECIDED)
+
+
 @dataclass(frozen=True)
 class ContinuousFlow:
     """Binds σ1 (and the t_min guard) to the equations above.
@@ -103,24 +124,36 @@ class ContinuousFlow:
 
     kind = "continuous"
     channels_per_dim = 1
+    binary = False
+    nll_unit = NllUnit("bits/dim", per_dim=True, per_bit=True)
+    # The precision σ1^{−2t} fixes the digit's shape early, so the label matters at the start (README,
+    # "Guidance interval", has the sweep that chose these times).
+    default_guidance_interval = (0.0, 0.1)
+    display = FlowDisplay(
+        title="Continuous",
+        data_name="continuous",
+        data="8-bit intensities mapped to the 256 bin centres in [−1, 1].",
+        theta_caption="**Input distribution θ**: mean μ, the current belief (certainty ρ above)",
+        output_caption="**Output distribution**: the network's predicted image x̂",
+        theta_name="θ: mean μ",
+        output_name="output: x̂",
+        value_range=(-1.0, 1.0),
+        uncertainty="σ of θ (1/√ρ)",
+    )
 
     def __post_init__(self) -> None:
-        if not 1e-4 <= self.sigma1 < 1:
-            raise ValueError(f"sigma1 must lie in [1e-4, 1), got {self.sigma1}")
+        if not (isinstance(self.sigma1, (int, float)) and 1e-4 <= self.sigma1 < 1):
+            raise ValueError(f"sigma1 must lie in [1e-4, 1), got {self.sigma1!r}")
+        if not (isinstance(self.t_min, (int, float)) and 0 <= self.t_min < 1):
+            raise ValueError(f"t_min must lie in [0, 1), got {self.t_min!r}")
 
-    def prior(self, shape: tuple[int, ...], device: torch.device | str = "cpu") -> tuple[Tensor, Tensor]:
-        """θ_0 = (μ = 0, ρ = 1) per image: the standard normal prior (eq. 48)."""
-        return torch.zeros(shape, device=device), torch.ones(shape[0], device=device)
+    # ---- the Bayesian flow (training)
+    def data_from_images(self, images: Tensor, generator: torch.Generator | None = None) -> Tensor:
+        """uint8 pixels (N, H, W) → (N, 1, H, W) in [−1, 1]: the 256 levels mapped to their bin centres."""
+        return images.float().unsqueeze(1) / 255 * 2 - 1
 
-    def network_input(self, theta: tuple[Tensor, Tensor]) -> Tensor:
-        return theta[0]
-
-    def output(self, net_out: Tensor, theta: tuple[Tensor, Tensor], t: Tensor) -> Tensor:
-        """x̂ from the predicted noise ε̂ and the current mean μ."""
-        return output_prediction(theta[0], net_out, t, self.sigma1, self.t_min)
-
-    def bayesian_flow(self, x: Tensor, t: Tensor, generator: torch.Generator | None = None) -> tuple[Tensor, Tensor]:
-        return bayesian_flow_sample(x, t, self.sigma1, generator), precision_schedule(t, self.sigma1)
+    def bayesian_flow(self, x: Tensor, t: Tensor, generator: torch.Generator | None = None) -> GaussianBelief:
+        return GaussianBelief(bayesian_flow_sample(x, t, self.sigma1, generator), precision_schedule(t, self.sigma1))
 
     def continuous_time_loss(self, x: Tensor, output: Tensor, t: Tensor) -> Tensor:
         return continuous_time_loss(x, output, t, self.sigma1)
@@ -131,32 +164,69 @@ class ContinuousFlow:
     def reconstruction_loss(self, x: Tensor, output: Tensor) -> Tensor:
         return reconstruction_loss(x, output, self.sigma1)
 
-    def step_accuracy(self, i: int, n: int) -> float:
+    # ---- the network's view
+    def network_input(self, theta: GaussianBelief) -> Tensor:
+        return theta.mu
+
+    def needs_network(self, t: float) -> bool:
+        """Before t_min, x̂ is 0 whatever the network says (eq. 84's guard)."""
+        return t >= self.t_min
+
+    def output(self, net_out: Tensor, theta: GaussianBelief, t: Tensor) -> Tensor:
+        """x̂ from the predicted noise ε̂ and the current mean μ."""
+        return output_prediction(theta.mu, net_out, t, self.sigma1, self.t_min)
+
+    # ---- generation
+    def prior(self, shape: tuple[int, ...], device: torch.device | str = "cpu") -> GaussianBelief:
+        """θ_0 = (μ = 0, ρ = 1) per image: the standard normal prior (eq. 48)."""
+        return GaussianBelief(torch.zeros(shape, device=device), torch.ones(shape[0], device=device))
+
+    def accuracy(self, t: float) -> float:
+        return float(precision_schedule(torch.tensor(t, dtype=torch.float64), self.sigma1)) - 1.0
+
+    def time_at(self, beta: float) -> float:
+        return time_of_accuracy(beta, self.sigma1)
+
+    def step_accuracy(self, i: int | Tensor, n: int) -> float | Tensor:
         return step_accuracy(i, n, self.sigma1)
 
     def sample_step(
-        self, theta: tuple[Tensor, Tensor], output: Tensor, alpha: float, generator: torch.Generator | None = None
-    ) -> tuple[Tensor, Tensor]:
+        self, theta: GaussianBelief, output: Tensor, alpha: float, generator: torch.Generator | None = None
+    ) -> GaussianBelief:
         """One generative step: observe x̂ through the sender with accuracy α, update (μ, ρ)."""
         mu, rho = theta
         y = sender_sample(output, alpha, generator)
         mu, rho = bayesian_update(mu, rho.reshape(-1, *([1] * (mu.dim() - 1))), y, alpha)
-        return mu, rho.flatten()
+        return GaussianBelief(mu, rho.flatten())
 
     def final_sample(self, output: Tensor, generator: torch.Generator | None = None) -> Tensor:
         """The generated data: x̂(θ_n, 1), the output distribution's point mass at t = 1."""
         return output
 
-    value_range = (-1.0, 1.0)
+    # ---- the evidence view (eqs. 49–50, 77): z = ρμ, x̃ = x, s² = 1
+    evidence_noise_var = 1.0
 
-    def theta_view(self, theta: tuple[Tensor, Tensor]) -> Tensor:
-        return theta[0]
+    def evidence_target(self, output: Tensor) -> Tensor:
+        return output
 
-    def precision_view(self, theta: tuple[Tensor, Tensor]) -> Tensor:
-        return theta[1]
+    def theta_from_evidence(self, z: Tensor, beta: float) -> GaussianBelief:
+        rho = 1.0 + beta
+        return GaussianBelief(z / rho, torch.full((z.shape[0],), rho, device=z.device))
+
+    # ---- views
+    def theta_view(self, theta: GaussianBelief) -> Tensor:
+        return theta.mu
+
+    def precision_view(self, theta: GaussianBelief) -> Tensor:
+        return theta.rho
 
     def output_view(self, output: Tensor) -> Tensor:
         return output
 
     def sample_view(self, sample: Tensor) -> Tensor:
         return sample
+
+    def step_statistics(self, theta_view: Tensor, precision: Tensor | None) -> tuple[float, float]:
+        """σ = 1/√ρ averaged over images, and the fraction of pixels with |μ| ≥ Z_DECIDED σ (DECIDED on one side of 0)."""
+        sigma = 1.0 / precision.double().sqrt().reshape(-1, *([1] * (theta_view.dim() - 1)))
+        return float(sigma.mean()), float((theta_view.double().abs() >= Z_DECIDED * sigma).double().mean())

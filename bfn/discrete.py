@@ -4,8 +4,8 @@ Binarised MNIST is the K=2 case. The input distribution θ is a categorical per 
 probabilities with the class axis last: shape (B, C, H, W, K). For K=2 the network sees and predicts one
 channel (p(on) in, one logit out), which is the same model with half the parameters in the last layers.
 
-Each function below is one equation of the paper; `DiscreteFlow` binds β1 and K and exposes the small
-interface that the sampler, the training loop and the evaluation share (see `bfn.flow.Flow`).
+Each function below is one equation of the paper; `DiscreteFlow` binds β1 and K and owns every other fact
+of this kind behind the interface the rest of the code shares (`bfn.flow.Flow`).
 """
 
 from __future__ import annotations
@@ -17,15 +17,22 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
+from bfn.flow import DECIDED, FlowDisplay, NllUnit
+
 
 def accuracy_schedule(t: Tensor, beta1: float) -> Tensor:
     """β(t) = β1 t², the accuracy accumulated by time t (eq. 182)."""
     return beta1 * t**2
 
 
-def step_accuracy(i: int, n: int, beta1: float) -> float:
+def step_accuracy(i: int | Tensor, n: int, beta1: float) -> float | Tensor:
     """α_i = β(i/n) − β((i−1)/n) = β1 (2i − 1) / n², the accuracy of sender sample i of n (eq. 184)."""
     return beta1 * (2 * i - 1) / n**2
+
+
+def time_of_accuracy(beta: float, beta1: float) -> float:
+    """t = √(β / β1), the inverse of the accuracy schedule (eq. 182)."""
+    return math.sqrt(beta / beta1)
 
 
 def sender_sample(x_onehot: Tensor, alpha: float | Tensor, generator: torch.Generator | None = None) -> Tensor:
@@ -67,6 +74,12 @@ def bayesian_flow_sample(x_onehot: Tensor, t: Tensor, beta1: float, generator: t
     """
     beta = accuracy_schedule(t, beta1).reshape(-1, *([1] * (x_onehot.dim() - 1)))
     return class_softmax(sender_sample(x_onehot, beta, generator))
+
+
+def binary_entropy_bits(p: Tensor) -> Tensor:
+    """H(p) = −p log₂ p − (1 − p) log₂(1 − p), the uncertainty of a binary belief in bits."""
+    p = p.clamp(1e-7, 1 - 1e-7)
+    return -(p * torch.log2(p) + (1 - p) * torch.log2(1 - p))
 
 
 def output_distribution(logits: Tensor) -> Tensor:
@@ -121,42 +134,68 @@ class DiscreteFlow:
     num_classes: int = 2
 
     kind = "discrete"
+    nll_unit = NllUnit("nats/image", per_dim=False, per_bit=False)
+    # The label decides the digit in mid-flight: β(t) = β1 t² gathers most of its evidence late (README,
+    # "Guidance interval", has the sweep that chose these times).
+    default_guidance_interval = (0.3, 0.6)
 
     def __post_init__(self) -> None:
-        if self.beta1 <= 0:
-            raise ValueError(f"beta1 must be positive, got {self.beta1}")
-        if self.num_classes < 2:
-            raise ValueError(f"num_classes must be at least 2, got {self.num_classes}")
+        if not (isinstance(self.beta1, (int, float)) and math.isfinite(self.beta1) and self.beta1 > 0):
+            raise ValueError(f"beta1 must be a finite positive number, got {self.beta1!r}")
+        if isinstance(self.num_classes, bool) or not isinstance(self.num_classes, int) or self.num_classes < 2:
+            raise ValueError(f"num_classes must be an integer of at least 2, got {self.num_classes!r}")
 
     @property
     def channels_per_dim(self) -> int:
         """Network channels per data channel: one for binary data, K otherwise."""
-        return 1 if self.num_classes == 2 else self.num_classes
+        return 1 if self.binary else self.num_classes
+
+    @property
+    def binary(self) -> bool:
+        return self.num_classes == 2
+
+    @property
+    def display(self) -> FlowDisplay:
+        if self.binary:
+            return FlowDisplay(
+                title="Binarised (discrete)",
+                data_name="binarised",
+                data="dynamically binarised: every pixel is a fresh Bernoulli draw with p = intensity each time an "
+                "image is used.",
+                theta_caption="**Input distribution θ**: p(pixel on), the current belief",
+                output_caption="**Output distribution**: the network's prediction of p(pixel on)",
+                theta_name="θ: p(pixel on)",
+                output_name="output: p(pixel on)",
+                value_range=(0.0, 1.0),
+                uncertainty="mean entropy of θ (bits)",
+            )
+        return FlowDisplay(
+            title=f"Discrete ({self.num_classes} classes)",
+            data_name=f"{self.num_classes}-level",
+            data=f"intensities quantised to {self.num_classes} levels.",
+            theta_caption="**Input distribution θ**: the expected class, scaled to [0, 1]",
+            output_caption="**Output distribution**: the network's expected class, scaled to [0, 1]",
+            theta_name="θ: expected class",
+            output_name="output: expected class",
+            value_range=(0.0, 1.0),
+            uncertainty="mean entropy of θ (bits, over its two ends)",
+        )
 
     def one_hot(self, x: Tensor) -> Tensor:
         """Class indices (B, C, H, W) → one-hot e_x with the class axis last."""
         return F.one_hot(x.long(), self.num_classes).float()
 
-    def prior(self, shape: tuple[int, ...], device: torch.device | str = "cpu") -> Tensor:
-        """θ_0 = uniform over the K classes (eq. 170)."""
-        return torch.full((*shape, self.num_classes), 1.0 / self.num_classes, device=device)
+    # ---- the Bayesian flow (training)
+    def data_from_images(self, images: Tensor, generator: torch.Generator | None = None) -> Tensor:
+        """uint8 pixels (N, H, W) → classes (N, 1, H, W).
 
-    def network_input(self, theta: Tensor) -> Tensor:
-        """θ rescaled to [−1, 1] and moved to channels: p(on) alone for K = 2."""
-        if self.num_classes == 2:
-            return 2 * theta[..., 1] - 1
-        return (2 * theta - 1).movedim(-1, 2).flatten(1, 2)
-
-    def logits(self, net_out: Tensor) -> Tensor:
-        """Network channels → per-class logits with the class axis last (the K = 2 logit is for class 1)."""
-        if self.num_classes == 2:
-            return torch.stack([torch.zeros_like(net_out), net_out], dim=-1)
-        b, _, h, w = net_out.shape
-        return net_out.reshape(b, -1, self.num_classes, h, w).movedim(2, -1)
-
-    def output(self, net_out: Tensor, theta: Tensor, t: Tensor) -> Tensor:
-        """The output distribution p_O as class probabilities (θ and t are unused for discrete data)."""
-        return output_distribution(self.logits(net_out))
+        K = 2: a fresh Bernoulli draw per pixel with p = intensity (dynamic binarisation, as in the paper);
+        otherwise the intensity quantised to K levels.
+        """
+        x = images.float().unsqueeze(1) / 255
+        if self.binary:
+            return torch.bernoulli(x, generator=generator).long()
+        return torch.round(x * (self.num_classes - 1)).long()
 
     def bayesian_flow(self, x: Tensor, t: Tensor, generator: torch.Generator | None = None) -> Tensor:
         return bayesian_flow_sample(self.one_hot(x), t, self.beta1, generator)
@@ -166,14 +205,45 @@ class DiscreteFlow:
 
     def discrete_time_loss(self, x: Tensor, output: Tensor, i: Tensor, n: int, generator: torch.Generator | None = None) -> Tensor:
         """L^n with the output distribution computed at t_{i−1}; `i` holds each image's step index (1..n)."""
-        alpha = self.beta1 * (2 * i.float() - 1) / n**2
-        alpha = alpha.reshape(-1, *([1] * x.dim()))  # (B, 1, …, 1): the rank of the one-hot data
+        alpha = self.step_accuracy(i.float(), n).reshape(-1, *([1] * x.dim()))  # (B, 1, …, 1): the one-hot rank
         return discrete_time_loss(self.one_hot(x), output, alpha, n, generator)
 
     def reconstruction_loss(self, x: Tensor, output: Tensor) -> Tensor:
         return reconstruction_loss(self.one_hot(x), output)
 
-    def step_accuracy(self, i: int, n: int) -> float:
+    # ---- the network's view
+    def network_input(self, theta: Tensor) -> Tensor:
+        """θ rescaled to [−1, 1] and moved to channels: p(on) alone for K = 2."""
+        if self.binary:
+            return 2 * theta[..., 1] - 1
+        return (2 * theta - 1).movedim(-1, 2).flatten(1, 2)
+
+    def needs_network(self, t: float) -> bool:
+        return True
+
+    def logits(self, net_out: Tensor) -> Tensor:
+        """Network channels → per-class logits with the class axis last (the K = 2 logit is for class 1)."""
+        if self.binary:
+            return torch.stack([torch.zeros_like(net_out), net_out], dim=-1)
+        b, _, h, w = net_out.shape
+        return net_out.reshape(b, -1, self.num_classes, h, w).movedim(2, -1)
+
+    def output(self, net_out: Tensor, theta: Tensor, t: Tensor) -> Tensor:
+        """The output distribution p_O as class probabilities (θ and t are unused for discrete data)."""
+        return output_distribution(self.logits(net_out))
+
+    # ---- generation
+    def prior(self, shape: tuple[int, ...], device: torch.device | str = "cpu") -> Tensor:
+        """θ_0 = uniform over the K classes (eq. 170)."""
+        return torch.full((*shape, self.num_classes), 1.0 / self.num_classes, device=device)
+
+    def accuracy(self, t: float) -> float:
+        return float(accuracy_schedule(torch.tensor(t, dtype=torch.float64), self.beta1))
+
+    def time_at(self, beta: float) -> float:
+        return time_of_accuracy(beta, self.beta1)
+
+    def step_accuracy(self, i: int | Tensor, n: int) -> float | Tensor:
         return step_accuracy(i, n, self.beta1)
 
     def sample_step(self, theta: Tensor, output: Tensor, alpha: float, generator: torch.Generator | None = None) -> Tensor:
@@ -185,8 +255,18 @@ class DiscreteFlow:
         """The generated data: one draw from the output distribution at t = 1, as class indices."""
         return categorical_sample(output, generator)
 
-    value_range = (0.0, 1.0)
+    # ---- the evidence view (eqs. 163, 185): z = y, x̃ = K e_x − 1, s² = K
+    @property
+    def evidence_noise_var(self) -> float:
+        return float(self.num_classes)
 
+    def evidence_target(self, output: Tensor) -> Tensor:
+        return self.num_classes * output - 1
+
+    def theta_from_evidence(self, z: Tensor, beta: float) -> Tensor:
+        return class_softmax(z)
+
+    # ---- views
     def theta_view(self, theta: Tensor) -> Tensor:
         """What to show of θ: p(class 1) for K = 2, else the expected class scaled to [0, 1]."""
         return self._expected_unit(theta)
@@ -199,6 +279,11 @@ class DiscreteFlow:
 
     def sample_view(self, sample: Tensor) -> Tensor:
         return sample.float() / (self.num_classes - 1)
+
+    def step_statistics(self, theta_view: Tensor, precision: Tensor | None) -> tuple[float, float]:
+        """The mean binary entropy of the view in bits, and the fraction of pixels with max(p, 1 − p) ≥ DECIDED."""
+        p = theta_view.float()
+        return float(binary_entropy_bits(p).mean()), float((torch.maximum(p, 1 - p) >= DECIDED).float().mean())
 
     def _expected_unit(self, probs: Tensor) -> Tensor:
         values = torch.linspace(0, 1, self.num_classes, device=probs.device, dtype=probs.dtype)

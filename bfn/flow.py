@@ -1,38 +1,92 @@
-"""The small interface both Bayesian flows share, and the factory that builds one from a config.
+"""The interface every Bayesian flow implements, and the factory that builds one from a model's config.
 
-The sampler, the training loop and the evaluation are written once against `Flow`; the discrete and
-continuous modules supply the equations. θ is whatever the flow needs (a probability tensor for discrete
-data, a (μ, ρ) pair for continuous data); only the flow looks inside it.
+The sampler, the solvers, the objective, the training loop, the evaluation and the app are written once
+against `Flow`; each flow module (bfn/discrete.py, bfn/continuous.py) supplies the equations and every other
+fact about its kind: its schedule, how MNIST becomes its data, its likelihood unit and how it is shown.
+Adding a kind is one module with a class satisfying `Flow`, plus an entry in `bfn.flows.FLOWS` (the
+factory). Nothing outside the flow modules and the factory asks which kind a flow is.
+
+θ, the parameters of the input distribution, has a type per flow: a probability tensor (`Tensor`) for
+discrete data, a `GaussianBelief` (μ, ρ) for continuous data; only the flow looks inside it.
 """
 
 from __future__ import annotations
 
-from typing import Any, Protocol
+import math
+from dataclasses import dataclass
+from typing import NamedTuple, Protocol, TypeVar
 
 import torch
 from torch import Tensor
 
-from bfn.continuous import ContinuousFlow
-from bfn.discrete import DiscreteFlow
-
-Theta = Any  # Tensor for discrete data, (μ, ρ) for continuous data
+ThetaT = TypeVar("ThetaT")
 
 
-class Flow(Protocol):
-    kind: str
-    channels_per_dim: int
+class GaussianBelief(NamedTuple):
+    """θ of a continuous flow: the mean μ per pixel (B, C, H, W) and one precision ρ per image (B,)."""
 
-    def prior(self, shape: tuple[int, ...], device: torch.device | str = "cpu") -> Theta:
-        """θ_0, the input distribution before any observation."""
+    mu: Tensor
+    rho: Tensor
 
-    def network_input(self, theta: Theta) -> Tensor:
-        """θ as image channels for the network."""
 
-    def output(self, net_out: Tensor, theta: Theta, t: Tensor) -> Tensor:
-        """The output distribution (class probabilities, or x̂) from the network's raw output."""
+Theta = Tensor | GaussianBelief  # θ of any flow in this package
 
-    def bayesian_flow(self, x: Tensor, t: Tensor, generator: torch.Generator | None = None) -> Theta:
-        """A draw of θ from the Bayesian flow distribution p_F(θ | x; t), for training."""
+DECIDED = 0.975  # a pixel counts as decided once its belief puts this much probability on one side
+
+
+@dataclass(frozen=True)
+class FlowDisplay:
+    """How a flow's states are shown, for the app, the CLI and the model cards (words and ranges only).
+
+    Attributes:
+        title: the kind in a few words, e.g. "Binarised (discrete)".
+        data_name: the adjective a model card puts before "MNIST", e.g. "binarised".
+        data: how images become this flow's data, for a model card (a clause after "MNIST training set, ").
+        theta_caption / output_caption: Markdown captions of the θ and output-distribution images.
+        theta_name / output_name: short names for hover labels and axes.
+        value_range: the range of the θ, output and sample views.
+        uncertainty: what the per-step uncertainty statistic (`Flow.step_statistics`) measures.
+    """
+
+    title: str
+    data_name: str
+    data: str
+    theta_caption: str
+    output_caption: str
+    theta_name: str
+    output_name: str
+    value_range: tuple[float, float]
+    uncertainty: str
+
+
+@dataclass(frozen=True)
+class NllUnit:
+    """The unit a flow's likelihood is reported in, and the conversion from nats per image."""
+
+    name: str  # e.g. "nats/image", "bits/dim"
+    per_dim: bool  # divide by the number of data dimensions
+    per_bit: bool  # divide by ln 2
+
+    def convert(self, nats_per_image: float, dims: int) -> float:
+        return nats_per_image / (dims if self.per_dim else 1) / (math.log(2) if self.per_bit else 1)
+
+
+class Flow(Protocol[ThetaT]):
+    """What the rest of the code may ask of a flow. Tensors are image-shaped: data (B, C, H, W)."""
+
+    kind: str  # the name in `FLOWS` and in a model's config.json
+    channels_per_dim: int  # network channels per data channel
+    binary: bool  # data in {0, 1} seen through one probability channel (the U-Net's evidence skip needs it)
+    display: FlowDisplay
+    nll_unit: NllUnit
+    default_guidance_interval: tuple[float, float]  # where guidance above 1 acts unless a run says otherwise
+
+    # ---- the Bayesian flow (training)
+    def data_from_images(self, images: Tensor, generator: torch.Generator | None = None) -> Tensor:
+        """uint8 pixels (N, H, W) → this flow's data (N, 1, H, W)."""
+
+    def bayesian_flow(self, x: Tensor, t: Tensor, generator: torch.Generator | None = None) -> ThetaT:
+        """A draw of θ from the Bayesian flow distribution p_F(θ | x; t), t one entry per image."""
 
     def continuous_time_loss(self, x: Tensor, output: Tensor, t: Tensor) -> Tensor:
         """L^∞ per image."""
@@ -43,37 +97,60 @@ class Flow(Protocol):
     def reconstruction_loss(self, x: Tensor, output: Tensor) -> Tensor:
         """L^r per image, with the output distribution taken at t = 1."""
 
-    def step_accuracy(self, i: int, n: int) -> float:
+    # ---- the network's view
+    def network_input(self, theta: ThetaT) -> Tensor:
+        """θ as image channels for the network."""
+
+    def needs_network(self, t: float) -> bool:
+        """Whether the output distribution at t depends on the network at all (else it is skipped)."""
+
+    def output(self, net_out: Tensor, theta: ThetaT, t: Tensor) -> Tensor:
+        """The output distribution (class probabilities, or x̂) from the network's raw output."""
+
+    # ---- generation
+    def prior(self, shape: tuple[int, ...], device: torch.device | str = "cpu") -> ThetaT:
+        """θ_0, the input distribution before any observation."""
+
+    def accuracy(self, t: float) -> float:
+        """β(t), the accuracy accumulated by time t."""
+
+    def time_at(self, beta: float) -> float:
+        """The inverse of `accuracy`: the t at which β(t) = beta."""
+
+    def step_accuracy(self, i: int | Tensor, n: int) -> float | Tensor:
         """α_i, the accuracy of sender sample i of n."""
 
-    def sample_step(self, theta: Theta, output: Tensor, alpha: float, generator: torch.Generator | None = None) -> Theta:
+    def sample_step(self, theta: ThetaT, output: Tensor, alpha: float, generator: torch.Generator | None = None) -> ThetaT:
         """Draw from the receiver distribution and apply the Bayesian update."""
 
     def final_sample(self, output: Tensor, generator: torch.Generator | None = None) -> Tensor:
         """The generated data from the output distribution at t = 1."""
 
-    value_range: tuple[float, float]  # the range of the views below, for display
+    # ---- the evidence view: z(t) = β(t) x̃ + s √β(t) ε (see bfn/solvers.py)
+    evidence_noise_var: float  # s²
 
-    def theta_view(self, theta: Theta) -> Tensor:
-        """θ as an image: p(pixel on) for binarised data, μ for continuous data."""
+    def evidence_target(self, output: Tensor) -> Tensor:
+        """The predicted x̃ = E[x̃ | θ] from the output distribution."""
 
-    def precision_view(self, theta: Theta) -> Tensor | None:
-        """ρ per image for continuous data; None for discrete data."""
+    def theta_from_evidence(self, z: Tensor, beta: float) -> ThetaT:
+        """θ holding the summed, accuracy-weighted evidence z after accuracy β."""
+
+    # ---- views (what the sampler reports and the app shows)
+    def theta_view(self, theta: ThetaT) -> Tensor:
+        """θ as an image in `display.value_range`: p(pixel on), or μ."""
+
+    def precision_view(self, theta: ThetaT) -> Tensor | None:
+        """ρ per image for continuous data; None where θ has no separate precision."""
 
     def output_view(self, output: Tensor) -> Tensor:
         """The output distribution as an image: p_O(pixel on), or x̂."""
 
     def sample_view(self, sample: Tensor) -> Tensor:
-        """A final sample as an image in `value_range`."""
+        """A final sample as an image in `display.value_range`."""
 
+    def step_statistics(self, theta_view: Tensor, precision: Tensor | None) -> tuple[float, float]:
+        """(uncertainty, decided) of a state's θ view and precision: both in [0, 1], falling as sampling goes on.
 
-KINDS = ("discrete", "continuous")
-
-
-def make_flow(kind: str, **params: float) -> Flow:
-    """Build the flow named `kind` ("discrete" or "continuous") with its hyperparameters."""
-    if kind == "discrete":
-        return DiscreteFlow(**params)
-    if kind == "continuous":
-        return ContinuousFlow(**params)
-    raise ValueError(f"unknown flow kind {kind!r}; expected one of {KINDS}")
+        uncertainty is what `display.uncertainty` says; decided is the fraction of pixels whose input
+        distribution puts at least `DECIDED` of its mass on one side (ink or background).
+        """

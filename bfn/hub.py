@@ -17,12 +17,13 @@ from huggingface_hub.errors import EntryNotFoundError, HfHubHTTPError, HFValidat
 from huggingface_hub.utils import validate_repo_id
 from safetensors import SafetensorError
 
-from bfn.flow import KINDS
+from bfn.flows import FLOWS
 from bfn.model import WEIGHTS_FILE, BFNModel
 
 CONFIG_FILE = constants.CONFIG_NAME
 WEIGHTS_DIR = Path(__file__).resolve().parent.parent / "weights"
 DEFAULT_KIND = "discrete"
+SHIPPED_MODELS = ("discrete", "continuous")  # the model folders under weights/ that the app and bench load by default
 HOW_TO_GET_WEIGHTS = (
     "To get weights, clone the repository with its weights/ folder, train and export one with "
     "`python -m training export ...`, or pass a Hugging Face Hub repo id (owner/name)."
@@ -81,8 +82,8 @@ def _read_kind(folder: Path) -> str:
     except (OSError, UnicodeDecodeError, json.JSONDecodeError) as e:
         raise _fail(str(folder), f"{CONFIG_FILE} is unreadable or not JSON ({_summary(e)})") from e
     kind = config.get("kind") if isinstance(config, dict) else None
-    if kind not in KINDS:
-        raise _fail(str(folder), f"{CONFIG_FILE} has kind {kind!r}, expected one of {KINDS}")
+    if kind not in FLOWS:
+        raise _fail(str(folder), f"{CONFIG_FILE} has kind {kind!r}, expected one of {tuple(FLOWS)}")
     return kind
 
 
@@ -124,8 +125,8 @@ def load_model(
         ModelLoadError: for anything that prevents loading, with a message that says how to get weights.
         ValueError: if `kind` is not a known flow kind.
     """
-    if kind is not None and kind not in KINDS:
-        raise ValueError(f"unknown model kind {kind!r}; expected one of {KINDS}")
+    if kind is not None and kind not in FLOWS:
+        raise ValueError(f"unknown model kind {kind!r}; expected one of {tuple(FLOWS)}")
     folder = resolve_folder(source, kind)
     _check_folder(folder)
     found = _read_kind(folder)

@@ -7,17 +7,26 @@ from __future__ import annotations
 
 import math
 from pathlib import Path
+from typing import TypeVar
 
 import numpy as np
 import torch
 from PIL import Image
 
 
+Array = TypeVar("Array", torch.Tensor, np.ndarray)
+
+
+def to_unit(values: Array, value_range: tuple[float, float]) -> Array:
+    """Map float values in `value_range` (a flow's display range) to [0, 1], clipping outside."""
+    lo, hi = value_range
+    return ((values - lo) / (hi - lo)).clip(0, 1)
+
+
 def to_uint8(images: torch.Tensor | np.ndarray, value_range: tuple[float, float] = (0.0, 1.0)) -> np.ndarray:
     """Map values in `value_range` to 0 … 255 (clipping outside), keeping the shape."""
-    lo, hi = value_range
     arr = images.detach().float().cpu().numpy() if isinstance(images, torch.Tensor) else np.asarray(images, dtype=np.float32)
-    return np.clip(np.rint((arr - lo) / (hi - lo) * 255), 0, 255).astype(np.uint8)
+    return np.rint(to_unit(arr, value_range) * 255).astype(np.uint8)
 
 
 def make_grid(images: np.ndarray, nrow: int | None = None, padding: int = 2, pad_value: int = 64) -> np.ndarray:

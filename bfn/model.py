@@ -16,7 +16,8 @@ import safetensors.torch
 from huggingface_hub import PyTorchModelHubMixin, hf_hub_download
 from torch import Tensor, nn
 
-from bfn.flow import Flow, make_flow
+from bfn.flow import Flow
+from bfn.flows import make_flow
 from bfn.nets import UNet, UNetConfig
 
 WEIGHTS_FILE = "model.safetensors"
@@ -32,7 +33,8 @@ class BFNModel(
     """A class-conditional Bayesian Flow Network.
 
     Args:
-        kind: "discrete" (binarised MNIST) or "continuous" (pixels in [−1, 1]).
+        kind: the flow kind, a name in `bfn.flows.FLOWS`: "discrete" (binarised MNIST) or "continuous"
+            (pixels in [−1, 1]).
         flow: the flow's hyperparameters, e.g. {"beta1": 3.0} or {"sigma1": 0.001}.
         unet: `UNetConfig` fields; in/out channels are derived from the flow when absent.
     """
@@ -44,8 +46,8 @@ class BFNModel(
         unet = dict(unet or {})
         unet.setdefault("in_channels", self.flow.channels_per_dim)
         unet.setdefault("out_channels", self.flow.channels_per_dim)
-        if unet.get("evidence") and getattr(self.flow, "num_classes", None) != 2:
-            raise ValueError(f"the evidence skip is for binary discrete data (num_classes = 2), not a {kind} flow like this one")
+        if unet.get("evidence") and not self.flow.binary:
+            raise ValueError(f"the evidence skip is for binary data (one probability channel), not a {kind} flow like this one")
         self.net = UNet(UNetConfig.from_dict(unet))
         # The mixin would save only the arguments as passed ("flow": null for defaults); record every
         # hyperparameter instead, so a saved config.json keeps its meaning if a default changes later.

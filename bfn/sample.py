@@ -17,10 +17,10 @@ import numpy as np
 import torch
 from tqdm import tqdm
 
-from bfn.flow import KINDS
+from bfn.flows import FLOWS
 from bfn.hub import ModelLoadError, load_model
-from bfn.images import make_grid, save_png, to_uint8
-from bfn.sampling import GUIDANCE_INTERVALS, SAMPLERS, StepState, get_sampler, resolve_labels, validate_run
+from bfn.images import make_grid, save_png, to_uint8, to_unit
+from bfn.sampling import SAMPLERS, StepState, get_sampler, resolve_labels, validate_run
 
 NO_CLASS = "none"
 
@@ -57,7 +57,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p.add_argument(
         "--kind",
-        choices=KINDS,
+        choices=tuple(FLOWS),
         default=None,
         help="expected model kind; without --model it picks weights/<kind>/ (default: discrete)",
     )
@@ -88,7 +88,7 @@ def build_parser() -> argparse.ArgumentParser:
         metavar=("START", "END"),
         help="apply guidance w > 1 only for t in [START, END], plain conditional elsewhere; 0 1 guides throughout "
         "(default: the model kind's: "
-        + ", ".join(f"{a:g} {b:g} {kind}" for kind, (a, b) in GUIDANCE_INTERVALS.items())
+        + ", ".join(f"{a:g} {b:g} {kind}" for kind, flow in FLOWS.items() for a, b in [flow.default_guidance_interval])
         + ")",
     )
     p.add_argument(
@@ -98,7 +98,7 @@ def build_parser() -> argparse.ArgumentParser:
         "--sampler",
         choices=sorted(SAMPLERS),
         default="bfn",
-        help="a sampler registered in bfn.sampling.SAMPLERS; bfn is the paper's procedure (default: bfn)",
+        help="a sampler listed in bfn.sampling.SAMPLERS; bfn is the paper's procedure (default: bfn)",
     )
     p.add_argument("--out", type=Path, default=Path("samples.png"), help="PNG grid to write (default: samples.png)")
     p.add_argument(
@@ -126,8 +126,7 @@ def _check_layout(args: argparse.Namespace) -> None:
 
 def unit_images(state: StepState) -> np.ndarray:
     """The final output distribution mapped to [0, 1]: p(pixel on), or (x̂ + 1)/2 (= the continuous sample)."""
-    lo, hi = state.value_range
-    return ((state.output.float() - lo) / (hi - lo)).clamp(0, 1).numpy().astype(np.float32)
+    return to_unit(state.output.float(), state.value_range).numpy().astype(np.float32)
 
 
 def _run(states: Iterator[StepState], steps: int) -> StepState:

@@ -1,32 +1,28 @@
-"""Sampling: one generator that yields every step's state, classifier-free guidance, and a registry.
+"""Sampling: one loop that yields every step's state, classifier-free guidance, and the samplers by name.
 
 The app streams these states, the CLI keeps the last one and the tests inspect all of them, so the
-generative procedure exists exactly once. A run is fully determined by (model, labels, steps, guidance,
-guidance interval, seed): all randomness comes from one seeded `torch.Generator`.
+generative procedure exists exactly once (`run_sampler`); a sampler is that loop with an update rule and a
+time grid (`Sampler`), and `SAMPLERS` lists every one. A run is fully determined by (model, labels, steps,
+guidance, guidance interval, seed): all randomness comes from one seeded `torch.Generator`.
 """
 
 from __future__ import annotations
 
 import math
+import functools
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
+from typing import Protocol
 
 import torch
 from torch import Tensor
 
 from bfn.flow import Flow, Theta
 from bfn.model import BFNModel
+from bfn.solvers import SolverUpdate, time_grid
 
 IMAGE_SHAPE = (1, 28, 28)
 MAX_STEPS = 10_000
-
-# Where guidance pays, per flow kind: the default `guidance_interval` of every sampler. The discrete flow
-# gathers its evidence late (β(t) = β1 t²: 91 % of it after t = 0.3), the continuous one early (its precision
-# grows as σ1^−2t: μ already holds the digit's shape by t = 0.1), so the label matters in the middle of the
-# one and at the start of the other. Chosen with the classifier sweep on the shipped models at guidance 3,
-# 100 steps (README, "Guidance interval"): as recognisable as guiding throughout, closer to the data, and
-# 35–45 % fewer network passes.
-GUIDANCE_INTERVALS: dict[str, tuple[float, float]] = {"discrete": (0.3, 0.6), "continuous": (0.0, 0.1)}
 
 
 @dataclass(frozen=True)
@@ -79,9 +75,9 @@ def resolve_labels(labels: Sequence[int | None] | Tensor, num_labels: int) -> Te
     return torch.tensor(out, dtype=torch.long)
 
 
-def guidance_interval_for(kind: str, interval: tuple[float, float] | None = None) -> tuple[float, float]:
-    """The guidance interval a run uses: the one asked for, or else the flow kind's `GUIDANCE_INTERVALS`."""
-    return GUIDANCE_INTERVALS[kind] if interval is None else interval
+def guidance_interval_for(flow: Flow, interval: tuple[float, float] | None = None) -> tuple[float, float]:
+    """The guidance interval a run uses: the one asked for, or else the flow's `default_guidance_interval`."""
+    return flow.default_guidance_interval if interval is None else interval
 
 
 def validate_run(steps: int, guidance: float, seed: int, guidance_interval: tuple[float, float] | None = None) -> None:
@@ -147,18 +143,19 @@ def _state(flow: Flow, step: int, n: int, t: float, theta: Theta, output: Tensor
         precision=None if precision is None else precision.cpu(),
         output=flow.output_view(output)[:, 0].cpu(),
         sample=None if sample is None else flow.sample_view(sample)[:, 0].cpu(),
-        value_range=flow.value_range,
+        value_range=flow.display.value_range,
         guidance=guidance,
     )
 
 
-Update = Callable[[int, Theta, Tensor], Theta]
-"""One step of a sampler: (i, θ_{i−1}, output distribution at t_{i−1}) → θ_i, for i = 1 … n."""
+class Update(Protocol):
+    """One run's update rule: (i, θ_{i−1}, output distribution at t_{i−1}) → θ_i, for i = 1 … n, in order."""
+
+    def __call__(self, i: int, theta: Theta, output: Tensor) -> Theta: ...
 
 
-def uniform_times(steps: int) -> list[float]:
-    """t_i = i/n: the original sampler's time grid."""
-    return [i / steps for i in range(steps + 1)]
+MakeUpdate = Callable[[Flow, Sequence[float], torch.Generator], Update]
+"""Builds a run's update rule from the flow, the time grid t_0 … t_n and the run's generator."""
 
 
 def run_sampler(
@@ -168,46 +165,43 @@ def run_sampler(
     steps: int,
     guidance: float,
     seed: int,
-    make_update: Callable[[Flow, Sequence[float], torch.Generator], Update],
-    times: Callable[[Flow, int], Sequence[float]] | None = None,
+    make_update: MakeUpdate,
+    grid: str = "uniform",
     guidance_interval: tuple[float, float] | None = None,
 ) -> Iterator[StepState]:
     """The loop every sampler shares; a sampler differs only in its update rule (and maybe its time grid).
 
     For i = 1 … n: compute the output distribution at t_{i−1}, yield the state, and let the update turn
     θ_{i−1} into θ_i. Finally yield the output distribution at t_n = 1 together with a sample drawn from
-    it. That is n + 1 states and n + 1 network evaluations (n for the continuous flow, whose output at t = 0
-    does not depend on the network). `make_update(flow, times, generator)` is called
-    once per run, so an update may keep history (multistep solvers); `times(flow, n)` gives t_0 = 0 < … <
-    t_n = 1 (default: uniform). Guidance applies only at the times in `guidance_interval` (`guidance_at`;
-    None: the flow kind's `GUIDANCE_INTERVALS`, (0, 1): everywhere, as in plain classifier-free guidance).
+    it. That is n + 1 states and n + 1 network evaluations (fewer where the flow says the output does not
+    depend on the network, `Flow.needs_network`). `make_update(flow, times, generator)` is called once per
+    run, so an update may keep state (multistep solvers); `grid` names the time grid (`bfn.solvers.GRIDS`).
+    Guidance applies only at the times in `guidance_interval` (`guidance_at`; None: the flow's
+    `default_guidance_interval`; (0, 1): everywhere, as in plain classifier-free guidance).
     """
-    guidance_interval = guidance_interval_for(model.flow.kind, guidance_interval)
+    flow = model.flow
+    guidance_interval = guidance_interval_for(flow, guidance_interval)
     validate_run(steps, guidance, seed, guidance_interval)
     label_idx = resolve_labels(labels, model.num_labels)
     device = next(model.parameters()).device
     label_idx = label_idx.to(device)
     generator = torch.Generator(device=device).manual_seed(seed)
-    flow = model.flow
-    grid = list(times(flow, steps)) if times is not None else uniform_times(steps)
-    if len(grid) != steps + 1 or grid[0] != 0 or grid[-1] != 1 or any(b <= a for a, b in zip(grid, grid[1:])):
-        raise ValueError(f"a sampler's time grid must rise from 0 to 1 in {steps} steps, got {grid}")
-    update = make_update(flow, grid, generator)
+    times = time_grid(flow, steps, grid)
+    update = make_update(flow, times, generator)
     theta = flow.prior((label_idx.shape[0], *IMAGE_SHAPE), device)
 
     def predict(t: float) -> tuple[Tensor, float]:
         """The output distribution at t and the guidance weight that shaped it."""
         weight = guidance_at(t, guidance, guidance_interval)
         net_input = flow.network_input(theta)
-        if t < getattr(flow, "t_min", 0.0):
-            # the continuous flow's x̂ is 0 before t_min whatever the network says (eq. 84): skip the pass
-            raw = torch.zeros((label_idx.shape[0], *net_input.shape[1:]), device=device)
-        else:
+        if flow.needs_network(t):
             raw = guided_network_output(model, net_input, t, label_idx, weight)
+        else:
+            raw = torch.zeros((label_idx.shape[0], *net_input.shape[1:]), device=device)
         return flow.output(raw, theta, torch.full((label_idx.shape[0],), t, device=device)), weight
 
     for i in range(1, steps + 1):
-        t = grid[i - 1]
+        t = times[i - 1]
         output, weight = predict(t)
         yield _state(flow, i - 1, steps, t, theta, output, weight)
         theta = update(i, theta, output)
@@ -215,33 +209,65 @@ def run_sampler(
     yield _state(flow, steps, steps, 1.0, theta, output, weight, flow.final_sample(output, generator))
 
 
-@torch.inference_mode()
-def bfn_sampler(
-    model: BFNModel,
-    labels: Sequence[int | None] | Tensor,
-    *,
-    steps: int = 100,
-    guidance: float = 1.0,
-    seed: int = 0,
-    guidance_interval: tuple[float, float] | None = None,
-) -> Iterator[StepState]:
-    """The paper's generative procedure (Algorithms 3 and 9 of Graves et al. 2023), one state per step.
+@dataclass
+class AncestralUpdate:
+    """The paper's update (Algorithms 3 and 9): draw from the receiver with accuracy α_i, update θ by Bayes."""
 
-    For i = 1 … n: compute the output distribution at t = (i−1)/n, yield the state, draw a sender sample
-    from the receiver distribution with accuracy α_i and update θ. Finally yield the output distribution at
-    t = 1 together with a sample drawn from it. That is n + 1 states and n + 1 network evaluations.
+    flow: Flow
+    times: Sequence[float]
+    generator: torch.Generator
+
+    def __call__(self, i: int, theta: Theta, output: Tensor) -> Theta:
+        return self.flow.sample_step(theta, output, self.flow.step_accuracy(i, len(self.times) - 1), self.generator)
+
+
+@dataclass(frozen=True)
+class Sampler:
+    """A named sampler: the shared loop with one update rule on one time grid.
+
+    Call it like a function: `sampler(model, labels, steps=…, guidance=…, seed=…, guidance_interval=…)`
+    yields the run's `StepState`s.
     """
 
-    def ancestral(flow: Flow, times: Sequence[float], generator: torch.Generator) -> Update:
-        return lambda i, theta, output: flow.sample_step(theta, output, flow.step_accuracy(i, steps), generator)
+    name: str
+    description: str
+    make_update: MakeUpdate
+    grid: str = "uniform"
+    default_steps: int = 100
 
-    yield from run_sampler(model, labels, steps=steps, guidance=guidance, seed=seed, make_update=ancestral,
-                           guidance_interval=guidance_interval)
+    @torch.inference_mode()  # a generator: torch enters the mode around each step, not across the caller's work
+    def __call__(
+        self,
+        model: BFNModel,
+        labels: Sequence[int | None] | Tensor,
+        *,
+        steps: int | None = None,
+        guidance: float = 1.0,
+        seed: int = 0,
+        guidance_interval: tuple[float, float] | None = None,
+    ) -> Iterator[StepState]:
+        yield from run_sampler(model, labels, steps=self.default_steps if steps is None else steps, guidance=guidance,
+                               seed=seed, make_update=self.make_update, grid=self.grid, guidance_interval=guidance_interval)
 
 
-Sampler = Callable[..., Iterator[StepState]]
+def _solver(order: int, stochastic: bool) -> MakeUpdate:
+    return functools.partial(SolverUpdate, order=order, stochastic=stochastic)
 
-SAMPLERS: dict[str, Sampler] = {"bfn": bfn_sampler}
+
+bfn_sampler = Sampler("bfn", "The paper's generative procedure (Algorithms 3 and 9 of Graves et al. 2023).", AncestralUpdate)
+ode1_sampler = Sampler("ode1", "First-order probability-flow ODE solver (DDIM-like) with a random start.", _solver(1, False), "logsnr", 20)
+ode2_sampler = Sampler("ode2", "Second-order multistep probability-flow ODE solver (x̂ linear in λ).", _solver(2, False), "logsnr", 20)
+sde1_sampler = Sampler("sde1", "First-order SDE solver using the mean prediction x̂ (no class draw).", _solver(1, True), "logsnr", 20)
+sde2_sampler = Sampler("sde2", "Second-order multistep SDE solver (x̂ linear in λ).", _solver(2, True), "logsnr", 20)
+solver_sampler = Sampler(
+    "solver",
+    "The recommended few-step sampler, sde2: it had the lowest Fréchet distance of the solvers for both flows (README).",
+    _solver(2, True), "logsnr", 20,
+)
+
+SAMPLERS: dict[str, Sampler] = {
+    s.name: s for s in (bfn_sampler, solver_sampler, ode1_sampler, ode2_sampler, sde1_sampler, sde2_sampler)
+}
 
 
 def get_sampler(name: str) -> Sampler:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 import torch
 
-from bfn.flow import KINDS
+from bfn.hub import SHIPPED_MODELS as KINDS
 from bfn.model import BFNModel
 
 torch.set_num_threads(1)

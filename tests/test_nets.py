@@ -24,7 +24,7 @@ def test_evidence_skip_at_gate_one_returns_the_input_distribution():
 
 
 def test_evidence_skip_is_refused_where_it_means_nothing():
-    with pytest.raises(ValueError, match="binary discrete data"):
+    with pytest.raises(ValueError, match="binary data"):
         BFNModel("continuous", unet={"channels": [8], "groups": 4, "evidence": True})
-    with pytest.raises(ValueError, match="binary discrete data"):
+    with pytest.raises(ValueError, match="binary data"):
         BFNModel("discrete", flow={"num_classes": 4}, unet={"channels": [8], "groups": 4, "evidence": True})

@@ -17,7 +17,8 @@ import torch
 from bfn.model import BFNModel
 from tests.mnist_fixture import write_idx, write_mnist
 from training.checkpoint import load_checkpoint, save_checkpoint
-from training.data import Split, load_mnist, read_idx, to_model_data
+from bfn.flows import make_flow
+from training.data import Split, load_mnist, read_idx
 from training.evaluate import evaluate_nll
 from training.export import export_run
 from training.loop import TrainConfig, bfn_loss, load_source_weights, lr_at, train
@@ -67,15 +68,18 @@ def test_missing_data_error_says_what_to_do(tmp_path):
         load_mnist(tmp_path, train=True)
 
 
-def test_model_data_binarises_and_rescales():
+def test_flows_binarise_and_rescale_mnist_images():
     images = torch.tensor([[[0, 255, 128]]], dtype=torch.uint8)
     gen = torch.Generator().manual_seed(0)
-    binary = to_model_data("discrete", images, gen)
+    discrete = make_flow("discrete")
+    binary = discrete.data_from_images(images, gen)
     assert binary.dtype == torch.long and binary[0, 0, 0, 0] == 0 and binary[0, 0, 0, 1] == 1
-    draws = torch.stack([to_model_data("discrete", images, gen)[0, 0, 0, 2] for _ in range(2000)]).float()
+    draws = torch.stack([discrete.data_from_images(images, gen)[0, 0, 0, 2] for _ in range(2000)]).float()
     assert abs(draws.mean().item() - 128 / 255) < 0.04  # a fresh Bernoulli(p = intensity) draw each time
-    cont = to_model_data("continuous", images)
+    cont = make_flow("continuous").data_from_images(images)
     torch.testing.assert_close(cont[0, 0, 0], torch.tensor([-1.0, 1.0, 128 / 255 * 2 - 1]))
+    levels = make_flow("discrete", num_classes=3).data_from_images(images)  # K > 2: the intensity quantised
+    assert levels[0, 0, 0].tolist() == [0, 2, 1]
 
 
 def test_lr_schedule_warms_up_then_decays():
@@ -93,7 +97,7 @@ def test_training_reduces_loss_on_a_fixed_batch(tmp_path, mnist_dir, kind):
     def fixed_batch_loss(model: BFNModel) -> float:
         gen = torch.Generator().manual_seed(7)
         with torch.no_grad():
-            return bfn_loss(model.flow, model, to_model_data(kind, batch.images, gen), batch.labels, cfg, gen).item()
+            return bfn_loss(model.flow, model, model.flow.data_from_images(batch.images, gen), batch.labels, cfg, gen).item()
 
     torch.manual_seed(cfg.seed)
     before = fixed_batch_loss(BFNModel(kind, {}, TINY_UNET))
@@ -200,6 +204,17 @@ def test_init_from_fine_tunes_an_exported_model(tmp_path, mnist_dir):
 
     with pytest.raises(ValueError, match="--kind discrete"):
         train(tiny_config(tmp_path / "wrong", "continuous", init_from=str(base)), data=data)
+
+
+def test_init_from_keeps_the_source_flow_unless_one_is_named(tmp_path, mnist_dir):
+    data = tiny_data(mnist_dir)
+    train(tiny_config(tmp_path / "base", flow={"beta1": 2.0}), data=data)
+    base = export_run(tmp_path / "base", tmp_path / "base-model", compute="test")
+    train(tiny_config(tmp_path / "same", init_from=str(base), max_steps=1), data=data)
+    assert load_checkpoint(tmp_path / "same" / "checkpoint")["config"]["flow"] == {"beta1": 2.0, "num_classes": 2}
+    # --beta1 9 with --init-from: the trained network is fine-tuned to the new schedule (python -m training ...)
+    train(tiny_config(tmp_path / "b9", flow={"beta1": 9.0}, init_from=str(base), max_steps=1), data=data)
+    assert load_checkpoint(tmp_path / "b9" / "checkpoint")["config"]["flow"] == {"beta1": 9.0, "num_classes": 2}
 
 
 def test_init_from_can_add_the_evidence_skip(tmp_path, mnist_dir):

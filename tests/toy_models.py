@@ -16,7 +16,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from bfn.continuous import gamma
-from bfn.flow import make_flow
+from bfn.flows import make_flow
 
 
 class _Toy(nn.Module):

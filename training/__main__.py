@@ -11,6 +11,7 @@ import shlex
 import sys
 from pathlib import Path
 
+from bfn.flows import FLOWS, make_flow
 from training import classifier, evaluate, evaluate_samples, export
 from training.loop import TrainConfig
 
@@ -23,7 +24,7 @@ def register_train(sub: argparse._SubParsersAction) -> None:
     d = TrainConfig()
     p = sub.add_parser("train", help="train a class-conditional BFN on MNIST (resumable, torchrun-ready)",
                        formatter_class=argparse.ArgumentDefaultsHelpFormatter)
-    p.add_argument("--kind", choices=["discrete", "continuous"], required=True,
+    p.add_argument("--kind", choices=tuple(FLOWS), required=True,
                    help="discrete = dynamically binarised MNIST; continuous = pixels scaled to [-1, 1]")
     p.add_argument("--data-dir", default=d.data_dir, help="folder holding MNIST/raw/ (torchvision's MNIST(root) layout)")
     p.add_argument("--out", required=True, help="run folder: checkpoint/, metrics.jsonl, samples/, config.json")
@@ -31,8 +32,11 @@ def register_train(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--stop-after", type=int, help="stop (with a checkpoint) at this step without changing the schedule")
     p.add_argument("--time-limit", type=float, metavar="SECONDS",
                    help="stop (with a checkpoint) after this many seconds, e.g. to fit a per-command limit")
-    p.add_argument("--beta1", type=float, default=3.0, help="discrete: final accuracy β(1) (paper text 3; official config 9)")
-    p.add_argument("--sigma1", type=float, default=0.001, help="continuous: data std left at t = 1 (≥ 1e-4)")
+    p.add_argument("--beta1", type=float,
+                   help="discrete: final accuracy β(1) (default 3, the paper's text; the official config uses 9); "
+                        "with --init-from, fine-tunes the source to this β(1)")
+    p.add_argument("--sigma1", type=float,
+                   help="continuous: data std left at t = 1 (≥ 1e-4; default 0.001); with --init-from, fine-tunes the source to this σ1")
     p.add_argument("--channels", type=_int_tuple, default=(32, 64), help="U-Net channels per resolution, comma separated")
     p.add_argument("--patch", type=int, default=2, help="U-Net patch size (2 = work at 14×14)")
     p.add_argument("--res-blocks", type=int, default=1, help="residual blocks per resolution")
@@ -61,15 +65,17 @@ def register_train(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--threads", type=int, default=d.threads, help="torch CPU threads (0 = default)")
     p.add_argument("--compile", action="store_true", help="torch.compile the network (GPU)")
     p.add_argument("--init-from", metavar="MODEL",
-                   help="fine-tune: start model and EMA from this model folder or Hub id (its flow and architecture "
-                        "replace --beta1/--sigma1/--channels/...), with a fresh optimiser and schedule")
+                   help="fine-tune: start model and EMA from this model folder or Hub id (its architecture replaces "
+                        "--channels/...; its flow too, unless --beta1/--sigma1 is given), with a fresh optimiser and schedule")
     p.set_defaults(func=run_train)
 
 
 def run_train(args: argparse.Namespace) -> None:
     from training.loop import train
 
-    flow = {"beta1": args.beta1} if args.kind == "discrete" else {"sigma1": args.sigma1}
+    given = {"beta1": args.beta1, "sigma1": args.sigma1}
+    flow = {name: value for name, value in given.items() if value is not None}  # absent: the flow's default
+    make_flow(args.kind, **flow)  # a parameter the kind does not take fails here, before any data is read
     unet = {"channels": list(args.channels), "patch": args.patch, "res_blocks": args.res_blocks,
             "attention": not args.no_attention, "dropout": args.dropout,
             "evidence": args.evidence}

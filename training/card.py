@@ -11,6 +11,8 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+from bfn.flows import make_flow
+
 EVALUATIONS = "evaluations.jsonl"
 TRAINING = "training.json"
 SOURCE_TRAINING = "init_from_training.json"  # in a fine-tuning run's folder: the training record of its start
@@ -18,12 +20,6 @@ SAMPLE_QUALITY = "sample_quality.md"
 SAMPLE_RESULTS = "sample_quality.jsonl"  # every evaluate-samples line; SAMPLE_QUALITY is its table
 MEASUREMENTS = (EVALUATIONS, SAMPLE_QUALITY, SAMPLE_RESULTS)  # facts about one set of weights
 
-DATA_TEXT = {
-    "discrete": "MNIST training set (55,000 images; 5,000 held out for validation), dynamically binarised: "
-    "every pixel is a fresh Bernoulli draw with p = intensity each time an image is used.",
-    "continuous": "MNIST training set (55,000 images; 5,000 held out for validation), 8-bit intensities "
-    "mapped to the 256 bin centres in [−1, 1].",
-}
 
 
 def _evaluation_table(lines: list[dict]) -> str:
@@ -44,7 +40,8 @@ def render_card(folder: Path) -> str:
     evals = [json.loads(l) for l in (folder / EVALUATIONS).read_text().splitlines() if l.strip()] if (folder / EVALUATIONS).exists() else []
     quality = (folder / SAMPLE_QUALITY).read_text() if (folder / SAMPLE_QUALITY).exists() else ""
     kind = config["kind"]
-    title = "binarised" if kind == "discrete" else "continuous"
+    display = make_flow(kind, **config.get("flow", {})).display
+    title = display.data_name
     flow = ", ".join(f"{k} = {v}" for k, v in config.get("flow", {}).items()) or "defaults"
     params = training.get("parameters", "?")
     commands = "\n".join(training.get("commands", [])) or "(not recorded)"
@@ -72,7 +69,7 @@ final = sample(model, [0, 1, 2, 3, 4, 5, 6, 7, 8, 9], steps=100, guidance=2.0, s
 
 ## Training
 
-- Data: {DATA_TEXT[kind]}
+- Data: MNIST training set (55,000 images; 5,000 held out for validation), {display.data}
 - Steps: {training.get("steps", "?")} optimiser steps of batch {training.get("batch_size", "?")}; weights are the EMA (decay {training.get("ema_decay", "?")}).
 - Compute: {training.get("compute", "?")}
 - Command(s):

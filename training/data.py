@@ -65,20 +65,6 @@ def load_mnist(data_dir: str | Path, train: bool) -> tuple[Tensor, Tensor]:
     return torch.from_numpy(images.copy()), torch.from_numpy(labels.astype(np.int64))
 
 
-def to_model_data(kind: str, images: Tensor, generator: torch.Generator | None = None) -> Tensor:
-    """uint8 pixels (N, H, W) → the flow's data (N, 1, H, W).
-
-    discrete: a fresh Bernoulli draw per pixel with p = intensity (dynamic binarisation, as in the paper);
-    continuous: the 256 levels mapped to bin centres in [−1, 1].
-    """
-    x = images.float().unsqueeze(1) / 255
-    if kind == "discrete":
-        return torch.bernoulli(x, generator=generator).long()
-    if kind == "continuous":
-        return x * 2 - 1
-    raise ValueError(f"unknown kind {kind!r}")
-
-
 @dataclass
 class Split:
     """A data split held as whole tensors on one device."""

@@ -1,9 +1,9 @@
 """Test-set negative log-likelihood bound, by the paper's procedure.
 
 −ln p(x) ≤ L(x) + L^r(x): the continuous-time loss L^∞ (`--steps 0`) or the n-step loss L^n, plus the
-reconstruction loss at t = 1, each a one-sample Monte-Carlo estimate averaged over test images and repeats.
-Binarised MNIST is reported in nats per image (the paper's 77.87 is unconditional); continuous MNIST in bits
-per dimension of the 8-bit pixels. Both the class-conditional bound (true labels) and the unconditional one
+reconstruction loss at t = 1, each a one-sample Monte-Carlo estimate averaged over test images and repeats
+(`bfn.objective.nll_terms`). Each flow names its unit (`Flow.nll_unit`): binarised MNIST in nats per image
+(the paper's 77.87 is unconditional), continuous MNIST in bits per dimension of the 8-bit pixels. Both the class-conditional bound (true labels) and the unconditional one
 ("no class" label) are reported: the former is lower by up to ln 10 ≈ 2.3 nats.
 """
 
@@ -20,50 +20,31 @@ import torch
 from tqdm import tqdm
 
 from bfn.model import BFNModel
-from training.data import Split, test_split, to_model_data
+from bfn.objective import nll_terms
+from training.data import Split, test_split
 
 
 @torch.inference_mode()
-def nll_terms(model: BFNModel, x: torch.Tensor, labels: torch.Tensor, steps: int, generator: torch.Generator) -> tuple[torch.Tensor, torch.Tensor]:
-    """(diffusion-like loss, reconstruction loss) per image, in nats, one Monte-Carlo sample each."""
-    flow, b, device = model.flow, x.shape[0], x.device
-    if steps:
-        i = torch.randint(1, steps + 1, (b,), device=device, generator=generator)
-        t = (i - 1).float() / steps
-    else:
-        t = torch.rand(b, device=device, generator=generator)
-    theta = flow.bayesian_flow(x, t, generator)
-    output = flow.output(model(flow.network_input(theta), t, labels), theta, t)
-    if steps:
-        loss = flow.discrete_time_loss(x, output, i, steps, generator)
-    else:
-        loss = flow.continuous_time_loss(x, output, t)
-    ones = torch.ones(b, device=device)
-    theta1 = flow.bayesian_flow(x, ones, generator)
-    recon = flow.reconstruction_loss(x, flow.output(model(flow.network_input(theta1), ones, labels), theta1, ones))
-    return loss, recon
-
-
 def evaluate_nll(model: BFNModel, data: Split, steps: int = 0, repeats: int = 1, batch_size: int = 500, seed: int = 0) -> dict:
-    """Average bound over `data` × `repeats`, conditional and unconditional, in the kind's unit."""
+    """Average bound over `data` × `repeats`, conditional and unconditional, in the flow's unit."""
     device = next(model.parameters()).device
     generator = torch.Generator(device=device).manual_seed(seed)
     sums = {"conditional": [0.0, 0.0], "unconditional": [0.0, 0.0]}
     batches = [(r, s) for r in range(repeats) for s in range(0, len(data), batch_size)]
     for _, start in tqdm(batches, desc="evaluate", dynamic_ncols=True):
         part = data.subset(slice(start, start + batch_size)).to(device)
-        x = to_model_data(model.kind, part.images, generator)
+        x = model.flow.data_from_images(part.images, generator)
         for mode, labels in (("conditional", part.labels), ("unconditional", torch.full_like(part.labels, model.num_labels))):
-            loss, recon = nll_terms(model, x, labels, steps, generator)
-            sums[mode][0] += loss.sum().item()
-            sums[mode][1] += recon.sum().item()
+            terms = nll_terms(model.flow, model, x, labels, steps, generator)
+            sums[mode][0] += terms.loss.sum().item()
+            sums[mode][1] += terms.reconstruction.sum().item()
     n = len(data) * repeats
     dims = math.prod(data.images.shape[1:])
-    scale, unit = (1.0, "nats/image") if model.kind == "discrete" else (1 / (dims * math.log(2)), "bits/dim")
-    result = {"kind": model.kind, "unit": unit, "steps": steps or "continuous-time", "test_images": len(data), "repeats": repeats}
+    unit = model.flow.nll_unit
+    result = {"kind": model.kind, "unit": unit.name, "steps": steps or "continuous-time", "test_images": len(data), "repeats": repeats}
     for mode, (loss, recon) in sums.items():
-        result[f"nll_{mode}"] = round((loss + recon) / n * scale, 4)
-        result[f"reconstruction_{mode}"] = round(recon / n * scale, 4)
+        result[f"nll_{mode}"] = round(unit.convert((loss + recon) / n, dims), 4)
+        result[f"reconstruction_{mode}"] = round(unit.convert(recon / n, dims), 4)
     return result
 
 

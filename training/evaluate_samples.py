@@ -28,28 +28,25 @@ import numpy as np
 import torch
 from torch import Tensor
 
-from bfn.classifier import DigitClassifier, load_classifier, to_unit
+from bfn.classifier import DigitClassifier, load_classifier
+from bfn.flow import Flow
+from bfn.images import to_unit
 from bfn.sampling import SAMPLERS, guidance_interval_for, sample
 from training.card import SAMPLE_QUALITY, SAMPLE_RESULTS, write_card
-from training.data import Split, load_mnist, to_model_data
+from training.data import Split, load_mnist
 from training.sample_metrics import class_accuracy, diversity, feature_statistics, frechet_distance
 
 
-@torch.inference_mode()
 def classify(classifier: DigitClassifier, images: Tensor, batch_size: int = 1000) -> tuple[np.ndarray, np.ndarray]:
     """(predicted digits (N,), penultimate features (N, D)) of images (N, 28, 28) in [0, 1]."""
-    preds, feats = [], []
-    for part in images.split(batch_size):
-        f = classifier.features(part)
-        feats.append(f)
-        preds.append(classifier.head(f).argmax(1))
-    return torch.cat(preds).cpu().numpy(), torch.cat(feats).double().cpu().numpy()
+    feats, logits = classifier.features_and_logits(images, batch_size)
+    return logits.argmax(1).cpu().numpy(), feats.double().cpu().numpy()
 
 
-def real_images(kind: str, split: Split, seed: int = 0) -> Tensor:
-    """Real images as the model sees its data, in [0, 1]: binarised (discrete) or grey (continuous)."""
-    x = to_model_data(kind, split.images, torch.Generator().manual_seed(seed)).float()[:, 0]
-    return x if kind == "discrete" else (x + 1) / 2
+def real_images(flow: Flow, split: Split, seed: int = 0) -> Tensor:
+    """Real images as the model sees its data (binarised, or grey), in [0, 1] like its samples."""
+    x = flow.data_from_images(split.images, torch.Generator().manual_seed(seed))
+    return to_unit(flow.sample_view(x)[:, 0].float(), flow.display.value_range)
 
 
 def balanced_subset(split: Split, per_class: int, seed: int = 0) -> Split:
@@ -71,18 +68,18 @@ def generate(model, sampler: str, labels: list[int], steps: int, guidance: float
     for b, start in enumerate(range(0, len(labels), batch_size)):
         final = sample(model, labels[start : start + batch_size], sampler=sampler, steps=steps, guidance=guidance,
                        seed=seed + b, guidance_interval=guidance_interval)
-        out.append(to_unit(final.sample, final.value_range))
+        out.append(to_unit(final.sample.float(), final.value_range))
     return torch.cat(out)
 
 
 class Reference:
-    """Classifier statistics of the real data a sweep compares with (computed once per model kind)."""
+    """Classifier statistics of the real data a sweep compares with, seen as the model's flow sees it."""
 
-    def __init__(self, classifier: DigitClassifier, kind: str, test: Split, train: Split, per_class: int, seed: int = 0):
-        _, test_feats = classify(classifier, real_images(kind, test, seed))
+    def __init__(self, classifier: DigitClassifier, flow: Flow, test: Split, train: Split, per_class: int, seed: int = 0):
+        _, test_feats = classify(classifier, real_images(flow, test, seed))
         self.test_stats = feature_statistics(test_feats)
         sub = balanced_subset(train, per_class, seed)
-        _, sub_feats = classify(classifier, real_images(kind, sub, seed + 1))
+        _, sub_feats = classify(classifier, real_images(flow, sub, seed + 1))
         self.floor = frechet_distance(*feature_statistics(sub_feats), *self.test_stats)
         self.diversity_real = diversity(sub_feats, sub.labels.numpy())
 
@@ -154,7 +151,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--guidance", type=float, nargs="+", default=[1.0], help="guidance weight(s)")
     p.add_argument("--steps", type=int, nargs="+", default=[100], help="step count(s)")
     p.add_argument("--guidance-interval", type=float, nargs=2, metavar=("START", "END"),
-                   help="guide only for t in [START, END] (default: the model kind's, bfn.sampling.GUIDANCE_INTERVALS)")
+                   help="guide only for t in [START, END] (default: the model's flow's default_guidance_interval)")
     p.add_argument("--per-class", type=int, default=50, help="samples per digit and setting")
     p.add_argument("--batch-size", type=int, default=250, help="images sampled at once")
     p.add_argument("--seed", type=int, default=0, help="seed of the first batch (batch b uses seed + b)")
@@ -188,11 +185,11 @@ def run(args: argparse.Namespace) -> None:
         torch.set_num_threads(args.threads)
     model = load_model(args.model, device=args.device)
     classifier = load_classifier(args.classifier)
-    ref = Reference(classifier, model.kind, Split(*load_mnist(args.data_dir, train=False)),
+    ref = Reference(classifier, model.flow, Split(*load_mnist(args.data_dir, train=False)),
                     Split(*load_mnist(args.data_dir, train=True)), args.per_class)
     labels = [c for c in range(10) for _ in range(args.per_class)]
     command = command_line(args)
-    interval = guidance_interval_for(model.kind, tuple(args.guidance_interval) if args.guidance_interval else None)
+    interval = guidance_interval_for(model.flow, tuple(args.guidance_interval) if args.guidance_interval else None)
     lines = []
     for sampler in args.sampler:
         for guidance in args.guidance:

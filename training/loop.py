@@ -1,9 +1,9 @@
 """The training loop: AdamW, warm-up + cosine schedule, gradient clipping, EMA, classifier-free guidance
 label dropout, bf16 autocast on GPU, a NaN/inf guard, exact resume, and DistributedDataParallel.
 
-One optimisation step: draw a batch by index from the device-resident data, binarise or rescale it, draw
-t ~ U(0, 1) and θ ~ p_F(θ | x; t), run the network, and minimise the flow's loss (continuous-time by
-default, n-step discrete-time on request). Everything random comes from one seeded generator per process
+One optimisation step: draw a batch by index from the device-resident data, turn it into the flow's data
+(binarised or rescaled), and minimise the objective of `bfn.objective` (continuous-time by default, n-step
+discrete-time on request). Everything random comes from one seeded generator per process
 whose state is checkpointed, so `--resume` continues exactly where the run stopped.
 """
 
@@ -23,14 +23,15 @@ import torch.distributed as dist
 from torch import Tensor, nn
 from tqdm import tqdm
 
-from bfn.images import make_grid, save_png, to_uint8
 from bfn.flow import Flow
 from bfn.hub import load_model
+from bfn.images import make_grid, save_png, to_uint8
 from bfn.model import BFNModel
+from bfn.objective import Net, diffusion_loss
 from bfn.sampling import sample
 from training.card import SOURCE_TRAINING, TRAINING
 from training.checkpoint import has_checkpoint, load_checkpoint, restore_optimizer_state, save_checkpoint
-from training.data import Split, to_model_data, train_val_split
+from training.data import Split, train_val_split
 
 
 @dataclass
@@ -66,9 +67,10 @@ class TrainConfig:
 def init_config_from(cfg: TrainConfig, source: BFNModel) -> TrainConfig:
     """`cfg` with the flow and architecture of the model a fine-tuning run starts from.
 
-    Fine-tuning keeps the source's shape (its weights must load), so its kind has to match. The one
-    change allowed is to add the evidence skip (`evidence` in `cfg.unet`) to a source without it: the skip
-    starts at zero, so the run begins from exactly the source's function.
+    Fine-tuning keeps the source's shape (its weights must load), so its kind has to match. Two changes are
+    allowed: flow hyperparameters named in `cfg.flow` replace the source's (to retune, say, β1 from a trained
+    network rather than from scratch), and the evidence skip (`evidence` in `cfg.unet`) may be added to a
+    source without it: the skip starts at zero, so the run begins from exactly the source's function.
     """
     if source.kind != cfg.kind:
         raise ValueError(f"--init-from model is {source.kind!r} but --kind is {cfg.kind!r}; pass --kind {source.kind}")
@@ -76,7 +78,7 @@ def init_config_from(cfg: TrainConfig, source: BFNModel) -> TrainConfig:
     unet = dict(saved["unet"])
     if cfg.unet.get("evidence"):
         unet["evidence"] = True
-    return dataclasses.replace(cfg, flow=dict(saved["flow"]), unet=unet)
+    return dataclasses.replace(cfg, flow={**saved["flow"], **cfg.flow}, unet=unet)
 
 
 def load_source_weights(model: nn.Module, source: BFNModel) -> None:
@@ -109,24 +111,13 @@ def lr_at(step: int, cfg: TrainConfig) -> float:
     return cfg.lr * (cfg.min_lr_ratio + (1 - cfg.min_lr_ratio) * 0.5 * (1 + math.cos(math.pi * progress)))
 
 
-def bfn_loss(flow: Flow, net: nn.Module, x: Tensor, labels: Tensor, cfg: TrainConfig, generator: torch.Generator) -> Tensor:
-    """Mean over the batch of the per-image BFN loss in nats (continuous- or discrete-time).
+def bfn_loss(flow: Flow, net: Net, x: Tensor, labels: Tensor, cfg: TrainConfig, generator: torch.Generator) -> Tensor:
+    """Mean over the batch of the per-image BFN loss in nats (continuous- or discrete-time, as `cfg.loss`).
 
     `net` is the model itself, or its DDP / compiled wrapper.
     """
-    b = x.shape[0]
-    if cfg.loss == "discrete":
-        i = torch.randint(1, cfg.loss_steps + 1, (b,), device=x.device, generator=generator)
-        t = (i - 1).float() / cfg.loss_steps
-    else:
-        t = torch.rand(b, device=x.device, generator=generator)
-    theta = flow.bayesian_flow(x, t, generator)
-    with torch.autocast("cuda", dtype=torch.bfloat16, enabled=x.is_cuda):
-        raw = net(flow.network_input(theta), t, labels)
-    output = flow.output(raw.float(), theta, t)
-    if cfg.loss == "discrete":
-        return flow.discrete_time_loss(x, output, i, cfg.loss_steps, generator).mean()
-    return flow.continuous_time_loss(x, output, t).mean()
+    steps = cfg.loss_steps if cfg.loss == "discrete" else 0
+    return diffusion_loss(flow, net, x, labels, steps, generator).mean()
 
 
 def drop_labels(labels: Tensor, p: float, null: int, generator: torch.Generator) -> Tensor:
@@ -147,11 +138,8 @@ def validation_loss(model: BFNModel, val: Split, cfg: TrainConfig, device: torch
     total, count = 0.0, 0
     for start in range(0, min(len(val), cfg.val_images), 500):
         part = val.subset(slice(start, min(start + 500, cfg.val_images)))
-        x = to_model_data(cfg.kind, part.images, gen)
-        t = torch.rand(x.shape[0], device=device, generator=gen)
-        theta = model.flow.bayesian_flow(x, t, gen)
-        output = model.flow.output(model(model.flow.network_input(theta), t, part.labels), theta, t)
-        total += model.flow.continuous_time_loss(x, output, t).sum().item()
+        x = model.flow.data_from_images(part.images, gen)
+        total += diffusion_loss(model.flow, model, x, part.labels, 0, gen).sum().item()
         count += x.shape[0]
     return total / count
 
@@ -313,7 +301,7 @@ def train(cfg: TrainConfig, resume: bool = False, data: tuple[Split, Split] | No
             group["lr"] = lr_at(step, cfg)
         idx = torch.randint(0, len(train_set), (cfg.batch_size,), device=device, generator=generator)
         batch = train_set.subset(idx)
-        x = to_model_data(cfg.kind, batch.images, generator)
+        x = model.flow.data_from_images(batch.images, generator)
         labels = drop_labels(batch.labels, cfg.label_dropout, model.num_labels, generator)
         loss = bfn_loss(model.flow, forward, x, labels, cfg, generator)
         optimizer.zero_grad(set_to_none=True)

@@ -1,0 +1,62 @@
+"""Values pinned before the flows took over their own facts (one objective, samplers as objects): a seeded
+run of the shipped models must give the same samples and the same losses, to float32 rounding, after any
+restructuring. If a change is *meant* to alter sampling or the objective, re-pin these values and say why.
+"""
+
+from __future__ import annotations
+
+import pytest
+import torch
+
+from bfn.hub import load_model
+from bfn.objective import diffusion_loss, nll_terms
+from bfn.sampling import sample
+
+# (model, sampler): steps, and the values of a run of digits [3, None] at guidance 3, seed 5
+SAMPLES = {
+    ("discrete", "bfn"): (12, 228.23951072525622, [0.0007822314510121942, 0.9872421026229858, 0.9999338388442993, 0.9949493408203125],
+                          [0.9297307133674622, 0.9996222257614136, 2.044360553554725e-05, 0.999915599822998], 228.0),
+    ("discrete", "solver"): (6, 220.75815062752932, [0.40891599655151367, 0.999854564666748, 0.9999822378158569, 0.9999629259109497],
+                             [0.9986376166343689, 0.9986675977706909, 0.003187355352565646, 7.031076529528946e-05], 222.0),
+    ("continuous", "bfn"): (12, -864.5660074059851, [0.6658558249473572, 0.999821126461029, 0.646553099155426, -0.520717203617096],
+                            [-0.28451627492904663, -0.0752735286951065, -0.14680621027946472, 0.6940000653266907], -864.5660074059851),
+    ("continuous", "solver"): (6, -1158.1993764368817, [-1.0, 1.0, 1.0, 1.0],
+                               [-0.9994997978210449, -1.0023025274276733, -1.0003669261932373, -0.7552646994590759], -1158.1993764368817),
+}
+# model: continuous-time loss, 20-step loss, then nll_terms' four losses and four reconstruction terms
+LOSSES = {
+    "discrete": (631.6424560546875, 1040.0439453125,
+                 [862.6718139648438, 1036.1490478515625, 1342.821533203125, 1357.7701416015625,
+                  316.11956787109375, 375.386962890625, 459.94818115234375, 418.4194030761719]),
+    "continuous": (10116.9970703125, 92859.5078125,
+                   [6410.1591796875, 93895.3203125, 101896.3828125, 30621.1328125, 2501.4755859375, 2386.486572265625, 2518.7197265625, 2631.920166015625]),
+}
+
+
+@pytest.fixture(scope="module", params=["discrete", "continuous"])
+def shipped(request):
+    return load_model(kind=request.param)
+
+
+@pytest.mark.parametrize("sampler", ["bfn", "solver"])
+def test_seeded_samples_are_unchanged(shipped, sampler: str) -> None:
+    steps, output_sum, output_px, theta_px, sample_sum = SAMPLES[(shipped.kind, sampler)]
+    final = sample(shipped, [3, None], sampler=sampler, steps=steps, guidance=3.0, seed=5)
+    assert final.output.double().sum().item() == pytest.approx(output_sum, rel=1e-6)
+    torch.testing.assert_close(final.output[0, 10:14, 14], torch.tensor(output_px), rtol=1e-5, atol=1e-6)
+    torch.testing.assert_close(final.theta[1, 12:16, 13], torch.tensor(theta_px), rtol=1e-5, atol=1e-6)
+    assert final.sample.double().sum().item() == pytest.approx(sample_sum, rel=1e-6)
+
+
+def test_seeded_losses_are_unchanged(shipped) -> None:
+    """The objective draws its randomness in the same order as before: data, t (or i), θ, then the sender."""
+    continuous, n_step, terms = LOSSES[shipped.kind]
+    generator = torch.Generator().manual_seed(3)
+    images = (torch.arange(4 * 28 * 28) % 251).reshape(4, 28, 28).to(torch.uint8)
+    x = shipped.flow.data_from_images(images, generator)
+    labels = torch.tensor([1, 2, 10, 4])
+    with torch.no_grad():
+        assert diffusion_loss(shipped.flow, shipped, x, labels, 0, generator).mean().item() == pytest.approx(continuous, rel=1e-5)
+        assert diffusion_loss(shipped.flow, shipped, x, labels, 20, generator).mean().item() == pytest.approx(n_step, rel=1e-5)
+        nll = nll_terms(shipped.flow, shipped, x, labels, 0, generator)
+    torch.testing.assert_close(torch.cat([nll.loss, nll.reconstruction]), torch.tensor(terms), rtol=1e-5, atol=1e-4)
