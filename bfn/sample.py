@@ -92,6 +92,14 @@ def build_parser() -> argparse.ArgumentParser:
         + ")",
     )
     p.add_argument(
+        "--rescaled-phi",
+        type=float,
+        default=0.0,
+        metavar="PHI",
+        help="rescaled guidance (Lin et al. 2023): blend 0-1 of the guided output rescaled to the conditional "
+        "output's spread; 0 is plain guidance (default: 0)",
+    )
+    p.add_argument(
         "--seed", type=int, default=0, help="random seed; the same seed and settings give the same images (default: 0)"
     )
     p.add_argument(
@@ -152,14 +160,14 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = parser.parse_args(argv)
     try:
         _check_layout(args)
-        validate_run(args.steps, args.guidance, args.seed, args.guidance_interval)
+        validate_run(args.steps, args.guidance, args.seed, args.guidance_interval, args.rescaled_phi)
         if args.threads is not None:
             torch.set_num_threads(args.threads)
         model = load_model(args.model, kind=args.kind)
         resolve_labels(args.digits, model.num_labels)  # fail before the progress bar starts
         sampler = get_sampler(args.sampler)
         states = sampler(model, args.digits, steps=args.steps, guidance=args.guidance, seed=args.seed,
-                         guidance_interval=args.guidance_interval)
+                         guidance_interval=args.guidance_interval, rescaled_phi=args.rescaled_phi)
         final = _run(states, args.steps)
         write_outputs(unit_images(final), args.digits, args)
     except ValueError as e:

@@ -80,11 +80,14 @@ def guidance_interval_for(flow: Flow, interval: tuple[float, float] | None = Non
     return flow.default_guidance_interval if interval is None else interval
 
 
-def validate_run(steps: int, guidance: float, seed: int, guidance_interval: tuple[float, float] | None = None) -> None:
+def validate_run(steps: int, guidance: float, seed: int, guidance_interval: tuple[float, float] | None = None,
+                 rescaled_phi: float = 0.0) -> None:
     """Reject values that would silently produce garbage, with a message that says what is allowed.
 
-    A `guidance_interval` of None stands for the flow kind's default, which is valid.
+    A `guidance_interval` of None stands for the flow's default, which is valid.
     """
+    if isinstance(rescaled_phi, bool) or not isinstance(rescaled_phi, (int, float)) or not 0 <= rescaled_phi <= 1:
+        raise ValueError(f"rescaled_phi must be a number from 0 to 1, got {rescaled_phi!r}")
     if isinstance(steps, bool) or not isinstance(steps, int) or not 1 <= steps <= MAX_STEPS:
         raise ValueError(f"steps must be an integer from 1 to {MAX_STEPS}, got {steps!r}")
     if isinstance(guidance, bool) or not isinstance(guidance, (int, float)) or not math.isfinite(guidance) or guidance < 0:
@@ -101,8 +104,21 @@ def validate_run(steps: int, guidance: float, seed: int, guidance_interval: tupl
         raise ValueError(f"guidance_interval must satisfy 0 ≤ start ≤ end ≤ 1, got {guidance_interval!r}")
 
 
-def guided_network_output(model: BFNModel, net_input: Tensor, t: float, labels: Tensor, guidance: float) -> Tensor:
-    """Classifier-free guidance: u + w (c − u) on the network's raw output.
+def rescale_guided(guided: Tensor, cond: Tensor, phi: float) -> Tensor:
+    """Rescaled classifier-free guidance (Lin et al. 2023, arXiv 2305.08891, eq. 15–16).
+
+    Guidance with w > 1 inflates the output's spread beyond anything the conditional model produces, which
+    over-saturates the samples; rescaling each image's guided output to the conditional output's standard
+    deviation undoes that, and φ blends the rescaled and the plain guided output.
+    """
+    dims = tuple(range(1, guided.dim()))
+    rescaled = guided * (cond.std(dim=dims, keepdim=True) / guided.std(dim=dims, keepdim=True).clamp_min(1e-12))
+    return phi * rescaled + (1 - phi) * guided
+
+
+def guided_network_output(model: BFNModel, net_input: Tensor, t: float, labels: Tensor, guidance: float,
+                          rescaled_phi: float = 0.0) -> Tensor:
+    """Classifier-free guidance: u + w (c − u) on the network's raw output, optionally rescaled (φ > 0).
 
     The raw output is the logit for discrete data and the noise ε̂ for continuous data, so guidance acts in
     logit space and in noise space respectively. w = 1 is the plain conditional network and w = 0 the
@@ -117,7 +133,8 @@ def guided_network_output(model: BFNModel, net_input: Tensor, t: float, labels: 
         return model(net_input, times, null)
     both = model(torch.cat([net_input, net_input]), torch.cat([times, times]), torch.cat([labels, null]))
     cond, uncond = both.chunk(2)
-    return uncond + guidance * (cond - uncond)
+    guided = uncond + guidance * (cond - uncond)
+    return rescale_guided(guided, cond, rescaled_phi) if rescaled_phi else guided
 
 
 def guidance_at(t: float, guidance: float, interval: tuple[float, float]) -> float:
@@ -168,6 +185,7 @@ def run_sampler(
     make_update: MakeUpdate,
     grid: str = "uniform",
     guidance_interval: tuple[float, float] | None = None,
+    rescaled_phi: float = 0.0,
 ) -> Iterator[StepState]:
     """The loop every sampler shares; a sampler differs only in its update rule (and maybe its time grid).
 
@@ -177,11 +195,12 @@ def run_sampler(
     depend on the network, `Flow.needs_network`). `make_update(flow, times, generator)` is called once per
     run, so an update may keep state (multistep solvers); `grid` names the time grid (`bfn.solvers.GRIDS`).
     Guidance applies only at the times in `guidance_interval` (`guidance_at`; None: the flow's
-    `default_guidance_interval`; (0, 1): everywhere, as in plain classifier-free guidance).
+    `default_guidance_interval`; (0, 1): everywhere, as in plain classifier-free guidance), rescaled by
+    `rescaled_phi` (`rescale_guided`; 0: plain guidance).
     """
     flow = model.flow
     guidance_interval = guidance_interval_for(flow, guidance_interval)
-    validate_run(steps, guidance, seed, guidance_interval)
+    validate_run(steps, guidance, seed, guidance_interval, rescaled_phi)
     label_idx = resolve_labels(labels, model.num_labels)
     device = next(model.parameters()).device
     label_idx = label_idx.to(device)
@@ -195,7 +214,7 @@ def run_sampler(
         weight = guidance_at(t, guidance, guidance_interval)
         net_input = flow.network_input(theta)
         if flow.needs_network(t):
-            raw = guided_network_output(model, net_input, t, label_idx, weight)
+            raw = guided_network_output(model, net_input, t, label_idx, weight, rescaled_phi)
         else:
             raw = torch.zeros((label_idx.shape[0], *net_input.shape[1:]), device=device)
         return flow.output(raw, theta, torch.full((label_idx.shape[0],), t, device=device)), weight
@@ -225,8 +244,8 @@ class AncestralUpdate:
 class Sampler:
     """A named sampler: the shared loop with one update rule on one time grid.
 
-    Call it like a function: `sampler(model, labels, steps=…, guidance=…, seed=…, guidance_interval=…)`
-    yields the run's `StepState`s.
+    Call it like a function: `sampler(model, labels, steps=…, guidance=…, seed=…, guidance_interval=…,
+    rescaled_phi=…)` yields the run's `StepState`s (see `run_sampler`).
     """
 
     name: str
@@ -245,9 +264,11 @@ class Sampler:
         guidance: float = 1.0,
         seed: int = 0,
         guidance_interval: tuple[float, float] | None = None,
+        rescaled_phi: float = 0.0,
     ) -> Iterator[StepState]:
         yield from run_sampler(model, labels, steps=self.default_steps if steps is None else steps, guidance=guidance,
-                               seed=seed, make_update=self.make_update, grid=self.grid, guidance_interval=guidance_interval)
+                               seed=seed, make_update=self.make_update, grid=self.grid, guidance_interval=guidance_interval,
+                               rescaled_phi=rescaled_phi)
 
 
 def _solver(order: int, stochastic: bool) -> MakeUpdate:

@@ -62,12 +62,12 @@ def balanced_subset(split: Split, per_class: int, seed: int = 0) -> Split:
 
 
 def generate(model, sampler: str, labels: list[int], steps: int, guidance: float, seed: int, batch_size: int,
-             guidance_interval: tuple[float, float] | None = None) -> Tensor:
+             guidance_interval: tuple[float, float] | None = None, rescaled_phi: float = 0.0) -> Tensor:
     """Final samples (N, 28, 28) in [0, 1]; batch b uses seed + b."""
     out = []
     for b, start in enumerate(range(0, len(labels), batch_size)):
         final = sample(model, labels[start : start + batch_size], sampler=sampler, steps=steps, guidance=guidance,
-                       seed=seed + b, guidance_interval=guidance_interval)
+                       seed=seed + b, guidance_interval=guidance_interval, rescaled_phi=rescaled_phi)
         out.append(to_unit(final.sample.float(), final.value_range))
     return torch.cat(out)
 
@@ -102,16 +102,23 @@ def guided(line: dict) -> tuple[float, float]:
     return tuple(line.get("guidance_interval", (0.0, 1.0)))
 
 
+def guidance_cell(line: dict) -> str:
+    """The guidance weight, with the rescaling φ where it was used (lines before φ existed had none)."""
+    phi = line.get("rescaled_phi", 0.0)
+    return f"{line['guidance']:g}" + (f" (φ {phi:g})" if phi else "")
+
+
 def render_table(lines: list[dict]) -> str:
     """The sweep as a markdown table (the model card's "Sample quality" section)."""
-    lines = sorted(lines, key=lambda r: (r["sampler"] != "bfn", r["sampler"], r["guidance"], guided(r), r["steps"]))
+    lines = sorted(lines, key=lambda r: (r["sampler"] != "bfn", r["sampler"], r["guidance"], r.get("rescaled_phi", 0.0),
+                                         guided(r), r["steps"]))
     first = lines[0]
     rows = [
         f"Digit-classifier metrics of {first['samples']} class-conditional samples ({first['per_class']} per digit) "
         "per setting: classifier accuracy, Fréchet distance of the classifier's penultimate features to the test "
         "set (floor: as many real training images score this), and within-class diversity (mean pairwise feature "
         "distance; real images in brackets). Sampler `bfn` is the paper's; `solver` the few-step solver. Guided t: "
-        "the times at which guidance above 1 acted (the plain conditional model elsewhere).",
+        "the times at which guidance above 1 acted (the plain conditional model elsewhere); φ: rescaled guidance.",
         "",
         "| sampler | steps | guidance | guided t | accuracy | Fréchet (floor) | diversity (real) | s/sample |",
         "|---|---:|---:|---:|---:|---:|---:|---:|",
@@ -119,7 +126,7 @@ def render_table(lines: list[dict]) -> str:
     for r in lines:
         start, end = guided(r)
         when = f"{start:g}–{end:g}" if r["guidance"] > 1 else "—"  # w ≤ 1 applies throughout (bfn.sampling.guidance_at)
-        rows.append(f"| {r['sampler']} | {r['steps']} | {r['guidance']:g} | {when} | {r['accuracy']:.1%} | {r['frechet']:.2f} ({r['frechet_floor']:.2f}) | "
+        rows.append(f"| {r['sampler']} | {r['steps']} | {guidance_cell(r)} | {when} | {r['accuracy']:.1%} | {r['frechet']:.2f} ({r['frechet_floor']:.2f}) | "
                     f"{r['diversity']:.2f} ({r['diversity_real']:.2f}) | {r['seconds'] / r['samples']:.3f} |")
     commands = sorted({r["command"] for r in lines})
     rows += ["", "Command(s): " + "; ".join(f"`{c}`" for c in commands), ""]
@@ -135,7 +142,7 @@ def record(folder: Path, lines: list[dict]) -> None:
             f.write(json.dumps(line) + "\n")
     latest = {}
     for line in (json.loads(l) for l in (folder / SAMPLE_RESULTS).read_text().splitlines() if l.strip()):
-        latest[(line["sampler"], line["steps"], line["guidance"], guided(line), line["per_class"])] = line
+        latest[(line["sampler"], line["steps"], line["guidance"], line.get("rescaled_phi", 0.0), guided(line), line["per_class"])] = line
     (folder / SAMPLE_QUALITY).write_text(render_table(list(latest.values())))
     if (folder / "README.md").exists():  # the model card includes sample_quality.md
         write_card(folder)
@@ -152,6 +159,8 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--steps", type=int, nargs="+", default=[100], help="step count(s)")
     p.add_argument("--guidance-interval", type=float, nargs=2, metavar=("START", "END"),
                    help="guide only for t in [START, END] (default: the model's flow's default_guidance_interval)")
+    p.add_argument("--rescaled-phi", type=float, nargs="+", default=[0.0],
+                   help="rescaled guidance φ value(s) in [0, 1] (0: plain guidance)")
     p.add_argument("--per-class", type=int, default=50, help="samples per digit and setting")
     p.add_argument("--batch-size", type=int, default=250, help="images sampled at once")
     p.add_argument("--seed", type=int, default=0, help="seed of the first batch (batch b uses seed + b)")
@@ -165,6 +174,7 @@ def command_line(args: argparse.Namespace) -> str:
     """The command that reproduces a sweep (for the JSON lines and the model card)."""
     parts = ["--model", str(args.model), "--data-dir", str(args.data_dir), "--sampler", *args.sampler,
              "--guidance", *[f"{g:g}" for g in args.guidance], "--steps", *map(str, args.steps),
+             *(["--rescaled-phi", *[f"{p:g}" for p in args.rescaled_phi]] if args.rescaled_phi != [0.0] else []),
              "--per-class", str(args.per_class), "--batch-size", str(args.batch_size), "--seed", str(args.seed)]
     if args.guidance_interval:
         parts += ["--guidance-interval", *[f"{t:g}" for t in args.guidance_interval]]
@@ -179,6 +189,8 @@ def run(args: argparse.Namespace) -> None:
     for name in args.sampler:
         if name not in SAMPLERS:
             raise ValueError(f"unknown sampler {name!r}; choose from {sorted(SAMPLERS)}")
+    if any(not 0 <= phi <= 1 for phi in args.rescaled_phi):
+        raise ValueError(f"--rescaled-phi values must lie in [0, 1], got {args.rescaled_phi}")
     if args.per_class < 2:
         raise ValueError("--per-class must be at least 2 (diversity needs pairs)")
     if args.threads:
@@ -191,17 +203,17 @@ def run(args: argparse.Namespace) -> None:
     command = command_line(args)
     interval = guidance_interval_for(model.flow, tuple(args.guidance_interval) if args.guidance_interval else None)
     lines = []
-    for sampler in args.sampler:
-        for guidance in args.guidance:
-            for steps in args.steps:
-                start = time.perf_counter()
-                images = generate(model, sampler, labels, steps, guidance, args.seed, args.batch_size, interval).cpu()
-                seconds = time.perf_counter() - start
-                line = {"model": str(args.model), "kind": model.kind, "sampler": sampler, "guidance": guidance,
-                        "guidance_interval": list(interval), "steps": steps,
-                        "per_class": args.per_class, "samples": len(labels), **score(classifier, images, np.array(labels), ref),
-                        "seconds": round(seconds, 2), "seed": args.seed, "command": command}
-                print(json.dumps(line), flush=True)
-                lines.append(line)
+    settings = [(sampler, guidance, phi, steps) for sampler in args.sampler for guidance in args.guidance
+                for phi in args.rescaled_phi for steps in args.steps]
+    for sampler, guidance, phi, steps in settings:
+        start = time.perf_counter()
+        images = generate(model, sampler, labels, steps, guidance, args.seed, args.batch_size, interval, phi).cpu()
+        seconds = time.perf_counter() - start
+        line = {"model": str(args.model), "kind": model.kind, "sampler": sampler, "guidance": guidance,
+                "guidance_interval": list(interval), "steps": steps, **({"rescaled_phi": phi} if phi else {}),
+                "per_class": args.per_class, "samples": len(labels), **score(classifier, images, np.array(labels), ref),
+                "seconds": round(seconds, 2), "seed": args.seed, "command": command}
+        print(json.dumps(line), flush=True)
+        lines.append(line)
     if args.record:
         record(Path(args.model), lines)
