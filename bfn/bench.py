@@ -82,7 +82,7 @@ def time_sampling(model: BFNModel, sampler: str, steps: int, guidance: float, de
 
 def measure(name: str, model: BFNModel, sampler: str, steps: int, timed_steps: int, guidance: float, device: str,
             threads: int | None, repeats: int, interval: tuple[float, float] | None = None, **extra) -> dict:
-    interval = guidance_interval_for(model.flow, interval)
+    interval = guidance_interval_for(model, interval)
     seconds = time_sampling(model, sampler, timed_steps, guidance, device, repeats, interval)
     per_step = seconds / (timed_steps + 1)  # n steps = n + 1 network evaluations and states
     return {

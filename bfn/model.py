@@ -19,6 +19,7 @@ from torch import Tensor, nn
 from bfn.flow import Flow
 from bfn.flows import make_flow
 from bfn.nets import UNet, UNetConfig
+from bfn.settings import SamplingSettings
 
 WEIGHTS_FILE = "model.safetensors"
 
@@ -37,12 +38,14 @@ class BFNModel(
             (pixels in [−1, 1]).
         flow: the flow's hyperparameters, e.g. {"beta1": 3.0} or {"sigma1": 0.001}.
         unet: `UNetConfig` fields; in/out channels are derived from the flow when absent.
+        sampling: `SamplingSettings` fields, the model's recommended way to sample it.
     """
 
-    def __init__(self, kind: str = "discrete", flow: dict | None = None, unet: dict | None = None):
+    def __init__(self, kind: str = "discrete", flow: dict | None = None, unet: dict | None = None, sampling: dict | None = None):
         super().__init__()
         self.kind = kind
         self.flow: Flow = make_flow(kind, **(flow or {}))
+        self.sampling = SamplingSettings.from_dict(sampling)
         unet = dict(unet or {})
         unet.setdefault("in_channels", self.flow.channels_per_dim)
         unet.setdefault("out_channels", self.flow.channels_per_dim)
@@ -51,7 +54,8 @@ class BFNModel(
         self.net = UNet(UNetConfig.from_dict(unet))
         # The mixin would save only the arguments as passed ("flow": null for defaults); record every
         # hyperparameter instead, so a saved config.json keeps its meaning if a default changes later.
-        self._hub_mixin_config = {"kind": kind, "flow": dataclasses.asdict(self.flow), "unet": self.net.config.to_dict()}
+        self._hub_mixin_config = {"kind": kind, "flow": dataclasses.asdict(self.flow), "unet": self.net.config.to_dict(),
+                                  "sampling": self.sampling.to_dict()}
 
     @property
     def num_labels(self) -> int:

@@ -8,6 +8,7 @@ optionally as an .npz archive. User mistakes end the program with one line on st
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import sys
 from collections.abc import Iterator, Sequence
 from pathlib import Path
@@ -18,6 +19,8 @@ import torch
 from tqdm import tqdm
 
 from bfn.flows import FLOWS
+from bfn.model import BFNModel
+from bfn.settings import SamplingSettings
 from bfn.hub import ModelLoadError, load_model
 from bfn.images import make_grid, save_png, to_uint8, to_unit
 from bfn.sampling import SAMPLERS, StepState, get_sampler, resolve_labels, validate_run
@@ -71,14 +74,15 @@ def build_parser() -> argparse.ArgumentParser:
         f"--digits 3 3 {NO_CLASS} (default: 0 1 ... 9)",
     )
     p.add_argument(
-        "--steps", type=int, default=100, help="number of Bayesian update steps n, 1 to 10000 (default: 100)"
+        "--steps", type=int, default=None,
+        help="number of Bayesian update steps n, 1 to 10000 (default: the model's recommended, its config's sampling.steps)",
     )
     p.add_argument(
         "--guidance",
         type=float,
-        default=1.0,
+        default=None,
         help="classifier-free guidance weight w >= 0: 0 ignores the digit, 1 is plain conditional, >1 "
-        "exaggerates the digit (default: 1)",
+        "exaggerates the digit (default: the model's recommended)",
     )
     p.add_argument(
         "--guidance-interval",
@@ -87,17 +91,15 @@ def build_parser() -> argparse.ArgumentParser:
         default=None,
         metavar=("START", "END"),
         help="apply guidance w > 1 only for t in [START, END], plain conditional elsewhere; 0 1 guides throughout "
-        "(default: the model kind's: "
-        + ", ".join(f"{a:g} {b:g} {kind}" for kind, flow in FLOWS.items() for a, b in [flow.default_guidance_interval])
-        + ")",
+        "(default: the model's recommended)",
     )
     p.add_argument(
         "--rescaled-phi",
         type=float,
-        default=0.0,
+        default=None,
         metavar="PHI",
         help="rescaled guidance (Lin et al. 2023): blend 0-1 of the guided output rescaled to the conditional "
-        "output's spread; 0 is plain guidance (default: 0)",
+        "output's spread; 0 is plain guidance (default: the model's recommended)",
     )
     p.add_argument(
         "--seed", type=int, default=0, help="random seed; the same seed and settings give the same images (default: 0)"
@@ -105,8 +107,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument(
         "--sampler",
         choices=sorted(SAMPLERS),
-        default="bfn",
-        help="a sampler listed in bfn.sampling.SAMPLERS; bfn is the paper's procedure (default: bfn)",
+        default=None,
+        help="a sampler listed in bfn.sampling.SAMPLERS; bfn is the paper's procedure (default: the model's "
+        "recommended one for the step count)",
     )
     p.add_argument("--out", type=Path, default=Path("samples.png"), help="PNG grid to write (default: samples.png)")
     p.add_argument(
@@ -130,6 +133,19 @@ def _check_layout(args: argparse.Namespace) -> None:
         raise ValueError(f"--nrow must be at least 1, got {args.nrow}")
     if args.threads is not None and args.threads < 1:
         raise ValueError(f"--threads must be at least 1, got {args.threads}")
+
+
+def resolve_run(args: argparse.Namespace, model: BFNModel) -> SamplingSettings:
+    """The options given on the command line, the model's recommended settings for the rest."""
+    recommended = model.sampling
+    steps = recommended.steps if args.steps is None else args.steps
+    return dataclasses.replace(
+        recommended,
+        steps=steps,
+        sampler=args.sampler or recommended.sampler_for(steps),
+        guidance=recommended.guidance if args.guidance is None else args.guidance,
+        rescaled_phi=recommended.rescaled_phi if args.rescaled_phi is None else args.rescaled_phi,
+    )
 
 
 def unit_images(state: StepState) -> np.ndarray:
@@ -160,15 +176,15 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = parser.parse_args(argv)
     try:
         _check_layout(args)
-        validate_run(args.steps, args.guidance, args.seed, args.guidance_interval, args.rescaled_phi)
         if args.threads is not None:
             torch.set_num_threads(args.threads)
         model = load_model(args.model, kind=args.kind)
+        run = resolve_run(args, model)
+        validate_run(run.steps, run.guidance, args.seed, args.guidance_interval, run.rescaled_phi)
         resolve_labels(args.digits, model.num_labels)  # fail before the progress bar starts
-        sampler = get_sampler(args.sampler)
-        states = sampler(model, args.digits, steps=args.steps, guidance=args.guidance, seed=args.seed,
-                         guidance_interval=args.guidance_interval, rescaled_phi=args.rescaled_phi)
-        final = _run(states, args.steps)
+        states = get_sampler(run.sampler)(model, args.digits, steps=run.steps, guidance=run.guidance, seed=args.seed,
+                                          guidance_interval=args.guidance_interval, rescaled_phi=run.rescaled_phi)
+        final = _run(states, run.steps)
         write_outputs(unit_images(final), args.digits, args)
     except ValueError as e:
         parser.exit(2, f"{parser.prog}: error: {e}\n")

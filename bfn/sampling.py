@@ -75,9 +75,12 @@ def resolve_labels(labels: Sequence[int | None] | Tensor, num_labels: int) -> Te
     return torch.tensor(out, dtype=torch.long)
 
 
-def guidance_interval_for(flow: Flow, interval: tuple[float, float] | None = None) -> tuple[float, float]:
-    """The guidance interval a run uses: the one asked for, or else the flow's `default_guidance_interval`."""
-    return flow.default_guidance_interval if interval is None else interval
+def guidance_interval_for(model: BFNModel, interval: tuple[float, float] | None = None) -> tuple[float, float]:
+    """The guidance interval a run uses: the one asked for, else the model's recommended one (its config's
+    `sampling.guidance_interval`), else its flow's `default_guidance_interval`."""
+    if interval is not None:
+        return interval
+    return model.sampling.guidance_interval or model.flow.default_guidance_interval
 
 
 def validate_run(steps: int, guidance: float, seed: int, guidance_interval: tuple[float, float] | None = None,
@@ -194,12 +197,12 @@ def run_sampler(
     it. That is n + 1 states and n + 1 network evaluations (fewer where the flow says the output does not
     depend on the network, `Flow.needs_network`). `make_update(flow, times, generator)` is called once per
     run, so an update may keep state (multistep solvers); `grid` names the time grid (`bfn.solvers.GRIDS`).
-    Guidance applies only at the times in `guidance_interval` (`guidance_at`; None: the flow's
-    `default_guidance_interval`; (0, 1): everywhere, as in plain classifier-free guidance), rescaled by
+    Guidance applies only at the times in `guidance_interval` (`guidance_at`; None: the model's recommended
+    interval, `guidance_interval_for`; (0, 1): everywhere, as in plain classifier-free guidance), rescaled by
     `rescaled_phi` (`rescale_guided`; 0: plain guidance).
     """
     flow = model.flow
-    guidance_interval = guidance_interval_for(flow, guidance_interval)
+    guidance_interval = guidance_interval_for(model, guidance_interval)
     validate_run(steps, guidance, seed, guidance_interval, rescaled_phi)
     label_idx = resolve_labels(labels, model.num_labels)
     device = next(model.parameters()).device

@@ -87,7 +87,10 @@ def test_npz_holds_the_final_output_distribution(model: BFNModel, saved: Path, t
         str(tmp_path / "g.png"),
     ]
     assert main([*args, "--npz", str(npz), "--threads", "1"]) == 0
-    final = sample(model, [None, 2], steps=3, seed=4)
+    # No --sampler or --guidance: the model's recommended settings, here the few-step sampler for 3 steps.
+    recommended = model.sampling
+    assert recommended.sampler_for(3) == "solver"
+    final = sample(model, [None, 2], sampler="solver", steps=3, guidance=recommended.guidance, seed=4)
     expected = final.output if model.kind == "discrete" else (final.sample + 1) / 2
     with np.load(npz) as archive:
         np.testing.assert_allclose(archive["images"], expected.numpy(), atol=1e-4)

@@ -17,10 +17,12 @@ from torch import Tensor, nn
 
 from bfn.continuous import gamma
 from bfn.flows import make_flow
+from bfn.settings import SamplingSettings
 
 
 class _Toy(nn.Module):
     num_labels = 10
+    sampling = SamplingSettings()
 
     def __init__(self, kind: str, **flow):
         super().__init__()

@@ -158,7 +158,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--guidance", type=float, nargs="+", default=[1.0], help="guidance weight(s)")
     p.add_argument("--steps", type=int, nargs="+", default=[100], help="step count(s)")
     p.add_argument("--guidance-interval", type=float, nargs=2, metavar=("START", "END"),
-                   help="guide only for t in [START, END] (default: the model's flow's default_guidance_interval)")
+                   help="guide only for t in [START, END] (default: the model's recommended interval)")
     p.add_argument("--rescaled-phi", type=float, nargs="+", default=[0.0],
                    help="rescaled guidance φ value(s) in [0, 1] (0: plain guidance)")
     p.add_argument("--per-class", type=int, default=50, help="samples per digit and setting")
@@ -201,7 +201,7 @@ def run(args: argparse.Namespace) -> None:
                     Split(*load_mnist(args.data_dir, train=True)), args.per_class)
     labels = [c for c in range(10) for _ in range(args.per_class)]
     command = command_line(args)
-    interval = guidance_interval_for(model.flow, tuple(args.guidance_interval) if args.guidance_interval else None)
+    interval = guidance_interval_for(model, tuple(args.guidance_interval) if args.guidance_interval else None)
     lines = []
     settings = [(sampler, guidance, phi, steps) for sampler in args.sampler for guidance in args.guidance
                 for phi in args.rescaled_phi for steps in args.steps]
