@@ -4,15 +4,17 @@ from __future__ import annotations
 
 import json
 
+import numpy as np
 import pytest
 import torch
 
-from bfn.classifier import DigitClassifier
+from bfn.classifier import DigitClassifier, load_classifier
 from bfn.model import BFNModel
 from tests.mnist_fixture import write_mnist
 from training.__main__ import main
 from training.data import Split, load_mnist
 from training.evaluate_samples import balanced_subset, render_table
+from training.sample_metrics import feature_statistics, frechet_distance, frechet_distance_features
 
 torch.set_num_threads(1)
 
@@ -38,10 +40,26 @@ def test_one_json_line_per_setting_and_a_card_table(setup, capsys):
     assert [(l["sampler"], l["guidance"], l["steps"]) for l in lines] == [("bfn", 0, 2), ("bfn", 2, 2), ("solver", 0, 2), ("solver", 2, 2)]
     for line in lines:
         assert line["samples"] == 30 and len(line["accuracy_per_class"]) == 10
-        assert 0 <= line["accuracy"] <= 1 and line["frechet"] >= 0 and line["frechet_floor"] >= 0
+        assert 0 <= line["accuracy"] <= 1 and line["frechet_floor"] == lines[0]["frechet_floor"]  # one reference per sweep
         assert line["diversity"] >= 0 and line["diversity_real"] > 0
         assert line["command"].startswith("python -m training evaluate-samples --model")
         assert line["guidance_interval"] == [0.3, 0.6]  # the discrete kind's default
+    # The Fréchet distance of the sweep (its value is clamped at 0, so "≥ 0" could not fail) in closed forms,
+    # on this classifier's 128 features of the fixture images (N < 128: singular covariances, as in a sweep):
+    # 0 between a set and itself; ‖Δμ‖² between a set and its translate (N(μ1, Σ) vs N(μ2, Σ)); and, for
+    # diagonal covariances diag(a), diag(b), Σ (√a − √b)² + ‖Δμ‖².
+    classifier = load_classifier(root / "classifier")
+    with torch.no_grad():
+        test, train = (classifier.features(Split(*load_mnist(mnist, train=t)).images.float() / 255).double().numpy()
+                       for t in (False, True))
+    assert frechet_distance_features(test, test) == pytest.approx(0, abs=1e-9 * np.trace(np.cov(test, rowvar=False)))
+    shift = np.linspace(-1.0, 2.0, test.shape[1]) * np.abs(test).mean()  # ‖Δμ‖² ≈ 65 tr Σ: trace rounding ≪ rel
+    assert frechet_distance_features(test + shift, test) == pytest.approx((shift**2).sum(), rel=1e-6)
+    (mu1, sigma1), (mu2, sigma2) = feature_statistics(test), feature_statistics(train)
+    a, b = np.diag(sigma1), np.diag(sigma2)
+    expected = ((np.sqrt(a) - np.sqrt(b)) ** 2).sum() + ((mu1 - mu2) ** 2).sum()
+    assert expected > 0 and frechet_distance(mu1, np.diag(a), mu2, np.diag(b)) == pytest.approx(expected, rel=1e-6)
+    assert frechet_distance(mu1, sigma1, mu1 + shift, sigma1) == pytest.approx((shift**2).sum(), rel=1e-6)
     table = (root / "model" / "sample_quality.md").read_text()
     assert table.count("\n| ") == 5 and "| solver | 2 | 2 | 0.3–0.6 |" in table
     assert len((root / "model" / "sample_quality.jsonl").read_text().splitlines()) == 4

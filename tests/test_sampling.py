@@ -9,7 +9,7 @@ import torch
 
 from bfn.continuous import precision_schedule
 from bfn.model import BFNModel
-from bfn.sampling import GUIDANCE_INTERVALS, IMAGE_SHAPE, StepState, bfn_sampler, get_sampler, sample
+from bfn.sampling import IMAGE_SHAPE, StepState, bfn_sampler, get_sampler, sample
 
 STEPS = 4
 
@@ -148,16 +148,27 @@ def test_guidance_passes_follow_the_kinds_default_interval(model: BFNModel) -> N
         states = list(bfn_sampler(model, [1, 2], steps=20, guidance=3.0, seed=0))
     finally:
         handle.remove()
-    start, end = GUIDANCE_INTERVALS[model.kind]
-    expected = [4 if start <= s.t <= end else 2 for s in states if s.t >= getattr(model.flow, "t_min", 0.0)]
+    start, end = model.flow.default_guidance_interval
+    expected = [4 if start <= s.t <= end else 2 for s in states if model.flow.needs_network(s.t)]
     assert rows == expected and 2 in rows and 4 in rows
     assert [s.guidance for s in states] == [3.0 if start <= s.t <= end else 1.0 for s in states]  # as reported to the app
 
 
 def test_mixed_labels_in_one_batch(model: BFNModel) -> None:
-    states = run(model, [0, 5, None], guidance=3.0, seed=0)
-    assert states[-1].sample.shape == (3, *IMAGE_SHAPE[1:])
-    assert all(torch.isfinite(s.output).all() for s in states)
+    """A guided batch of digits and None, at every step: each row follows its own label, None rows stay unconditional.
+
+    Compared with the procedure written out (`manual_run`), whose None row has c = u; the interval guides
+    the middle steps only, so steps with and without guidance both occur, after θ has diverged per row.
+    """
+    labels, w, interval = [0, 5, None], 3.0, (0.25, 0.75)
+    states = run(model, labels, guidance=w, seed=0, guidance_interval=interval)
+    as_indices = [model.num_labels if label is None else label for label in labels]
+    outputs, final = manual_run(model, as_indices, as_indices, w, seed=0, guided=interval)
+    assert [s.guidance for s in states] == [1.0, w, w, w, 1.0]
+    for state, out in zip(states, outputs):
+        torch.testing.assert_close(state.output, out, rtol=1e-4, atol=1e-5)
+    torch.testing.assert_close(states[-1].sample, final, rtol=1e-4, atol=1e-5)
+    assert not torch.allclose(states[2].theta[0], states[2].theta[1])  # the rows have diverged by the guided steps
 
 
 def test_each_row_of_a_mixed_batch_is_predicted_as_if_alone(discrete_model: BFNModel) -> None:

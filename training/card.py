@@ -45,6 +45,8 @@ def render_card(folder: Path) -> str:
     flow = ", ".join(f"{k} = {v}" for k, v in config.get("flow", {}).items()) or "defaults"
     params = training.get("parameters", "?")
     commands = "\n".join(training.get("commands", [])) or "(not recorded)"
+    sampling = config.get("sampling") or {}
+    recommended = ", ".join(f"{k} = {v}" for k, v in sampling.items()) or "the defaults of `bfn.settings.SamplingSettings`"
     evidence = (" Its output adds a learned, time-gated multiple of logit θ, each pixel's own summed evidence"
                 " (`evidence` in config.json).") if config.get("unet", {}).get("evidence") else ""
     return f"""---
@@ -66,6 +68,9 @@ from bfn.sampling import sample
 model = load_model("<this folder or Hub repo id>")
 final = sample(model, [0, 1, 2, 3, 4, 5, 6, 7, 8, 9], steps=100, guidance=2.0, seed=0)
 ```
+
+Recommended sampling (config.json `sampling`, used by the app and by `python -m bfn.sample` without options):
+{recommended}.
 
 ## Training
 

@@ -37,10 +37,17 @@ def source_training(run: Path) -> dict:
 
 
 def export_run(run: Path, to: Path, dtype: str = "float32", push_to_hub: str | None = None, compute: str | None = None) -> Path:
-    """Write the EMA weights of `run`'s last checkpoint to `to`, with its training record and card."""
+    """Write the EMA weights of `run`'s last checkpoint to `to`, with its training record and card.
+
+    The recommended sampling settings of a model being replaced are kept (the app and the CLI go on sampling
+    the same way); they are measured again with `evaluate-samples` and edited in config.json when better
+    ones are found.
+    """
     state = load_checkpoint(run / "checkpoint")
     cfg = state["config"]
-    model = BFNModel(cfg["kind"], cfg["flow"], cfg["unet"])
+    previous = to / "config.json"
+    sampling = json.loads(previous.read_text()).get("sampling") if previous.is_file() else None
+    model = BFNModel(cfg["kind"], cfg["flow"], cfg["unet"], sampling)
     model.load_state_dict(state["ema"])
     model.to(DTYPES[dtype])
     to.mkdir(parents=True, exist_ok=True)
