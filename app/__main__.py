@@ -29,8 +29,8 @@ def build_parser() -> argparse.ArgumentParser:
         action="append",
         default=None,
         metavar="SOURCE",
-        help="a folder or Hugging Face Hub repo id with a model; repeat for the second kind. A folder may also hold "
-        "discrete/ and continuous/ sub-folders (default: this repository's weights/)",
+        help="a folder or Hugging Face Hub repo id with a model, known by the folder's or repo's name; repeat for more "
+        "models. A folder may also hold discrete/ and continuous/ sub-folders (default: this repository's weights/)",
     )
     p.add_argument(
         "--classifier",
@@ -48,8 +48,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
 
+    from app.handlers import MAX_CONCURRENT_RUNS
+    from app.layout import CSS, build_app, theme
     from app.models import DEFAULT_THREADS, configure_threads, load_models, warm_up
-    from app.ui import CSS, MAX_CONCURRENT_RUNS, build_app, theme
     from bfn.hub import ModelLoadError
 
     if not 1 <= args.port <= 65535:
@@ -65,8 +66,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     except (ModelLoadError, ValueError) as e:
         print(f"python -m app: error: {e}", file=sys.stderr)
         return 1
-    for kind, source in bank.sources.items():
-        logging.info("loaded the %s model from %s", kind, source)
+    for name, source in bank.sources.items():
+        logging.info("loaded the %s model from %s", name, source)
     warm_up(bank)
     demo = build_app(bank, max_concurrent=max_concurrent)
     demo.launch(server_name=args.host, server_port=args.port, share=args.share, theme=theme(), css=CSS, ssr_mode=False, show_error=True)

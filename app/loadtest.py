@@ -24,7 +24,6 @@ from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
-from app.params import DEFAULT_GUIDANCE, DEFAULT_STEPS
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -116,9 +115,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     p.add_argument("--threads", type=int, default=1, help="torch threads per op in the server (default: 1)")
     p.add_argument("--sessions", type=int, default=4, help="concurrent sessions in part 2, 0 to skip it (default: 4)")
     p.add_argument("--repeats", type=int, default=3, help="single runs in part 1 (default: 3)")
-    p.add_argument("--model", default="both", choices=["discrete", "continuous", "both"])
-    p.add_argument("--steps", type=int, default=DEFAULT_STEPS)
-    p.add_argument("--guidance", type=float, default=DEFAULT_GUIDANCE)
+    p.add_argument("--model", default="both", help="a loaded model's name (its folder or repo name), or both (default)")
+    p.add_argument("--steps", type=int, default=100, help="steps per run (default: 100, the shipped models' recommended)")
+    p.add_argument("--guidance", type=float, default=3.0, help="guidance (default: 3, the shipped models' recommended)")
     p.add_argument("--json", type=Path, default=None, help="also write the results here")
     args = p.parse_args(argv)
 

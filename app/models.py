@@ -2,8 +2,12 @@
 
 Sampling only reads the weights (inference mode, no gradients), so one copy serves all concurrent runs.
 `--weights` may name folders or Hugging Face Hub repo ids, several times; a folder may hold one model
-(config.json + model.safetensors) or one sub-folder per kind (weights/discrete, weights/continuous, the
-layout this repository ships). Each model's kind is read from its config.
+(config.json + model.safetensors) or one sub-folder per shipped model (weights/discrete, weights/continuous,
+the layout this repository ships).
+
+The app tells models apart by a *name*, the slot they fill: the shipped folders' names, or for an explicit
+source the folder's name or the repo id's last part. Everything else about a model (its kind, its title, its
+captions and ranges) comes from its flow (`model.flow.display`), so nothing here asks which kind it is.
 
 The digit classifier (weights/classifier by default) powers the "which digit?" view; the app works without
 it, and says so in that view.
@@ -12,38 +16,78 @@ it, and says so in that view.
 from __future__ import annotations
 
 import logging
-from collections.abc import Sequence
+from collections import Counter
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import torch
 
+from app.params import BOTH, ModelMenu
 from bfn.classifier import ClassifierLoadError, DigitClassifier, fast_classifier, load_classifier
-from bfn.flow import KINDS
-from bfn.hub import CONFIG_FILE, ModelLoadError, load_model
+from bfn.hub import CONFIG_FILE, SHIPPED_MODELS, WEIGHTS_DIR, ModelLoadError, load_model
 from bfn.model import BFNModel
 
 log = logging.getLogger(__name__)
 
-DEFAULT_THREADS = 1  # per-op threads; see README ("Threads"): runs, not ops, are spread over the cores
+# Per-op threads. The README's "The app" section says why one: on a shared 2-core host two single-threaded
+# runs use the cores better than one run with two threads, so runs, not ops, are spread over the cores.
+DEFAULT_THREADS = 1
+
+
+def model_name(source: str | Path) -> str:
+    """The name a --weights source is known by: its folder's name, or a Hub repo id's last part."""
+    path = Path(source).expanduser()
+    return (path.resolve() if path.exists() else path).name
+
+
+def model_titles(models: Mapping[str, BFNModel]) -> dict[str, str]:
+    """Each model's title on screen: its flow's title, with the model's name added where two would look alike."""
+    counts = Counter(m.flow.display.title for m in models.values())
+    titles = {}
+    for name, model in models.items():
+        title = model.flow.display.title
+        titles[name] = title if counts[title] == 1 else f"{title} · {name}"
+    return titles
+
+
+def model_menu(models: Mapping[str, BFNModel]) -> ModelMenu:
+    """The Model choices these models offer (they know the same labels: `ModelBank.add` makes sure)."""
+    first = next(iter(models.values()))
+    return ModelMenu(model_titles(models), first.num_labels, first.sampling)
+
+
+def digit_classes(classifier: DigitClassifier | None) -> int:
+    """How many digits the classifier tells apart (0 without one): the width of the "which digit?" view."""
+    return 0 if classifier is None else classifier.head.out_features
 
 
 @dataclass
 class ModelBank:
-    models: dict[str, BFNModel] = field(default_factory=dict)
+    models: dict[str, BFNModel] = field(default_factory=dict)  # by name, in display order
     sources: dict[str, str] = field(default_factory=dict)
     problems: list[str] = field(default_factory=list)
     classifier: DigitClassifier | None = None
 
     @property
-    def kinds(self) -> tuple[str, ...]:
-        return tuple(k for k in KINDS if k in self.models)
+    def menu(self) -> ModelMenu:
+        return model_menu(self.models)
 
-    def add(self, model: BFNModel, source: str) -> None:
-        if model.kind in self.models:
-            raise ModelLoadError(f"two {model.kind} models given ({self.sources[model.kind]} and {source}); pass one per kind")
-        self.models[model.kind] = model
-        self.sources[model.kind] = source
+    def add(self, name: str, model: BFNModel, source: str) -> None:
+        """Keep `model` under `name`; refuse a name already taken, or one that a side-by-side run could not share."""
+        if name == BOTH:
+            raise ModelLoadError(f"{source}: a model may not be named {BOTH!r} (the side-by-side choice); rename its folder")
+        if name in self.models:
+            raise ModelLoadError(
+                f"two models named {name!r} ({self.sources[name]} and {source}): the app tells models apart by "
+                "their folder or repo name; rename one"
+            )
+        if self.models and model.num_labels != self.menu.num_labels:
+            raise ModelLoadError(
+                f"{source} knows {model.num_labels} labels, the other models {self.menu.num_labels}: side by side they must agree"
+            )
+        self.models[name] = model
+        self.sources[name] = source
 
 
 def configure_threads(threads: int) -> None:
@@ -60,21 +104,20 @@ def configure_threads(threads: int) -> None:
 def _load_source(bank: ModelBank, source: str, device: str) -> None:
     folder = Path(source).expanduser()
     if folder.is_dir() and not (folder / CONFIG_FILE).exists():
-        found = [k for k in KINDS if (folder / k).is_dir()]
+        found = [name for name in SHIPPED_MODELS if (folder / name).is_dir()]
         if not found:
-            raise ModelLoadError(f"{folder} holds neither a model ({CONFIG_FILE}) nor sub-folders {', '.join(KINDS)}")
-        for kind in found:
-            bank.add(load_model(folder / kind, kind=kind, device=device), str(folder / kind))
+            raise ModelLoadError(f"{folder} holds neither a model ({CONFIG_FILE}) nor sub-folders {', '.join(SHIPPED_MODELS)}")
+        for name in found:
+            bank.add(name, load_model(folder / name, device=device), str(folder / name))
         return
-    model = load_model(source, device=device)
-    bank.add(model, source)
+    bank.add(model_name(source), load_model(source, device=device), source)
 
 
 def load_models(weights: Sequence[str] | None = None, device: str = "cpu", classifier: str | None = None) -> ModelBank:
-    """Load every model named by `weights` (default: this repository's weights/<kind>/ for each kind), and the
-    digit classifier from `classifier` (default: weights/classifier).
+    """Load every model named by `weights` (default: this repository's weights/<name>/ for each shipped model),
+    and the digit classifier from `classifier` (default: weights/classifier).
 
-    With the default, a kind whose weights are missing is left out (and noted in `problems`); with explicit
+    With the default, a model whose weights are missing is left out (and noted in `problems`); with explicit
     sources every source must load. Raises `ModelLoadError` when no model at all could be loaded. A classifier
     that cannot be loaded only costs its view (noted in `problems`), unless it was named explicitly.
     """
@@ -83,9 +126,9 @@ def load_models(weights: Sequence[str] | None = None, device: str = "cpu", class
         for source in weights:
             _load_source(bank, source, device)
     else:
-        for kind in KINDS:
+        for name in SHIPPED_MODELS:
             try:
-                bank.add(load_model(None, kind=kind, device=device), f"weights/{kind}")
+                bank.add(name, load_model(WEIGHTS_DIR / name, device=device), f"weights/{name}")
             except ModelLoadError as e:
                 bank.problems.append(str(e))
                 log.warning("%s", e)
@@ -102,10 +145,13 @@ def load_models(weights: Sequence[str] | None = None, device: str = "cpu", class
 
 
 @torch.inference_mode()
-def warm_up(bank: ModelBank, batches: Sequence[int] = (1, 2, 10, 20)) -> None:
-    """Run each model once per typical batch size so the first user does not pay for lazy initialisation."""
+def warm_up(bank: ModelBank) -> None:
+    """Run each model once per typical batch size so the first user does not pay for lazy initialisation.
+
+    Typical: one image, a guided one (two rows), a run of every digit, and that run guided.
+    """
     for model in bank.models.values():
         device = next(model.parameters()).device
-        for b in batches:
+        for b in (1, 2, model.num_labels, 2 * model.num_labels):
             x = torch.zeros(b, model.flow.channels_per_dim, 28, 28, device=device)
             model(x, torch.zeros(b, device=device), torch.zeros(b, dtype=torch.long, device=device))

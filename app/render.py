@@ -1,7 +1,9 @@
 """Pure rendering: recorded steps → images (uint8 grids), Plotly figures, and GIF/PNG exports.
 
-Nothing here knows about Gradio or sessions; every function takes `Frames` (one model's recorded steps) and a
-step index and returns plain data, so the views can be tested without a server. Images are grey (what the
+Nothing here knows about Gradio or sessions; every function takes `Frames` (one model's recorded steps, keyed
+by the model's name) and a step index and returns plain data, so the views can be tested without a server.
+What a model's values are called, their range and its title come from the frames (`Frames.title`,
+`Frames.display`: the flow's own words); colours go by the model's position. Images are grey (what the
 digit looks like, black background as in MNIST); the heatmap uses a diverging colour scale that makes
 uncertain pixels white and confident ones deep blue (background) or deep red (ink).
 """
@@ -19,20 +21,18 @@ import numpy as np
 from PIL import Image, ImageDraw, ImageFont
 
 from app.frames import Frames, decision_step
-from bfn.images import make_grid, to_uint8
+from bfn.flow import DECIDED
+from bfn.images import make_grid, to_uint8, to_unit
 
 PAD = 2  # grey pixels between images in a grid
 PAD_VALUE = 64
-# Live images are sent at their true size (a 10-digit grid is 62×152 pixels, ~1–9 kB as PNG) and enlarged
-# by the browser with CSS `image-rendering: pixelated`: 16× fewer bytes than enlarging on the server, which
-# matters at 10 updates per second. Exports are enlarged here.
+# Live images are sent at their true size (28 pixels a digit) and enlarged by the browser with CSS
+# `image-rendering: pixelated`: an enlargement by k on the server would send k² times the pixels, at up to
+# 10 updates per second. Exports are enlarged here.
 MAX_COLS = 5
-KIND_TITLES = {"discrete": "Binarised (discrete)", "continuous": "Continuous"}
-KIND_COLOURS = {"discrete": "#4f46e5", "continuous": "#ea580c"}
+MODEL_COLOURS = ("#4f46e5", "#ea580c", "#0d9488", "#be185d")  # by the model's position in a run
 DIGIT_COLOURS = ("#1f77b4", "#ff7f0e", "#2ca02c", "#d62728", "#9467bd", "#8c564b", "#e377c2", "#7f7f7f", "#bcbd22", "#17becf")  # Tableau 10
 PIXEL_COLOURS = ("#16a34a", "#9333ea", "#f59e0b", "#0891b2", "#db2777", "#111827", "#65a30d", "#92400e")  # visible on the red-blue heatmap
-THETA_NAMES = {"discrete": "θ: p(pixel on)", "continuous": "θ: mean μ"}
-OUTPUT_NAMES = {"discrete": "output: p(pixel on)", "continuous": "output: x̂"}
 # low (background) deep blue → uncertain white → high (ink) deep red: ColorBrewer RdBu, reversed
 HEATMAP_SCALE = [[0.0, "#053061"], [0.2, "#2166ac"], [0.4, "#92c5de"], [0.5, "#f7f7f7"], [0.6, "#f4a582"], [0.8, "#b2182b"], [1.0, "#67001f"]]
 FONT = dict(family="ui-sans-serif, system-ui, -apple-system, Segoe UI, sans-serif", size=12)
@@ -45,7 +45,8 @@ Pixel = tuple[int, int, int]  # (image index, row, column)
 
 @dataclass(frozen=True)
 class GridLayout:
-    """Where each image of a batch sits in the enlarged grid picture, both ways."""
+    """Where each image of a batch sits in the enlarged grid picture, both ways: `draw` places the images and
+    `locate` maps a click back, from the same numbers, so a click always lands on the pixel drawn there."""
 
     batch: int
     size: int = 28
@@ -59,15 +60,10 @@ class GridLayout:
     def rows(self) -> int:
         return math.ceil(self.batch / self.cols)
 
-    @property
-    def unscaled_shape(self) -> tuple[int, int]:
-        cell = self.size + PAD
-        return self.rows * cell + PAD, self.cols * cell + PAD
-
-    @property
-    def shape(self) -> tuple[int, int]:
-        h, w = self.unscaled_shape
-        return h * self.scale, w * self.scale
+    def draw(self, images: np.ndarray) -> np.ndarray:
+        """uint8 images (B, H, W) → the grid picture, enlarged `scale`× with nearest-neighbour."""
+        grid = make_grid(images, nrow=self.cols, padding=PAD, pad_value=PAD_VALUE)
+        return np.repeat(np.repeat(grid, self.scale, axis=0), self.scale, axis=1) if self.scale > 1 else grid
 
     def locate(self, x: float, y: float) -> Pixel | None:
         """The (image, row, column) under point (x, y) of the enlarged picture; None on the padding or outside."""
@@ -83,9 +79,7 @@ class GridLayout:
 
 def image_grid(values: np.ndarray, value_range: tuple[float, float], scale: int = 1) -> np.ndarray:
     """(B, H, W) values in `value_range` → one uint8 grey picture, rows of up to 5 images, enlarged `scale`×."""
-    layout = GridLayout(values.shape[0], values.shape[-1])
-    grid = make_grid(to_uint8(values.astype(np.float32), value_range), nrow=layout.cols, padding=PAD, pad_value=PAD_VALUE)
-    return np.repeat(np.repeat(grid, scale, axis=0), scale, axis=1) if scale > 1 else grid
+    return GridLayout(values.shape[0], values.shape[-1], scale).draw(to_uint8(values.astype(np.float32), value_range))
 
 
 def theta_image(frames: Frames, step: int) -> np.ndarray:
@@ -98,9 +92,9 @@ def output_image(frames: Frames, step: int) -> np.ndarray:
 
 # --------------------------------------------------------------------------------------------------- figures
 #
-# Figures are plain Plotly dicts ({"data": [...], "layout": {...}}) with numpy arrays inside: building them
-# costs well under a millisecond, where plotly.graph_objects validation costs 50–200 ms per figure on a busy
-# 2-core host, at every live update. `go.Figure(spec)` accepts them (the tests check that it does), and
+# Figures are plain Plotly dicts ({"data": [...], "layout": {...}}) with numpy arrays inside: building them is
+# cheap, where plotly.graph_objects validates every property of every trace, which on a busy small host is too
+# slow for every live update. `go.Figure(spec)` accepts them (the tests check that it does), and
 # `figure_json` sends arrays as base64 typed arrays, as plotly.py itself does.
 
 Figure = dict
@@ -190,8 +184,8 @@ def _figure(data: list, layout: dict, height: int, title: str | None = None) -> 
     return {"data": data, "layout": layout}
 
 
-def _titles(frames_by_kind: Mapping[str, Frames]) -> list[str]:
-    return [KIND_TITLES[k] for k in frames_by_kind]
+def _titles(frames_by_model: Mapping[str, Frames]) -> list[str]:
+    return [fr.title for fr in frames_by_model.values()]
 
 
 def _clamp(step: int, frames: Frames) -> int:
@@ -204,20 +198,18 @@ def image_label(labels: Sequence[int | None] | None, image: int) -> str:
 
 
 def pixel_heatmap(
-    frames_by_kind: Mapping[str, Frames],
+    frames_by_model: Mapping[str, Frames],
     step: int,
     image: int = 0,
     pixels: Sequence[Pixel] = (),
     labels: Sequence[int | None] | None = None,
 ) -> Figure:
     """One image at one step as a 28×28 heatmap per model, θ as colour; hovering shows θ and the output."""
-    kinds = list(frames_by_kind)
-    layout = _subplots(_titles(frames_by_kind), spacing=0.14)
+    layout = _subplots(_titles(frames_by_model), spacing=0.14)
     data = []
-    first = frames_by_kind[kinds[0]]
+    first = next(iter(frames_by_model.values()))
     image = min(max(image, 0), first.batch - 1)
-    for k, kind in enumerate(kinds, start=1):
-        fr = frames_by_kind[kind]
+    for k, fr in enumerate(frames_by_model.values(), start=1):
         s = _clamp(step, fr)
         sx = "" if k == 1 else str(k)
         extra = image_label(labels, image)
@@ -236,9 +228,9 @@ def pixel_heatmap(
                 "zmax": hi,
                 "colorscale": HEATMAP_SCALE,
                 "colorbar": {"len": 0.9, "thickness": 10, "x": domain[1] + 0.01, "xanchor": "left"},
-                "hovertemplate": f"row %{{y}}, col %{{x}}<br>{THETA_NAMES[kind]} = %{{z:.3f}}"
-                f"<br>{OUTPUT_NAMES[kind]} = %{{customdata:.3f}}<extra>{extra}</extra>",
-                "name": KIND_TITLES[kind],
+                "hovertemplate": f"row %{{y}}, col %{{x}}<br>{fr.display.theta_name} = %{{z:.3f}}"
+                f"<br>{fr.display.output_name} = %{{customdata:.3f}}<extra>{extra}</extra>",
+                "name": fr.title,
             }
         )
         mine = [(n, p) for n, p in enumerate(pixels) if p[0] == image]
@@ -264,18 +256,16 @@ def pixel_heatmap(
         _axis(layout, "y", k, range=[27.5, -0.5], scaleanchor=f"x{sx}", constrain="domain", showgrid=False, zeroline=False)
     title = f"{image_label(labels, image)} at step {_clamp(step, first)}"
     fig = _figure(data, layout, 360, title)
-    fig["layout"]["width"] = 120 + 330 * len(kinds)  # square pixels: a fixed size keeps each colour bar beside its map
+    fig["layout"]["width"] = 120 + 330 * len(frames_by_model)  # square pixels: a fixed size keeps each colour bar beside its map
     return fig
 
 
-def trajectories(frames_by_kind: Mapping[str, Frames], step: int, pixels: Sequence[Pixel]) -> Figure:
+def trajectories(frames_by_model: Mapping[str, Frames], step: int, pixels: Sequence[Pixel]) -> Figure:
     """θ (solid) and the output distribution (dotted) of chosen pixels over all recorded steps, per model."""
-    kinds = list(frames_by_kind)
-    layout = _subplots(_titles(frames_by_kind), spacing=0.08)
+    layout = _subplots(_titles(frames_by_model), spacing=0.08)
     layout["shapes"] = []
     data = []
-    for k, kind in enumerate(kinds, start=1):
-        fr = frames_by_kind[kind]
+    for k, fr in enumerate(frames_by_model.values(), start=1):
         sx = "" if k == 1 else str(k)
         steps = np.arange(fr.count, dtype=np.int32)
         for n, (img, r, c) in enumerate(pixels):
@@ -291,7 +281,7 @@ def trajectories(frames_by_kind: Mapping[str, Frames], step: int, pixels: Sequen
                     "name": name,
                     "showlegend": k == 1,
                     "line": {"color": colour, "width": 2.2},
-                    "hovertemplate": f"step %{{x}}<br>{THETA_NAMES[kind]} = %{{y:.3f}}<extra>{n + 1}</extra>",
+                    "hovertemplate": f"step %{{x}}<br>{fr.display.theta_name} = %{{y:.3f}}<extra>{n + 1}</extra>",
                 }
             )
             data.append(
@@ -302,12 +292,12 @@ def trajectories(frames_by_kind: Mapping[str, Frames], step: int, pixels: Sequen
                     "showlegend": False,
                     "line": {"color": colour, "width": 1.4, "dash": "dot"},
                     "opacity": 0.75,
-                    "hovertemplate": f"step %{{x}}<br>{OUTPUT_NAMES[kind]} = %{{y:.3f}}<extra>{n + 1}</extra>",
+                    "hovertemplate": f"step %{{x}}<br>{fr.display.output_name} = %{{y:.3f}}<extra>{n + 1}</extra>",
                 }
             )
         lo, hi = fr.value_range
         margin = 0.05 * (hi - lo)
-        _axis(layout, "y", k, range=[lo - margin, hi + margin], title={"text": THETA_NAMES[kind]}, zeroline=False)
+        _axis(layout, "y", k, range=[lo - margin, hi + margin], title={"text": fr.display.theta_name}, zeroline=False)
         _axis(layout, "x", k, range=[0, max(fr.num_steps, 1)], title={"text": "step"})
         layout["shapes"].append(_vline(k, _clamp(step, fr)))
     if not pixels:
@@ -318,23 +308,21 @@ def trajectories(frames_by_kind: Mapping[str, Frames], step: int, pixels: Sequen
 
 
 def digit_beliefs(
-    frames_by_kind: Mapping[str, Frames], step: int, image: int = 0, labels: Sequence[int | None] | None = None
+    frames_by_model: Mapping[str, Frames], step: int, image: int = 0, labels: Sequence[int | None] | None = None
 ) -> Figure:
-    """For one image, per model: the classifier's ten digit probabilities of the output distribution, per step.
+    """For one image, per model: the classifier's digit probabilities of the output distribution, per step.
 
     The digit asked for is drawn thick; a star marks the step from which the classifier sees the final digit
     for good (`decision_step`, over the steps recorded so far): the moment the digit "decides itself". A
     shaded band marks the steps where guidance acted, so one sees guidance at work where the digit is chosen.
     """
-    kinds = list(frames_by_kind)
-    layout = _subplots(_titles(frames_by_kind), spacing=0.08)
+    layout = _subplots(_titles(frames_by_model), spacing=0.08)
     layout["shapes"] = []
-    first = frames_by_kind[kinds[0]]
+    first = next(iter(frames_by_model.values()))
     image = min(max(image, 0), first.batch - 1)
     target = None if labels is None else labels[image]
     data = []
-    for k, kind in enumerate(kinds, start=1):
-        fr = frames_by_kind[kind]
+    for k, fr in enumerate(frames_by_model.values(), start=1):
         sx = "" if k == 1 else str(k)
         _axis(layout, "x", k, range=[0, max(fr.num_steps, 1)], title={"text": "step"})
         _axis(layout, "y", k, range=[0, 1.02], title={"text": "P(digit)"} if k == 1 else {})
@@ -358,8 +346,8 @@ def digit_beliefs(
                     "name": str(digit),
                     "legendgroup": str(digit),
                     "showlegend": k == 1,
-                    "line": {"color": DIGIT_COLOURS[digit], "width": 3.5 if digit == target else 1.6},
-                    "hovertemplate": f"step %{{x}}: P({digit}) = %{{y:.2f}}<extra>{KIND_TITLES[kind]}</extra>",
+                    "line": {"color": DIGIT_COLOURS[digit % len(DIGIT_COLOURS)], "width": 3.5 if digit == target else 1.6},
+                    "hovertemplate": f"step %{{x}}: P({digit}) = %{{y:.2f}}<extra>{fr.title}</extra>",
                 }
             )
         decided, top = decision_step(probs), int(probs[-1].argmax())
@@ -379,9 +367,9 @@ def digit_beliefs(
                 "mode": "markers+text",
                 "text": [f"{top} from step {decided}"],
                 "textposition": "bottom right",
-                "marker": {"symbol": "star", "size": 14, "color": DIGIT_COLOURS[top], "line": {"width": 1, "color": "#111827"}},
+                "marker": {"symbol": "star", "size": 14, "color": DIGIT_COLOURS[top % len(DIGIT_COLOURS)], "line": {"width": 1, "color": "#111827"}},
                 "showlegend": False,
-                "hovertemplate": f"the classifier sees a {top} (≥ 50%) from step {decided} on<extra>{KIND_TITLES[kind]}</extra>",
+                "hovertemplate": f"the classifier sees a {top} (≥ 50%) from step {decided} on<extra>{fr.title}</extra>",
             }
         )
     if first.digit_probs is None:
@@ -397,26 +385,26 @@ def digit_beliefs(
 HIST_BINS = 20
 
 
-def step_summary(frames_by_kind: Mapping[str, Frames], step: int) -> Figure:
+def step_summary(frames_by_model: Mapping[str, Frames], step: int) -> Figure:
     """A histogram of θ at this step, and per step: mean uncertainty and the fraction of decided pixels."""
-    layout = _subplots(("Histogram of θ at this step", "Uncertainty per step", "Decided pixels (θ ≥ 97.5% sure)"), spacing=0.09)
+    layout = _subplots(("Histogram of θ at this step", "Uncertainty per step", f"Decided pixels (θ ≥ {DECIDED:.1%} sure)"), spacing=0.09)
     data = []
     edges = np.linspace(0, 1, HIST_BINS + 1)
     centres = ((edges[:-1] + edges[1:]) / 2).astype(np.float32)
-    for kind, fr in frames_by_kind.items():
+    for k, fr in enumerate(frames_by_model.values()):
         s = _clamp(step, fr)
         lo, hi = fr.value_range
-        unit = np.clip((fr.theta[s].astype(np.float32) - lo) / (hi - lo), 0, 1)
+        unit = to_unit(fr.theta[s].astype(np.float32), fr.value_range)
         counts, _ = np.histogram(unit, bins=edges)
-        colour = KIND_COLOURS[kind]
-        title = KIND_TITLES[kind]
+        colour = MODEL_COLOURS[k % len(MODEL_COLOURS)]
+        title = fr.title
         data.append(
             {
                 "type": "bar",
                 "x": centres,
                 "y": (counts / max(unit.size, 1)).astype(np.float32),
                 "name": title,
-                "legendgroup": kind,
+                "legendgroup": title,
                 "marker": {"color": colour},
                 "opacity": 0.85,
                 "customdata": np.stack([lo + edges[:-1] * (hi - lo), lo + edges[1:] * (hi - lo)], axis=1).astype(np.float32),
@@ -424,7 +412,7 @@ def step_summary(frames_by_kind: Mapping[str, Frames], step: int) -> Figure:
             }
         )
         x = np.arange(fr.count, dtype=np.int32)
-        what = "mean entropy of θ (bits)" if kind == "discrete" else "σ of θ (1/√ρ)"
+        what = fr.display.uncertainty
         for col, y, name, hover in (
             (2, fr.stats[: fr.count, 0], f"{title}: {what}", f"{what} = %{{y:.3f}}"),
             (3, fr.stats[: fr.count, 1], f"{title}: decided", "%{y:.1%} of pixels decided"),
@@ -438,13 +426,13 @@ def step_summary(frames_by_kind: Mapping[str, Frames], step: int) -> Figure:
                     "y": y,
                     "mode": "lines",
                     "name": name,
-                    "legendgroup": kind,
+                    "legendgroup": title,
                     "showlegend": False,
                     "line": {"color": colour, "width": 2},
                     "hovertemplate": f"step %{{x}}: {hover}<extra>{title}</extra>",
                 }
             )
-    any_fr = next(iter(frames_by_kind.values()))
+    any_fr = next(iter(frames_by_model.values()))
     layout["shapes"] = [_vline(col, _clamp(step, any_fr)) for col in (2, 3)]
     for col in (2, 3):
         _axis(layout, "x", col, range=[0, max(any_fr.num_steps, 1)], title={"text": "step"})
@@ -452,7 +440,8 @@ def step_summary(frames_by_kind: Mapping[str, Frames], step: int) -> Figure:
     _axis(layout, "x", 1, range=[0, 1], title={"text": "0 = background … 1 = ink"})
     decades = [1e-4, 1e-3, 1e-2, 1e-1, 1.0]
     _axis(layout, "y", 1, type="log", range=[-4, 0.05], title={"text": "fraction of pixels"}, tickvals=decades, ticktext=["0.01%", "0.1%", "1%", "10%", "100%"])
-    _axis(layout, "y", 2, title={"text": "entropy (bits) or σ"})
+    measures = {fr.display.uncertainty for fr in frames_by_model.values()}
+    _axis(layout, "y", 2, title={"text": measures.pop() if len(measures) == 1 else "uncertainty (see hover)"})
     layout.update(barmode="group", bargap=0.1, bargroupgap=0)
     return _figure(data, layout, 360, "Per-step summary")
 
@@ -490,16 +479,16 @@ def _labelled_rows(rows: Sequence[tuple[str, np.ndarray]], caption: str | None, 
     return np.asarray(canvas)
 
 
-def step_picture(frames_by_kind: Mapping[str, Frames], step: int, scale: int = 2) -> np.ndarray:
+def step_picture(frames_by_model: Mapping[str, Frames], step: int, scale: int = 2) -> np.ndarray:
     """One animation frame: per model, θ and the output distribution side by side, with labels."""
     rows = []
-    for kind, fr in frames_by_kind.items():
+    for fr in frames_by_model.values():
         s = _clamp(step, fr)
         theta = image_grid(fr.theta[s], fr.value_range, scale)
         out = image_grid(fr.output[s], fr.value_range, scale)
         spacer = np.full((theta.shape[0], 4 * scale), 24, np.uint8)
-        rows.append((f"{KIND_TITLES[kind]}: input distribution | output distribution", np.concatenate([theta, spacer, out], axis=1)))
-    any_fr = next(iter(frames_by_kind.values()))
+        rows.append((f"{fr.title}: input distribution | output distribution", np.concatenate([theta, spacer, out], axis=1)))
+    any_fr = next(iter(frames_by_model.values()))
     s = _clamp(step, any_fr)
     return _labelled_rows(rows, f"step {s} / {any_fr.num_steps}   t = {any_fr.t[s]:.3f}", scale)
 
@@ -511,22 +500,22 @@ def gif_steps(count: int, max_frames: int = 60) -> list[int]:
     return sorted({round(x) for x in np.linspace(0, count - 1, min(count, max_frames))})
 
 
-GIF_LEVELS = 16  # grey levels in the GIF: 4-bit codes make it ~3.5× smaller than 256 levels, and look the same
+GIF_LEVELS = 16  # grey levels in the GIF: 4-bit codes make a much smaller file than 256 levels, and look the same
 
 
-def animation_gif(frames_by_kind: Mapping[str, Frames], max_frames: int = 60, frame_ms: int = 80, hold_ms: int = 1500) -> bytes:
+def animation_gif(frames_by_model: Mapping[str, Frames], max_frames: int = 60, frame_ms: int = 80, hold_ms: int = 1500) -> bytes:
     """The run as an animated GIF (looping; the last frame is held), up to the last recorded step.
 
-    About 1 MB for 100 steps of both models (60 frames, 636×332 pixels, 16 grey levels).
+    At most `max_frames` evenly spaced steps, so a long run makes a file no larger than a short one.
     """
-    count = min(fr.count for fr in frames_by_kind.values())
+    count = min(fr.count for fr in frames_by_model.values())
     steps = gif_steps(count, max_frames)
     if not steps:
         raise ValueError("nothing to export yet: no step has been recorded")
     palette = [round(v * 255 / (GIF_LEVELS - 1)) for v in range(GIF_LEVELS) for _ in range(3)]
     pictures = []
     for s in steps:
-        levels = np.rint(step_picture(frames_by_kind, s).astype(np.float32) * ((GIF_LEVELS - 1) / 255)).astype(np.uint8)
+        levels = np.rint(step_picture(frames_by_model, s).astype(np.float32) * ((GIF_LEVELS - 1) / 255)).astype(np.uint8)
         picture = Image.fromarray(levels, mode="P")
         picture.putpalette(palette)
         pictures.append(picture)
@@ -536,15 +525,15 @@ def animation_gif(frames_by_kind: Mapping[str, Frames], max_frames: int = 60, fr
     return buf.getvalue()
 
 
-def final_picture(frames_by_kind: Mapping[str, Frames], scale: int = 4) -> np.ndarray:
+def final_picture(frames_by_model: Mapping[str, Frames], scale: int = 4) -> np.ndarray:
     """The generated images (or, for a stopped run, the last output distribution) per model, labelled."""
     rows = []
-    for kind, fr in frames_by_kind.items():
+    for fr in frames_by_model.values():
         if fr.sample is not None:
             values, what = fr.sample, "samples"
         else:
             values, what = fr.output[max(fr.latest, 0)], f"output distribution at step {fr.latest} (stopped)"
-        rows.append((f"{KIND_TITLES[kind]}: {what}", image_grid(values, fr.value_range, scale)))
+        rows.append((f"{fr.title}: {what}", image_grid(values, fr.value_range, scale)))
     return _labelled_rows(rows, None, scale)
 
 

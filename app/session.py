@@ -3,13 +3,13 @@
 A `Run` samples with one producer thread per model (so the two models of a side-by-side run use both cores)
 and records every step into `Frames`; the UI polls it at its own pace, so sampling never waits for the
 browser and the browser is never flooded. A run stops when asked, when its session starts a new one or goes
-away, or when nobody has looked at it for `IDLE_STOP_S` seconds.
+away, or when nobody has looked at it for `IDLE_STOP_S` seconds. Its `state` says which of these happened.
 
 `SessionStore` maps Gradio session ids to `Session`s (the latest run, the chosen pixels, the step on show).
-Memory is bounded twice: per session, one run of at most `MAX_STEPS` steps and 10 images per model —
-`run_bytes` gives ≤ 64 MB for 1000 steps side by side, 6.5 MB for the default 100 — and over all sessions
-by `max_bytes`: beyond it the least recently used finished runs are dropped (their sessions are told to
-generate again).
+Memory is bounded twice: per session, one run of at most `MAX_STEPS` steps and one image per label per model
+(≤ 64 MB for 1000 steps side by side; tests/test_app_render.py checks the bound against `Frames.nbytes`), and
+over all sessions by `max_bytes`: beyond it the least recently used ended runs are dropped (their sessions
+are told to generate again).
 """
 
 from __future__ import annotations
@@ -19,10 +19,12 @@ import time
 from collections import OrderedDict
 from collections.abc import Mapping
 from dataclasses import dataclass, field
+from enum import Enum
 
 import numpy as np
 
 from app.frames import Frames
+from app.models import digit_classes
 from app.params import RunSettings
 from bfn.classifier import DigitClassifier, classify_states
 from bfn.model import BFNModel
@@ -32,12 +34,13 @@ IDLE_STOP_S = 30.0
 MAX_PIXELS = 8
 
 
-def run_bytes(steps: int, images: int, models: int, classified: bool = True) -> int:
-    """An upper bound on the bytes of a run's frames once complete: float16 θ and output per step and image,
-    plus the small per-step extras (t, guidance, statistics, ρ, the ten digit probabilities) and the final sample."""
-    per_step = 4 + 4 + 8 + 4 * images + (4 * 10 * images if classified else 0)
-    per_model = (steps + 1) * images * 28 * 28 * 2 * 2 + (steps + 1) * per_step + images * 28 * 28 * 2
-    return per_model * models
+class RunState(Enum):
+    """Where a run stands. It leaves RUNNING once, when its last producer ends (`Run._produce`)."""
+
+    RUNNING = "running"
+    DONE = "done"  # every model reached its final sample
+    STOPPED = "stopped"  # asked to stop, replaced, or left unwatched, before the end
+    FAILED = "failed"  # a producer raised; `Run.error` says what
 
 
 class Run:
@@ -47,15 +50,17 @@ class Run:
         self.settings = settings
         self.labels = settings.labels
         self.frames: dict[str, Frames] = {
-            kind: Frames(kind, len(self.labels), settings.steps, models[kind].flow.value_range, classified=classifier is not None)
-            for kind in settings.kinds
-        }
-        self._models = {kind: models[kind] for kind in settings.kinds}
+            name: Frames(models[name].flow, len(self.labels), settings.steps, title=settings.menu.titles[name],
+                         digit_classes=digit_classes(classifier))
+            for name in settings.models
+        }  # fmt: skip
+        self._models = {name: models[name] for name in settings.models}
         self._classifier = classifier
         self._stop = threading.Event()
         self._changed = threading.Condition()
         self._threads: list[threading.Thread] = []
         self._running = 0
+        self.state = RunState.RUNNING
         self.error: str | None = None
         self.started = time.monotonic()
         self.ended: float | None = None
@@ -65,20 +70,22 @@ class Run:
     # ------------------------------------------------------------------ producing
     def start(self) -> "Run":
         self._running = len(self.frames)
-        for kind in self.frames:
-            thread = threading.Thread(target=self._produce, args=(kind,), name=f"bfn-run-{kind}", daemon=True)
+        for name in self.frames:
+            thread = threading.Thread(target=self._produce, args=(name,), name=f"bfn-run-{name}", daemon=True)
             self._threads.append(thread)
             thread.start()
         return self
 
-    def _produce(self, kind: str) -> None:
+    def _produce(self, name: str) -> None:
         s = self.settings
         try:
-            states = get_sampler(s.sampler)(self._models[kind], self.labels, steps=s.steps, guidance=s.guidance, seed=s.seed)
+            model = self._models[name]
+            states = get_sampler(s.sampler_for(model))(model, self.labels, steps=s.steps, guidance=s.guidance, seed=s.seed,
+                                                       rescaled_phi=model.sampling.rescaled_phi)
             for state in states:
                 if self._stop.is_set():
                     break
-                self.frames[kind].record(state, self._digit_probs(state))
+                self.frames[name].record(state, self._digit_probs(state))
                 with self._changed:
                     self._changed.notify_all()
                 if time.monotonic() - self.last_seen > IDLE_STOP_S:
@@ -91,10 +98,18 @@ class Run:
                 self._running -= 1
                 if self._running == 0:
                     self.ended = time.monotonic()
+                    self.state = self._end_state()
                 self._changed.notify_all()
 
+    def _end_state(self) -> RunState:
+        if self.error:
+            return RunState.FAILED
+        if all(fr.finished for fr in self.frames.values()):
+            return RunState.DONE
+        return RunState.STOPPED
+
     def _digit_probs(self, state: StepState) -> np.ndarray | None:
-        """What the classifier sees in this step's output distribution, (B, 10); ~2 ms for 10 images."""
+        """What the classifier sees in this step's output distribution, (B, digits)."""
         if self._classifier is None:
             return None
         return classify_states(self._classifier, state.output[None], state.value_range)[0].numpy()
@@ -125,27 +140,8 @@ class Run:
         return self.settings.steps
 
     @property
-    def done(self) -> bool:
-        """No producer is running any more (finished, stopped or failed)."""
-        return self.ended is not None
-
-    @property
-    def finished(self) -> bool:
-        return all(fr.finished for fr in self.frames.values())
-
-    @property
-    def stopped(self) -> bool:
-        return self._stop.is_set() and not self.finished
-
-    @property
-    def status(self) -> str:
-        if self.error:
-            return "failed"
-        if self.finished:
-            return "done"
-        if self.done or self._stop.is_set():
-            return "stopped"
-        return "running"
+    def running(self) -> bool:
+        return self.state is RunState.RUNNING
 
     @property
     def nbytes(self) -> int:
@@ -158,7 +154,7 @@ class Run:
         """Block until a step newer than `after` is recorded for every model, the run ends, or `timeout` passes."""
         deadline = time.monotonic() + timeout
         with self._changed:
-            while self.latest <= after and not self.done:
+            while self.latest <= after and self.running:
                 remaining = deadline - time.monotonic()
                 if remaining <= 0:
                     break
@@ -186,7 +182,7 @@ class Session:
 
 
 class SessionStore:
-    """Session id → `Session`, with the memory of all kept runs bounded by `max_bytes` (LRU, finished runs)."""
+    """Session id → `Session`, with the memory of all kept runs bounded by `max_bytes` (LRU, ended runs)."""
 
     def __init__(self, max_bytes: int = 1 << 30, max_sessions: int = 10_000):
         self.max_bytes = max_bytes
@@ -227,17 +223,12 @@ class SessionStore:
         if session is not None and session.run is not None:
             session.run.stop()
 
-    @property
-    def nbytes(self) -> int:
-        with self._lock:
-            return sum(s.run.nbytes for s in self._sessions.values() if s.run is not None)
-
     def _evict(self, keep: str) -> None:
-        """Drop least recently used finished runs until the total fits (called with the lock held)."""
+        """Drop least recently used ended runs until the total fits (called with the lock held)."""
         total = sum(s.run.nbytes for s in self._sessions.values() if s.run is not None)
         for sid, session in list(self._sessions.items()):
             if total <= self.max_bytes:
                 break
-            if sid != keep and session.run is not None and session.run.done:
+            if sid != keep and session.run is not None and not session.run.running:
                 total -= session.run.nbytes
                 session.run = None

@@ -139,6 +139,9 @@ class ContinuousFlow:
         output_name="output: x̂",
         value_range=(-1.0, 1.0),
         uncertainty="σ of θ (1/√ρ)",
+        explanation="θ is a best guess μ of each pixel's value, held with a certainty ρ that is the same for every "
+        "pixel and grows every step (σ = 1/√ρ is how far off μ might still be); the output distribution is the "
+        "network's predicted image x̂.",
     )
 
     def __post_init__(self) -> None:

@@ -167,6 +167,9 @@ class DiscreteFlow:
                 output_name="output: p(pixel on)",
                 value_range=(0.0, 1.0),
                 uncertainty="mean entropy of θ (bits)",
+                explanation="θ is, per pixel, the probability that the pixel is on (grey: no idea, white: surely "
+                "ink, black: surely background); the output distribution is the network's prediction of that "
+                "probability for the finished digit.",
             )
         return FlowDisplay(
             title=f"Discrete ({self.num_classes} classes)",
@@ -178,6 +181,8 @@ class DiscreteFlow:
             output_name="output: expected class",
             value_range=(0.0, 1.0),
             uncertainty="mean entropy of θ (bits, over its two ends)",
+            explanation=f"θ is, per pixel, a probability for each of the {self.num_classes} levels, shown as the "
+            "expected level; the output distribution is the network's prediction of the same.",
         )
 
     def one_hot(self, x: Tensor) -> Tensor:

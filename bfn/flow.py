@@ -46,6 +46,7 @@ class FlowDisplay:
         theta_name / output_name: short names for hover labels and axes.
         value_range: the range of the θ, output and sample views.
         uncertainty: what the per-step uncertainty statistic (`Flow.step_statistics`) measures.
+        explanation: one or two sentences for a newcomer: what θ and the output hold for this kind.
     """
 
     title: str
@@ -57,6 +58,7 @@ class FlowDisplay:
     output_name: str
     value_range: tuple[float, float]
     uncertainty: str
+    explanation: str
 
 
 @dataclass(frozen=True)

@@ -19,9 +19,11 @@ os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")
 from gradio_client import Client  # noqa: E402
 from gradio_client.exceptions import AppError  # noqa: E402
 
+from app.handlers import Handlers  # noqa: E402
+from app.layout import build  # noqa: E402
 from app.loadtest import free_port  # noqa: E402
 from app.models import load_models  # noqa: E402
-from app.ui import Studio  # noqa: E402
+from bfn.hub import ModelLoadError  # noqa: E402
 
 ROOT = Path(__file__).resolve().parent.parent
 ENDPOINTS = {"/generate", "/stop", "/scrub", "/play", "/add_pixel", "/clear_pixels", "/export_gif", "/export_png"}
@@ -39,12 +41,12 @@ def weights_dir(tmp_path_factory, discrete_model, continuous_model) -> Path:
 @pytest.fixture(scope="module")
 def server(weights_dir):
     bank = load_models([str(weights_dir)])
-    studio = Studio(bank, stream_interval=0.05, plot_interval=0.2)
-    demo = studio.build()
+    handlers = Handlers(bank, stream_interval=0.05, plot_interval=0.2)
+    demo = build(handlers)
     port = free_port()
     demo.launch(server_name="127.0.0.1", server_port=port, prevent_thread_lock=True, quiet=True, ssr_mode=False)
     try:
-        yield f"http://127.0.0.1:{port}/", studio
+        yield f"http://127.0.0.1:{port}/", handlers
     finally:
         demo.close()
 
@@ -66,6 +68,18 @@ def test_endpoints_have_stable_names(client):
     assert ENDPOINTS <= set(client.view_api(print_info=False, return_format="dict")["named_endpoints"])
 
 
+def test_models_are_named_by_their_folders_and_one_name_is_one_model(weights_dir, tmp_path, discrete_model):
+    bank = load_models([str(weights_dir)])  # the shipped layout: one sub-folder per shipped model
+    assert bank.menu.names == ("discrete", "continuous")
+    assert bank.sources == {name: str(weights_dir / name) for name in ("discrete", "continuous")}
+    discrete_model.save_pretrained(tmp_path / "mine")
+    bank = load_models([str(tmp_path / "mine"), str(weights_dir / "continuous")])
+    assert bank.menu.choices == {"mine": "Binarised (discrete)", "continuous": "Continuous", "both": "Both, side by side"}
+    discrete_model.save_pretrained(tmp_path / "again" / "continuous")
+    with pytest.raises(ModelLoadError, match="two models named 'continuous'"):
+        load_models([str(weights_dir), str(tmp_path / "again" / "continuous")])
+
+
 def test_a_streamed_generation_yields_several_updates_and_a_final_result(client):
     job = generate(client, model="both", steps=120)
     updates = list(job)
@@ -73,6 +87,7 @@ def test_a_streamed_generation_yields_several_updates_and_a_final_result(client)
     final = job.result()
     status, d_theta, d_out, c_theta, c_out, slider, heatmap, traj, summary, beliefs = final
     assert "Done" in status and "step 120 of 120" in status
+    assert "continuous ρ = " in status and "discrete ρ" not in status  # only θ with a precision has a ρ
     assert slider["value"] == 120 and slider["maximum"] == 120
     for image in (d_theta, d_out, c_theta, c_out):
         assert grey(image).shape == (62, 152)
@@ -107,12 +122,13 @@ def test_bad_inputs_get_clear_errors_and_the_app_keeps_serving(client):
         client.predict(-3, api_name="/scrub")
     with pytest.raises(AppError, match=r"step must be a number"):
         client.predict("last", api_name="/scrub")
-    assert "Done" in generate(client, steps=3).result()[0]
+    status = generate(client, steps=3).result()[0]
+    assert "Done" in status and "ρ =" not in status  # a discrete run's θ has no precision to report
 
 
 def test_four_concurrent_clients_get_their_own_runs(server):
     """Seeds 0, 1, 2, 0 at once: distinct seeds give distinct digits, the repeated seed the same ones."""
-    url, studio = server
+    url, _ = server
     clients = [Client(url, verbose=False, download_files=False) for _ in range(4)]
     seeds = [0, 1, 2, 0]
 

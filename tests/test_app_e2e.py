@@ -7,6 +7,7 @@ Screenshots go to test-artifacts/.
 
 from __future__ import annotations
 
+import json
 import os
 import re
 import subprocess
@@ -44,8 +45,12 @@ from app.loadtest import free_port, stop_server, wait_until_serving  # noqa: E40
 def app_url(tmp_path_factory, discrete_model, continuous_model):
     """`python -m app` as a user starts it, with tiny random models in weights/discrete, weights/continuous."""
     weights = tmp_path_factory.mktemp("e2e-weights")
-    discrete_model.save_pretrained(weights / "discrete")
-    continuous_model.save_pretrained(weights / "continuous")
+    for name, model in (("discrete", discrete_model), ("continuous", continuous_model)):
+        model.save_pretrained(weights / name)
+        # recommend guidance 3 in config.json, as the shipped models do: the page's sliders start from it
+        config = json.loads((weights / name / "config.json").read_text())
+        config["sampling"]["guidance"] = 3.0
+        (weights / name / "config.json").write_text(json.dumps(config))
     port = free_port()
     log = open(tmp_path_factory.mktemp("e2e-log") / "server.log", "w+")
     env = dict(os.environ, PYTHONPATH=str(ROOT), GRADIO_ANALYTICS_ENABLED="False")

@@ -7,7 +7,9 @@ import copy
 import io
 import json
 import math
+import re
 import time
+from pathlib import Path
 
 import numpy as np
 import plotly.graph_objects as go
@@ -16,22 +18,36 @@ import torch
 from PIL import Image
 
 from app import render
-from app.frames import Frames, decision_step, step_stats
-from app.params import MAX_STEPS, RunSettings, parse_settings
-from app.session import Run, Session, SessionStore, run_bytes
+from app.frames import Frames, decision_step
+from app.handlers import GENERATED, PIXEL, SHOWN, Views
+from app.models import ModelBank, model_menu
+from app.params import BOTH, MAX_STEPS, ModelMenu, RunSettings, parse_settings
+from app.session import Run, RunState, Session, SessionStore
 from bfn.classifier import classify_states, load_classifier
+from bfn.hub import ModelLoadError
 from bfn.sampling import StepState, get_sampler
 
+ROOT = Path(__file__).resolve().parent.parent
 SETTINGS = dict(model="both", digits="all", digit=None, guidance=2.0, steps=6, seed=0, sampler="bfn")
 
 
-def record(model, labels=(0, 1, 2), steps=6, guidance=2.0, seed=0) -> Frames:
-    frames = None
+def record(model, labels=(0, 1, 2), steps=6, guidance=2.0, seed=0, states: list | None = None) -> Frames:
+    """Sample with `model` and record every state (collected into `states` when given)."""
+    frames = Frames(model.flow, len(labels), steps)
     for state in get_sampler("bfn")(model, list(labels), steps=steps, guidance=guidance, seed=seed):
-        if frames is None:
-            frames = Frames(model.kind, len(labels), state.num_steps, state.value_range)
         frames.record(state)
+        if states is not None:
+            states.append(state)
     return frames
+
+
+def frames_bound(steps: int, images: int, models: int, digit_classes: int) -> int:
+    """The documented upper bound on a run's frames once complete (app/session.py: ≤ 64 MB per session):
+    float16 θ and output per step and image, the small per-step extras (t, guidance, statistics, ρ, the
+    digit probabilities) and the final sample."""
+    per_step = 4 + 4 + 8 + 4 * images + 4 * digit_classes * images
+    per_model = (steps + 1) * images * 28 * 28 * 2 * 2 + (steps + 1) * per_step + images * 28 * 28 * 2
+    return per_model * models
 
 
 @pytest.fixture(scope="module")
@@ -39,15 +55,39 @@ def both(discrete_model, continuous_model) -> dict[str, Frames]:
     return {"discrete": record(discrete_model, range(10)), "continuous": record(continuous_model, range(10))}
 
 
+@pytest.fixture(scope="module")
+def models(discrete_model, continuous_model) -> dict:
+    """The tiny models under the shipped models' names, as the app keys them."""
+    return {"discrete": discrete_model, "continuous": continuous_model}
+
+
+@pytest.fixture(scope="module")
+def menu(models) -> ModelMenu:
+    return model_menu(models)
+
+
 # ------------------------------------------------------------------------------------------------ settings
 
 
-def test_parse_settings_accepts_widget_and_api_values():
-    s = parse_settings("both", "one", 7.0, "2.5", 100.0, "42", "bfn")
-    assert s == RunSettings("both", "one", 7, 2.5, 100, 42, "bfn")
-    assert s.kinds == ("discrete", "continuous") and s.labels == [7]
-    assert parse_settings("discrete", "none", None, 0, 1, 0).labels == [None] * 10
-    assert parse_settings("continuous", "all", None, 10, MAX_STEPS, 2**32 - 1).labels == list(range(10))
+def test_parse_settings_accepts_widget_and_api_values(menu):
+    s = parse_settings("both", "one", 7.0, "2.5", 100.0, "42", "bfn", menu=menu)
+    assert s == RunSettings("both", "one", 7, 2.5, 100, 42, "bfn", menu)
+    assert s.models == ("discrete", "continuous") and s.labels == [7]
+    assert s.describe().startswith("Both, side by side · digit 7 · guidance 2.5 · 100 steps")
+    assert parse_settings("discrete", "none", None, 0, 1, 0, menu=menu).labels == [None] * 10
+    assert parse_settings("continuous", "all", None, 10, MAX_STEPS, 2**32 - 1, menu=menu).labels == list(range(10))
+
+
+def test_the_model_menu_comes_from_the_models_flows(models, menu):
+    """Titles are the flows' own; the choices are the models' names, then side by side; labels are the models'."""
+    assert menu.titles == {name: m.flow.display.title for name, m in models.items()}
+    assert menu.titles == {"discrete": "Binarised (discrete)", "continuous": "Continuous"}
+    assert menu.choices == {**menu.titles, BOTH: "Both, side by side"}
+    assert menu.num_labels == models["discrete"].num_labels == 10
+    twins = model_menu({"a": models["discrete"], "b": models["discrete"], "c": models["continuous"]})
+    assert twins.titles == {"a": "Binarised (discrete) · a", "b": "Binarised (discrete) · b", "c": "Continuous"}
+    assert twins.models(BOTH) == ("a", "b", "c") and twins.models("b") == ("b",)
+    assert model_menu({"b": models["discrete"]}).choices == {"b": "Binarised (discrete)"}  # one model: no side by side
 
 
 @pytest.mark.parametrize(
@@ -72,58 +112,95 @@ def test_parse_settings_accepts_widget_and_api_values():
         ("sampler", "magic", "sampler must be one of"),
     ],
 )
-def test_parse_settings_rejects_bad_values_with_a_clear_message(field, value, message):
+def test_parse_settings_rejects_bad_values_with_a_clear_message(field, value, message, menu):
     values = dict(SETTINGS, digits="one", digit=3)
     values[field] = value
     with pytest.raises(ValueError, match=message):
-        parse_settings(**values)
+        parse_settings(**values, menu=menu)
 
 
-def test_parse_settings_refuses_a_model_that_is_not_loaded():
-    with pytest.raises(ValueError, match="continuous model is not loaded"):
-        parse_settings(**SETTINGS, available=("discrete",))
+def test_parse_settings_refuses_a_model_that_is_not_loaded(discrete_model):
+    only_discrete = model_menu({"discrete": discrete_model})
+    with pytest.raises(ValueError, match="continuous model is not loaded on this server; available: discrete"):
+        parse_settings(**dict(SETTINGS, model="continuous"), menu=only_discrete)
+    with pytest.raises(ValueError, match="'both' runs several models side by side, but this server has loaded only discrete"):
+        parse_settings(**SETTINGS, menu=only_discrete)
+    with pytest.raises(ValueError, match="model must be one of 'discrete'; got 'gan'"):
+        parse_settings(**dict(SETTINGS, model="gan"), menu=only_discrete)
+
+
+def test_models_are_known_by_name_and_a_name_is_taken_once(discrete_model, continuous_model):
+    bank = ModelBank()
+    bank.add("discrete", discrete_model, "weights/discrete")
+    with pytest.raises(ModelLoadError, match="two models named 'discrete' \\(weights/discrete and elsewhere/discrete\\)"):
+        bank.add("discrete", continuous_model, "elsewhere/discrete")
+    with pytest.raises(ModelLoadError, match="may not be named 'both'"):
+        bank.add("both", continuous_model, "x/both")
+    bank.add("mine", continuous_model, "owner/mine")
+    assert bank.menu.names == ("discrete", "mine") and bank.menu.titles["mine"] == "Continuous"
 
 
 # -------------------------------------------------------------------------------------------------- frames
 
 
-def test_frames_store_every_step_compactly(discrete_model, continuous_model):
-    for model in (discrete_model, continuous_model):
-        fr = record(model, labels=(0, 1, 2), steps=6)
-        assert fr.count == 7 and fr.latest == 6 and fr.finished
-        assert fr.theta.dtype == np.float16 and fr.theta.shape == (7, 3, 28, 28)
-        assert fr.output.dtype == np.float16 and fr.sample.shape == (3, 28, 28)
-        assert np.all((fr.stats >= 0) & (fr.stats <= 1))
-        assert fr.stats[0, 1] == 0  # nothing is decided at the prior
-        assert 0.99 * run_bytes(6, 3, 1, classified=False) <= fr.nbytes <= run_bytes(6, 3, 1, classified=False)
-        lo, hi = fr.value_range
-        assert fr.theta[: fr.count].min() >= lo - 1e-3 or model.kind == "continuous"
-        assert (fr.precision is None) == (model.kind == "discrete")
+def test_frames_store_every_step_compactly(model):
+    states = []
+    fr = record(model, labels=(0, 1, 2), steps=6, states=states)
+    assert fr.count == 7 and fr.latest == 6 and fr.finished
+    assert fr.theta.dtype == np.float16 and fr.theta.shape == (7, 3, 28, 28)
+    assert fr.output.dtype == np.float16 and fr.sample.shape == (3, 28, 28)
+    assert np.all((fr.stats >= 0) & (fr.stats <= 1))
+    assert fr.stats[0, 1] == 0  # nothing is decided at the prior
+    assert 0.99 * frames_bound(6, 3, 1, digit_classes=0) <= fr.nbytes <= frames_bound(6, 3, 1, digit_classes=0)
+    assert fr.title == model.flow.display.title and fr.value_range == model.flow.display.value_range
+    # every step is kept as sampled, to float16's three significant digits
+    for state in states:
+        np.testing.assert_allclose(fr.theta[state.step], state.theta.numpy(), rtol=1e-3, atol=1e-3)
+        np.testing.assert_allclose(fr.output[state.step], state.output.numpy(), rtol=1e-3, atol=1e-3)
+        assert fr.t[state.step] == pytest.approx(state.t) and fr.guidance[state.step] == state.guidance
+    np.testing.assert_allclose(fr.sample, states[-1].sample.numpy(), rtol=1e-3, atol=1e-3)
+    # the output distribution and the sample lie in the display range (θ of a continuous flow, a mean of noisy
+    # observations, may leave it)
+    lo, hi = fr.value_range
+    for values in (fr.output[: fr.count], fr.sample):
+        assert lo - 1e-3 <= values.min() and values.max() <= hi + 1e-3
+    # a precision is kept exactly when the states carry one
+    assert (fr.precision is None) == (states[0].precision is None)
+    if fr.precision is not None:
+        np.testing.assert_allclose(fr.precision, np.stack([s.precision.numpy() for s in states]), rtol=1e-6)
 
 
-def test_frames_refuse_states_out_of_order():
-    fr = Frames("discrete", 1, 3, (0.0, 1.0))
+def test_frames_keep_the_flows_statistics_of_the_unrounded_states(model):
+    states = []
+    fr = record(model, labels=(0, 1, 2), steps=6, states=states)
+    for state in states:
+        expected = model.flow.step_statistics(state.theta.float(), None if state.precision is None else state.precision.float())
+        np.testing.assert_allclose(fr.stats[state.step], expected, rtol=1e-6)
+
+
+def test_frames_refuse_states_out_of_order(discrete_model):
+    fr = Frames(discrete_model.flow, 1, 3)
     state = StepState(step=1, num_steps=3, t=1 / 3, theta=torch.zeros(1, 28, 28), precision=None, output=torch.zeros(1, 28, 28))
     with pytest.raises(ValueError, match="expected step 0 of 3"):
         fr.record(state)
 
 
-def test_run_bytes_bound_matches_the_documented_maximum():
-    worst = run_bytes(MAX_STEPS, 10, 2)
-    assert 60e6 < worst < 64e6  # "≤ 64 MB per session"
-    assert run_bytes(100, 10, 2) < 6.5e6
+def test_the_frames_bound_matches_the_documented_maximum():
+    worst = frames_bound(MAX_STEPS, 10, 2, digit_classes=10)
+    assert 60e6 < worst < 64e6  # "≤ 64 MB for 1000 steps side by side"
+    assert frames_bound(100, 10, 2, digit_classes=10) < 6.5e6  # README: "6.5 MB for 100 steps side by side"
 
 
-def test_step_stats_range_from_undecided_to_decided():
-    half = np.full((2, 28, 28), 0.5, np.float32)
-    assert step_stats("discrete", half, None) == pytest.approx((1.0, 0.0))
-    sure = np.zeros((2, 28, 28), np.float32)
+def test_step_statistics_range_from_undecided_to_decided(discrete_model, continuous_model):
+    """What the summary plot shows per step, as the flows compute it for `Frames.record`."""
+    discrete, continuous = discrete_model.flow, continuous_model.flow
+    assert discrete.step_statistics(torch.full((2, 28, 28), 0.5), None) == pytest.approx((1.0, 0.0))
+    sure = torch.zeros(2, 28, 28)
     sure[0] = 1
-    uncertainty, decided = step_stats("discrete", sure, None)
+    uncertainty, decided = discrete.step_statistics(sure, None)
     assert uncertainty < 1e-5 and decided == 1
-    assert step_stats("continuous", np.zeros((2, 28, 28), np.float32), np.ones(2)) == pytest.approx((1.0, 0.0))
-    ink = np.ones((2, 28, 28), np.float32)
-    uncertainty, decided = step_stats("continuous", ink, np.full(2, 1e4))
+    assert continuous.step_statistics(torch.zeros(2, 28, 28), torch.ones(2)) == pytest.approx((1.0, 0.0))
+    uncertainty, decided = continuous.step_statistics(torch.ones(2, 28, 28), torch.full((2,), 1e4))
     assert uncertainty == pytest.approx(0.01) and decided == 1
 
 
@@ -141,42 +218,44 @@ def test_session_pixels_toggle_and_are_capped():
     assert len(s.pixels) == 8 and s.pixels[0] == (0, 4, 4)
 
 
-def test_runs_are_independent_stoppable_and_evicted_by_memory(discrete_model, continuous_model):
-    models = {"discrete": discrete_model, "continuous": continuous_model}
-    small = parse_settings("discrete", "one", 3, 1.0, 5, 0)
-    store = SessionStore(max_bytes=int(2.5 * run_bytes(5, 1, 1)))
+def test_runs_are_independent_stoppable_and_evicted_by_memory(models, menu):
+    small = parse_settings("discrete", "one", 3, 1.0, 5, 0, menu=menu)
+    store = SessionStore(max_bytes=int(2.5 * frames_bound(5, 1, 1, digit_classes=0)))
     runs = []
     for sid in ("a", "b", "c"):
         runs.append(store.start_run(sid, small, models))
+        assert runs[-1].running
         runs[-1].join(30)
-    assert all(r.status == "done" for r in runs)
-    # the third run pushed the total over the budget: the least recently used finished run went
+    assert all(r.state is RunState.DONE and not r.running for r in runs)
+    # the third run pushed the total over the budget: the least recently used ended run went
     assert store.get("a").run is None and store.get("b").run is runs[1] and store.get("c").run is runs[2]
-    assert store.nbytes <= store.max_bytes
+    assert sum(store.get(sid).run.nbytes for sid in ("b", "c")) <= store.max_bytes
 
-    long = parse_settings("both", "all", None, 2.0, 1000, 0)
+    long = parse_settings("both", "all", None, 2.0, 1000, 0, menu=menu)
     run = store.start_run("b", long, models)
     assert run.wait(-1, timeout=30) >= 0
     run.stop(wait=30)
-    assert run.done and run.status == "stopped" and 0 <= run.latest < 1000
+    assert run.state is RunState.STOPPED and not run.running and 0 <= run.latest < 1000
+    assert list(run.frames) == ["discrete", "continuous"]
+    assert [fr.title for fr in run.frames.values()] == ["Binarised (discrete)", "Continuous"]
     store.drop("c")
     assert "c" not in store._sessions
 
 
-def test_a_run_reports_sampler_errors(discrete_model):
-    settings = parse_settings("discrete", "all", None, 1.0, 5, 0)
+def test_a_run_reports_sampler_errors(discrete_model, menu):
+    settings = parse_settings("discrete", "all", None, 1.0, 5, 0, menu=menu)
     run = Run(settings, {"discrete": discrete_model})
-    run.frames["discrete"] = Frames("discrete", 10, 4, (0.0, 1.0))  # wrong length: record() must refuse
+    run.frames["discrete"] = Frames(discrete_model.flow, 10, 4)  # wrong length: record() must refuse
     run.start().join(30)
-    assert run.status == "failed" and "expected step" in run.error
+    assert run.state is RunState.FAILED and "expected step" in run.error
 
 
-def test_a_run_nobody_watches_stops_by_itself(discrete_model, monkeypatch):
+def test_a_run_nobody_watches_stops_by_itself(discrete_model, menu, monkeypatch):
     monkeypatch.setattr("app.session.IDLE_STOP_S", 0.0)
-    run = Run(parse_settings("discrete", "all", None, 1.0, 1000, 0), {"discrete": discrete_model})
+    run = Run(parse_settings("discrete", "all", None, 1.0, 1000, 0, menu=menu), {"discrete": discrete_model})
     run.last_seen = time.monotonic() - 1
     run.start().join(30)
-    assert run.status == "stopped" and run.latest < 1000
+    assert run.state is RunState.STOPPED and run.latest < 1000
 
 
 # --------------------------------------------------------------------------------------------------- images
@@ -187,14 +266,16 @@ def test_grid_layout_locates_every_pixel(batch):
     layout = render.GridLayout(batch, scale=3)
     values = np.zeros((batch, 28, 28), np.float32)
     picture = render.image_grid(values, (0.0, 1.0), scale=3)
-    assert picture.shape == layout.shape and picture.dtype == np.uint8
+    cell = 28 + render.PAD
+    assert picture.shape == ((layout.rows * cell + render.PAD) * 3, (layout.cols * cell + render.PAD) * 3)
+    assert picture.dtype == np.uint8
     for b in range(batch):
         for r, c in ((0, 0), (13, 27), (27, 5)):
             top = render.PAD + (b // layout.cols) * (28 + render.PAD) + r
             left = render.PAD + (b % layout.cols) * (28 + render.PAD) + c
             assert layout.locate(left * 3 + 1, top * 3 + 2) == (b, r, c)
     assert layout.locate(0, 0) is None  # padding
-    assert layout.locate(layout.shape[1] + 5, 5) is None
+    assert layout.locate(picture.shape[1] + 5, 5) is None
 
 
 def test_images_map_values_to_grey_levels(both):
@@ -229,7 +310,10 @@ def test_pixel_heatmap_has_per_pixel_hover_values(both):
         np.testing.assert_allclose(trace["z"], fr.theta[4, 3].astype(np.float32))
         np.testing.assert_allclose(trace["customdata"], fr.output[4, 3].astype(np.float32))
         assert "%{z" in trace["hovertemplate"] and "%{customdata" in trace["hovertemplate"]
-        assert [trace["zmin"], trace["zmax"]] == list(fr.value_range)
+        assert f"{fr.display.theta_name} = %{{z" in trace["hovertemplate"]  # the flow's names for its views
+        assert f"{fr.display.output_name} = %{{customdata" in trace["hovertemplate"]
+        assert [trace["zmin"], trace["zmax"]] == list(fr.value_range) and trace["name"] == fr.title
+    assert [a["text"] for a in fig["layout"]["annotations"]] == ["Binarised (discrete)", "Continuous"]
     assert "digit 3" in heatmaps[0]["hovertemplate"] and "σ = " in heatmaps[1]["hovertemplate"]
     markers = [t for t in fig["data"] if t["type"] == "scatter"]
     assert [m["x"] for m in markers] == [[14, 6], [14, 6]]  # pixels of image 3 only
@@ -257,8 +341,35 @@ def test_step_summary_shows_histogram_and_per_step_curves(both):
     lines = [t for t in fig["data"] if t["type"] == "scatter"]
     assert len(lines) == 4 and all(len(t["y"]) == both["discrete"].count for t in lines)
     assert all(0 <= float(t["y"].min()) and float(t["y"].max()) <= 1 for t in lines)
+    # each model's uncertainty is named as its flow names it, its colour is its position's
+    assert [t["name"] for t in lines] == [
+        "Binarised (discrete): mean entropy of θ (bits)", "Binarised (discrete): decided",
+        "Continuous: σ of θ (1/√ρ)", "Continuous: decided",
+    ]  # fmt: skip
+    assert [b["marker"]["color"] for b in bars] == list(render.MODEL_COLOURS[:2])
+    np.testing.assert_allclose(lines[2]["y"], both["continuous"].stats[:, 0])
+    assert "Decided pixels (θ ≥ 97.5% sure)" in [a["text"] for a in fig["layout"]["annotations"]]
     single = render.step_summary({"discrete": both["discrete"]}, 99)  # a step beyond the run is clamped
     assert single["layout"]["shapes"][0]["x0"] == both["discrete"].latest
+
+
+def test_views_lay_out_every_output_in_the_layouts_order_and_skip_what_is_unset():
+    names = ("discrete", "continuous")
+    views = Views(status="hi", images={"discrete": ("dθ", "dout"), "continuous": (None, None)}, beliefs="b")
+    skip = {"__type__": "update"}  # what gr.skip() sends: leave the component as it is
+    assert views.outputs(names, SHOWN) == ["hi", "dθ", "dout", None, None, skip, skip, skip, skip, "b"]
+    assert views.outputs(names, PIXEL) == [skip, skip, "b"]
+    views.columns = {"discrete": "col d", "continuous": "col c"}
+    assert views.outputs(names, GENERATED)[-2:] == ["col d", "col c"]
+    assert Views().outputs(names, GENERATED) == [skip] * 12
+
+
+def test_the_app_never_asks_a_flow_its_kind():
+    """Every per-kind fact comes from the model's flow (bfn/): nothing in app/ branches on a kind."""
+    pattern = re.compile(r"kind ?(==|!=)|\.kind in|getattr\([^)]*flow")
+    hits = [f"{path.name}:{n}" for path in sorted((ROOT / "app").glob("*.py"))
+            for n, line in enumerate(path.read_text().splitlines(), 1) if pattern.search(line)]  # fmt: skip
+    assert not hits
 
 
 def test_decision_step_is_where_the_final_digit_becomes_sure():
@@ -286,7 +397,7 @@ def with_beliefs(frames: Frames, tops: list[int]) -> Frames:
 
 def test_digit_beliefs_plots_ten_probabilities_and_the_decision(both, discrete_model):
     tops = [5, 1, 7, 7, 9, 7, 7]  # top digit 7 for good from step 5
-    frames = {kind: with_beliefs(fr, tops) for kind, fr in both.items()}
+    frames = {name: with_beliefs(fr, tops) for name, fr in both.items()}
     fig = render.digit_beliefs(frames, 2, image=4, labels=list(range(10)))
     go.Figure(fig)
     lines = [t for t in fig["data"] if t["mode"] == "lines"]
@@ -303,7 +414,7 @@ def test_digit_beliefs_plots_ten_probabilities_and_the_decision(both, discrete_m
     assert sum(a["text"] == "guidance 2" for a in fig["layout"]["annotations"]) == 2
     plain = render.digit_beliefs({"discrete": record(discrete_model, range(10), guidance=1.0)}, 2)
     assert not [s for s in plain["layout"]["shapes"] if s["type"] == "rect"]
-    hedging = {kind: with_beliefs(fr, tops) for kind, fr in both.items()}
+    hedging = {name: with_beliefs(fr, tops) for name, fr in both.items()}
     for fr in hedging.values():
         fr.digit_probs[:, :, 7] = 0.3  # 7 stays on top, but never sure
     unsure = render.digit_beliefs(hedging, 2, image=4)
@@ -313,13 +424,13 @@ def test_digit_beliefs_plots_ten_probabilities_and_the_decision(both, discrete_m
     assert off["data"] == [] and "No digit classifier" in off["layout"]["annotations"][-1]["text"]
 
 
-def test_runs_record_what_the_classifier_sees(discrete_model):
+def test_runs_record_what_the_classifier_sees(discrete_model, menu):
     classifier = load_classifier()
-    run = Run(parse_settings("discrete", "all", None, 2.0, 5, 0), {"discrete": discrete_model}, classifier).start()
+    run = Run(parse_settings("discrete", "all", None, 2.0, 5, 0, menu=menu), {"discrete": discrete_model}, classifier).start()
     run.join(60)
     fr = run.frames["discrete"]
-    assert run.finished and fr.digit_probs.shape == (6, 10, 10)
-    assert fr.nbytes <= run_bytes(5, 10, 1)
+    assert run.state is RunState.DONE and fr.digit_probs.shape == (6, 10, 10)
+    assert fr.nbytes <= frames_bound(5, 10, 1, digit_classes=10)
     np.testing.assert_allclose(fr.digit_probs.sum(axis=-1), 1.0, rtol=1e-5)
     expected = classify_states(classifier, torch.from_numpy(fr.output.astype(np.float32)), fr.value_range).numpy()
     np.testing.assert_allclose(fr.digit_probs, expected, atol=0.02)  # the frames keep outputs as float16

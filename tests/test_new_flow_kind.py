@@ -39,7 +39,7 @@ class LinearGaussianFlow:
     nll_unit = NllUnit("bits/dim", per_dim=True, per_bit=True)
     default_guidance_interval = (0.0, 1.0)
     display = FlowDisplay("Linear Gaussian (toy)", "toy", "grey levels in [−1, 1].", "**θ**: μ", "**output**: x̂",
-                          "θ: μ", "output: x̂", (-1.0, 1.0), "σ of θ")
+                          "θ: μ", "output: x̂", (-1.0, 1.0), "σ of θ", "θ is a mean μ per pixel and one precision.")
     evidence_noise_var = 1.0
 
     def data_from_images(self, images: Tensor, generator: torch.Generator | None = None) -> Tensor:

@@ -1,0 +1,303 @@
+"""The Gradio app's layout: the components, the words around them, and which handler each event runs.
+
+The handlers live in `app.handlers`; everything a model's panel says about it (title, captions, its guidance
+interval in the explanation) is read from the loaded models, so one panel is built per loaded model.
+
+Public API endpoints (stable names, for `gradio_client`):
+    /generate       (model, digits, digit, guidance, steps, seed, sampler) → streamed views; ends with the final
+    /stop           stop this session's run; → the views at its last step
+    /scrub          (step) → the views at that step
+    /play           → streamed views from the step on show to the end
+    /add_pixel      (image, row, col) → heatmap, trajectories, digit view (toggles the pixel)
+    /clear_pixels   → heatmap, trajectories, digit view
+    /export_gif     → the run as an animated GIF file
+    /export_png     → the final grid as a PNG file
+Views are, in order (`app.handlers.Views`): status (Markdown), θ and output images of each loaded model in
+turn (None for a model not in the run), the step slider, and four Plotly figures (pixel heatmap, pixel
+trajectories, step summary, and which digit the classifier sees per step). The digit view of /add_pixel and
+/clear_pixels shows the image chosen last.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+
+import gradio as gr
+
+from app.handlers import GENERATED, PIXEL, SHOWN, Handlers, Views
+from app.models import ModelBank
+from app.params import (
+    BOTH,
+    DEFAULT_SAMPLER,
+    DIGIT_MODE_LABELS,
+    DIGIT_MODES,
+    MAX_GUIDANCE,
+    MAX_SEED,
+    MAX_STEPS,
+    MIN_GUIDANCE,
+    MIN_STEPS,
+    SAMPLER_CHOICES,
+    ModelMenu,
+)
+from bfn.sampling import guidance_interval_for
+
+QUEUE_SIZE = 32  # requests waiting beyond that are refused with "queue full"
+
+
+def explanation(bank: ModelBank) -> str:
+    """The "What am I looking at?" text: how a BFN generates, then what each loaded model's views hold."""
+    titles = bank.menu.titles
+    models = []
+    for name, model in bank.models.items():
+        d, (start, end) = model.flow.display, guidance_interval_for(model)
+        models.append(
+            f"* **{titles[name]}** — {d.explanation} Guidance above 1 acts at t = {start:g}–{end:g}."
+        )
+    return f"""
+**What am I looking at?** A Bayesian Flow Network does not paint a digit pixel by pixel, and it does not
+denoise a noisy picture either. It keeps a *belief* about every pixel and sharpens all of them at once.
+
+* **Input distribution θ** — the current belief about every pixel, shown as an image: grey = "no idea",
+  white = "surely ink", black = "surely background". What it holds per pixel depends on the model (below).
+* **Output distribution** — what the neural network, looking at θ, predicts the finished digit will be. It
+  is sharp early on; θ then moves towards it a little with every noisy observation, and the network
+  predicts again. At the last step the output distribution *is* the generated digit.
+* **Guidance** — how strongly the chosen digit is enforced. 0 ignores the digit (the network's own idea of
+  "some digit"), 1 is the plain conditional model, larger values exaggerate what makes a 3 look like a 3:
+  cleaner digits, less variety, and eventually a cartoonish look. Guidance above 1 acts only while the digit
+  is being decided (each model's interval of time is below); the plain conditional model draws the rest:
+  digits as clear, more varied, and fewer network passes.
+* **Steps** — how many small observations are made. More steps: smoother, better digits; fewer steps: faster
+  but rougher. Each step costs one pass of the network (two where guidance acts).
+
+The models here:
+
+{chr(10).join(models)}
+
+Click any pixel of any image to follow it in *Pixel trajectories* and the heatmap; drag the step slider to
+scrub through the run; ▶ replays it.
+"""
+
+
+@dataclass(frozen=True)
+class Preset:
+    """An example run: clicking it fills the settings and generates at once. `model` names a shipped model
+    (or BOTH); a preset whose model this server has not loaded is not offered."""
+
+    label: str
+    model: str
+    digits: str
+    digit: int
+    guidance: float | None  # None: the models' recommended guidance
+    steps: int | None  # None: the models' recommended step count
+    seed: int
+    sampler: str = DEFAULT_SAMPLER
+
+    def inputs(self, menu: ModelMenu) -> list:
+        """The values of the settings widgets, in their order (`build`'s `settings`)."""
+        guidance = menu.recommended.guidance if self.guidance is None else self.guidance
+        steps = menu.recommended.steps if self.steps is None else self.steps
+        return [self.model, self.digits, self.digit, guidance, steps, self.seed, self.sampler]
+
+
+PRESETS = (
+    Preset("Side by side: all ten digits", BOTH, "all", 0, None, None, 0),
+    Preset("No guidance (w = 0)", "discrete", "all", 0, 0.0, None, 1),
+    Preset("Strong guidance (w = 8)", "discrete", "all", 0, 8.0, None, 1),
+    Preset("Only 10 steps", BOTH, "all", 0, None, 10, 2),
+    Preset("1000 steps, one digit", "continuous", "one", 8, None, 1000, 3),
+    Preset("Unconditional", BOTH, "none", 0, 1.0, None, 4),
+)
+
+CSS = """
+/* live images arrive at their true size (28 px per digit): enlarge them crisply in the browser */
+.pixelated img { image-rendering: pixelated; width: 100%; height: 100%; object-fit: contain; cursor: crosshair; }
+#status { min-height: 3.2em; }
+#generate-btn { font-size: 1.05rem; }
+.compact-btn { align-self: flex-end; max-height: 2.6rem; margin-bottom: 0.55rem; }
+.model-title h3 { margin: 0.1em 0 0 0; }
+.caption p { margin: 0.3em 0 -0.4em 0; font-size: 0.9em; color: var(--body-text-color-subdued); }
+footer { display: none !important; }
+"""
+
+
+# Gradio's own click coordinates assume an image is never shown larger than its file, but the live images are
+# small files enlarged by CSS; so clicks are mapped to image pixels here (object-fit: contain) and passed on
+# through a hidden textbox, whose input event runs Handlers.click_pixel.
+PIXEL_CLICK_JS = """
+() => {
+  document.addEventListener("click", (ev) => {
+    const img = ev.target.closest && ev.target.closest(".pixelated img");
+    if (!img || !img.naturalWidth) return;
+    const r = img.getBoundingClientRect();
+    const s = Math.min(r.width / img.naturalWidth, r.height / img.naturalHeight);
+    const x = (ev.clientX - r.left - (r.width - img.naturalWidth * s) / 2) / s;
+    const y = (ev.clientY - r.top - (r.height - img.naturalHeight * s) / 2) / s;
+    if (x < 0 || y < 0 || x >= img.naturalWidth || y >= img.naturalHeight) return;
+    const box = document.querySelector("#pixel-click textarea, #pixel-click input");
+    if (!box) return;
+    box.value = `${x.toFixed(2)},${y.toFixed(2)},${Date.now()}`;
+    box.dispatchEvent(new Event("input", { bubbles: true }));
+  }, true);
+}
+"""
+
+
+def theme() -> gr.themes.Theme:
+    """A calm theme with system fonts only (nothing is fetched from the internet)."""
+    system = ["ui-sans-serif", "system-ui", "-apple-system", "Segoe UI", "Roboto", "sans-serif"]
+    mono = ["ui-monospace", "SFMono-Regular", "Menlo", "Consolas", "monospace"]
+    return gr.themes.Soft(primary_hue="indigo", secondary_hue="orange", neutral_hue="slate", font=system, font_mono=mono)
+
+
+def element_id(name: str) -> str:
+    """A model's name as it may appear in an HTML id (folder names may hold any character)."""
+    return re.sub(r"[^A-Za-z0-9_-]", "-", name)
+
+
+def _model_panel(handlers: Handlers, name: str, shown: bool) -> tuple[gr.Column, tuple[gr.Image, gr.Image]]:
+    """One model's column: its title, and its θ and output images with the flow's captions."""
+    display = handlers.bank.models[name].flow.display
+    with gr.Column(visible=shown, min_width=260) as column:
+        gr.Markdown(f"### {handlers.menu.titles[name]}", elem_classes=["model-title"])
+        images = []
+        for caption, view in ((display.theta_caption, "theta"), (display.output_caption, "output")):
+            gr.Markdown(caption, elem_classes=["caption"])
+            images.append(
+                gr.Image(
+                    label=caption, show_label=False, type="numpy", format="png", height=220, interactive=False,
+                    buttons=["download", "fullscreen"], elem_classes=["pixelated"],
+                    elem_id=f"{element_id(name)}-{view}", placeholder="Press Generate",
+                )
+            )  # fmt: skip
+    return column, (images[0], images[1])
+
+
+def build(handlers: Handlers) -> gr.Blocks:
+    """The Blocks app, its events wired to `handlers`."""
+    menu = handlers.menu
+    choices = menu.choices
+    default_model = BOTH if BOTH in choices else menu.names[0]
+    presets = [p for p in PRESETS if p.model in choices]
+    with gr.Blocks(title="BFN Studio", delete_cache=(600, 3600), analytics_enabled=False) as demo:
+        gr.Markdown(
+            "# BFN Studio\nWatch a [Bayesian Flow Network](https://arxiv.org/abs/2308.07037) (Graves et al. 2023) "
+            "write MNIST digits: every pixel starts as a coin flip and becomes certain, step by step."
+        )
+        with gr.Accordion("What am I looking at?", open=False, elem_id="explain"):
+            gr.Markdown(explanation(handlers.bank))
+        with gr.Row(equal_height=False):
+            with gr.Column(scale=1, min_width=300):
+                model = gr.Radio([(label, value) for value, label in choices.items()], value=default_model, label="Model", elem_id="model")
+                digits = gr.Radio([(DIGIT_MODE_LABELS[d], d) for d in DIGIT_MODES], value="all", label="Digits", elem_id="digits")
+                digit = gr.Radio(list(range(menu.num_labels)), value=min(3, menu.num_labels - 1), label="Which digit", visible=False, elem_id="digit")
+                guidance = gr.Slider(
+                    MIN_GUIDANCE, MAX_GUIDANCE, value=menu.recommended.guidance, step=0.5, label="Guidance",
+                    info="0: ignore the digit · 1: plain conditional · higher: more typical digits",
+                    elem_id="guidance",
+                )  # fmt: skip
+                steps = gr.Slider(MIN_STEPS, MAX_STEPS, value=menu.recommended.steps, step=1, label="Steps", elem_id="steps")
+                with gr.Row(equal_height=True):
+                    seed = gr.Number(value=0, precision=0, minimum=0, maximum=MAX_SEED, label="Seed", scale=3, min_width=120, elem_id="seed")
+                    dice = gr.Button("Random", scale=1, size="sm", min_width=70, elem_id="dice", elem_classes=["compact-btn"])
+                sampler = gr.Dropdown(
+                    list(SAMPLER_CHOICES), value=DEFAULT_SAMPLER, label="Sampler", elem_id="sampler",
+                    info=f"recommended: each model's own ({menu.recommended.sampler}; {menu.recommended.few_steps_sampler} "
+                    f"below {menu.recommended.few_steps_below} steps) · bfn: the paper's sampler · others: few-step solvers",
+                )  # fmt: skip
+                with gr.Row():
+                    generate_btn = gr.Button("Generate", variant="primary", elem_id="generate-btn", scale=2)
+                    stop_btn = gr.Button("Stop", variant="stop", elem_id="stop-btn", scale=1)
+                settings = [model, digits, digit, guidance, steps, seed, sampler]
+                examples = gr.Examples(
+                    [p.inputs(menu) for p in presets], inputs=settings, example_labels=[p.label for p in presets],
+                    label="Presets (click one: it runs at once)",
+                )  # fmt: skip
+            with gr.Column(scale=3):
+                status = gr.Markdown("Choose settings and press **Generate**.", elem_id="status")
+                pixel_click = gr.Textbox(visible="hidden", elem_id="pixel-click")  # written by PIXEL_CLICK_JS
+                columns, images = {}, {}
+                with gr.Row(equal_height=True):
+                    for name in menu.names:
+                        columns[name], images[name] = _model_panel(handlers, name, default_model in (BOTH, name))
+                with gr.Row(equal_height=True):
+                    step_slider = gr.Slider(0, menu.recommended.steps, value=0, step=1, label="Step (drag to scrub)", scale=6, elem_id="step-slider")
+                    play_btn = gr.Button("▶ Play", scale=1, size="sm", elem_id="play-btn", elem_classes=["compact-btn"])
+                with gr.Tabs():
+                    with gr.Tab("Pixel heatmap", id="heatmap"):
+                        heatmap = gr.Plot(label="Pixel heatmap", show_label=False, elem_id="heatmap")
+                    with gr.Tab("Pixel trajectories", id="trajectories"):
+                        trajectories = gr.Plot(label="Pixel trajectories", show_label=False, elem_id="trajectories")
+                        with gr.Row(equal_height=True):
+                            px_image = gr.Number(value=0, precision=0, minimum=0, maximum=menu.num_labels - 1, label="Image", min_width=80)
+                            px_row = gr.Number(value=14, precision=0, minimum=0, maximum=27, label="Row", min_width=80)
+                            px_col = gr.Number(value=14, precision=0, minimum=0, maximum=27, label="Column", min_width=80)
+                            add_btn = gr.Button("Add / remove pixel", size="sm", elem_classes=["compact-btn"])
+                            clear_btn = gr.Button("Clear pixels", size="sm", elem_classes=["compact-btn"])
+                        gr.Markdown("<small>Or click a pixel in any image above (the heatmap then shows that image). Up to 8 pixels; choosing a pixel again removes it.</small>")
+                    with gr.Tab("Step summary", id="summary"):
+                        summary = gr.Plot(label="Step summary", show_label=False, elem_id="summary")
+                    with gr.Tab("Which digit?", id="classifier"):
+                        beliefs = gr.Plot(label="Which digit?", show_label=False, elem_id="digit-beliefs")
+                        gr.Markdown(
+                            "<small>A small digit classifier (weights/classifier, see its model card) reads the "
+                            "output distribution at every step; the ★ marks the step from which it sees the final "
+                            "digit for good (top digit, at least 50%); the shaded band, the steps where guidance "
+                            "above 1 acts. With a digit asked for, the network's very "
+                            "first prediction is already an average of that digit; choose *Unconditional* to watch "
+                            "a digit decide itself. Click any image above to show that one.</small>"
+                        )
+                    with gr.Tab("Export", id="export"):
+                        with gr.Row():
+                            gif_btn = gr.Button("Make animated GIF", elem_id="gif-btn")
+                            png_btn = gr.Button("Make PNG of the final grid", elem_id="png-btn")
+                        export_file = gr.File(label="Download", interactive=False, elem_id="export-file")
+        components = Views(
+            status=status, images=images, slider=step_slider, heatmap=heatmap, trajectories=trajectories,
+            summary=summary, beliefs=beliefs, columns=columns,
+        )  # fmt: skip
+        views, pixel_views = components.outputs(menu.names, SHOWN), components.outputs(menu.names, PIXEL)
+        gen_args = dict(
+            fn=handlers.generate,
+            inputs=settings,
+            outputs=components.outputs(menu.names, GENERATED),
+            preprocess=False,  # raw values: every input is checked by parse_settings, with clear messages
+            show_progress="minimal",
+            concurrency_limit=handlers.max_concurrent,
+            concurrency_id="generate",
+        )
+        gen_event = generate_btn.click(api_name="generate", **gen_args)
+        preset_event = examples.load_input_event.then(api_visibility="private", **gen_args)
+        play_event = play_btn.click(
+            handlers.play, outputs=views, api_name="play", show_progress="hidden",
+            concurrency_limit=handlers.max_concurrent, concurrency_id="play",
+        )  # fmt: skip
+        stop_btn.click(handlers.stop, outputs=views, api_name="stop", cancels=[gen_event, preset_event, play_event], concurrency_limit=None)
+        step_slider.input(
+            handlers.scrub, inputs=step_slider, outputs=views, api_name="scrub", preprocess=False,
+            trigger_mode="always_last", show_progress="hidden", concurrency_limit=None,
+        )  # fmt: skip
+        pixel_click.change(
+            handlers.click_pixel, inputs=pixel_click, outputs=pixel_views, api_visibility="private",
+            trigger_mode="always_last", show_progress="hidden", concurrency_limit=None,
+        )  # fmt: skip
+        demo.load(None, js=PIXEL_CLICK_JS)
+        add_btn.click(handlers.add_pixel, inputs=[px_image, px_row, px_col], outputs=pixel_views, api_name="add_pixel", preprocess=False, concurrency_limit=None)
+        clear_btn.click(handlers.clear_pixels, outputs=pixel_views, api_name="clear_pixels", concurrency_limit=None)
+        gif_btn.click(handlers.export_gif, outputs=export_file, api_name="export_gif", concurrency_limit=2, concurrency_id="export")
+        png_btn.click(handlers.export_png, outputs=export_file, api_name="export_png", concurrency_limit=2, concurrency_id="export")
+        dice.click(None, js=f"() => Math.floor(Math.random() * {MAX_SEED})", outputs=seed)
+        model.change(
+            lambda m: [gr.Column(visible=m in (BOTH, name)) for name in menu.names],
+            inputs=model, outputs=components.outputs(menu.names, ("columns",)), queue=False, api_visibility="private", show_progress="hidden",
+        )  # fmt: skip
+        digits.change(lambda d: gr.Radio(visible=d == "one"), inputs=digits, outputs=digit, queue=False, api_visibility="private", show_progress="hidden")
+        demo.unload(handlers.forget)
+    demo.queue(default_concurrency_limit=1, max_size=QUEUE_SIZE)
+    return demo
+
+
+def build_app(bank: ModelBank, **kwargs) -> gr.Blocks:
+    """The app for `bank`; `kwargs` go to `Handlers` (stream pacing, concurrency)."""
+    return build(Handlers(bank, **kwargs))
