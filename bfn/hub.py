@@ -1,26 +1,29 @@
 """Load a trained `BFNModel` from a local folder or a Hugging Face Hub repo, or fail with one clear error.
 
-Every way a load can go wrong (no folder, no config, a pickle checkpoint instead of safetensors, keys that do
-not match the architecture, a truncated file, an unreachable Hub) raises `ModelLoadError`, whose message
-names what was tried and how to get weights, so the CLI and the app can show it as is. Weights are only
-ever read from `model.safetensors`; pickle files are never opened.
+Every way a load can go wrong (no folder, no config, an invalid config field, a pickle checkpoint instead of
+safetensors, keys that do not match the architecture, NaN weights, a truncated file, an unreachable Hub) raises
+`ModelLoadError`, whose message names what was tried (folder, Hub cache, Hub) and how to get weights, so the
+CLI and the app can show it as is. Weights are only ever read from `model.safetensors`; pickle files are
+never opened.
 """
 
 from __future__ import annotations
 
+import contextlib
 import json
 from pathlib import Path
 
 import torch
-from huggingface_hub import constants, hf_hub_download
+from huggingface_hub import constants, hf_hub_download, try_to_load_from_cache
 from huggingface_hub.errors import EntryNotFoundError, HfHubHTTPError, HFValidationError, OfflineModeIsEnabled
 from huggingface_hub.utils import validate_repo_id
 from safetensors import SafetensorError
 
 from bfn.flows import FLOWS
-from bfn.model import WEIGHTS_FILE, BFNModel
+from bfn.model import WEIGHTS_FILE, BFNModel, ConfigError
 
 CONFIG_FILE = constants.CONFIG_NAME
+UNREADABLE = (OSError, UnicodeDecodeError, json.JSONDecodeError)  # what reading a JSON file can raise
 WEIGHTS_DIR = Path(__file__).resolve().parent.parent / "weights"
 DEFAULT_KIND = "discrete"
 SHIPPED_MODELS = ("discrete", "continuous")  # the model folders under weights/ that the app and bench load by default
@@ -34,8 +37,18 @@ class ModelLoadError(Exception):
     """A model could not be loaded; the message says from where, why, and how to get weights."""
 
 
-def _fail(what: str, why: str) -> ModelLoadError:
-    return ModelLoadError(f"cannot load a BFN model from {what}: {why}. {HOW_TO_GET_WEIGHTS}")
+def _fail(what: str, why: str, hint: str = HOW_TO_GET_WEIGHTS) -> ModelLoadError:
+    return ModelLoadError(f"cannot load a BFN model from {what}: {why}. {hint}")
+
+
+def _model_folders() -> str:
+    """What does exist under weights/, so that a misspelt name comes with the right ones."""
+    names = []
+    for weights in sorted(WEIGHTS_DIR.glob(f"*/{WEIGHTS_FILE}")):
+        with contextlib.suppress(*UNREADABLE):
+            if _config_kind(weights.parent) in FLOWS:  # not the classifier, say
+                names.append(weights.parent.name)
+    return f"model folders in {WEIGHTS_DIR}: {', '.join(names) or 'none'}"
 
 
 def _summary(error: Exception, limit: int = 300) -> str:
@@ -54,17 +67,32 @@ def _is_repo_id(source: str) -> bool:
 
 def _download_folder(repo_id: str) -> Path:
     """Fetch config and weights through the Hub cache (so HF_HUB_OFFLINE=1 with a filled cache works)."""
-    try:
-        paths = [Path(hf_hub_download(repo_id, name)) for name in (CONFIG_FILE, WEIGHTS_FILE)]
-    except (HfHubHTTPError, EntryNotFoundError, OfflineModeIsEnabled, OSError) as e:
-        raise _fail(repo_id, f"no such local folder, and the Hub repo could not be fetched ({_summary(e)})") from e
+    paths = []
+    for name in (CONFIG_FILE, WEIGHTS_FILE):
+        try:
+            paths.append(Path(hf_hub_download(repo_id, name)))
+        except (HfHubHTTPError, EntryNotFoundError, OfflineModeIsEnabled, OSError) as e:
+            if constants.HF_HUB_OFFLINE:
+                why = (f"no such folder, and {name} of Hub repo {repo_id} is not in the Hugging Face cache "
+                       "(HF_HUB_OFFLINE is set, so the Hub was not asked)")
+                hint = "Unset HF_HUB_OFFLINE to download it, check the repo id, or use a local folder."
+            else:
+                why = f"no such folder, not in the Hugging Face cache, and the Hub did not provide {name} ({_summary(e)})"
+                hint = "Check the repo id (owner/name) and your connection, or use a local folder."
+            raise _fail(repo_id, f"{why}; {_model_folders()}", hint) from e
     return paths[0].parent  # both files live in the same snapshot folder
+
+
+def _cached_folder(repo_id: str) -> Path | None:
+    """The Hub cache's snapshot folder of `repo_id` if it holds both files; never asks the Hub."""
+    paths = [try_to_load_from_cache(repo_id, name) for name in (CONFIG_FILE, WEIGHTS_FILE)]
+    return Path(paths[0]).parent if all(isinstance(p, str) for p in paths) else None
 
 
 def _check_folder(folder: Path) -> None:
     """Refuse early what `from_pretrained` would otherwise accept silently (no config → default kind)."""
     if not folder.is_dir():
-        raise _fail(str(folder), "no such folder")
+        raise _fail(str(folder), f"no such folder; {_model_folders()}")
     if not (folder / CONFIG_FILE).is_file():
         raise _fail(str(folder), f"{CONFIG_FILE} is missing")
     if not (folder / WEIGHTS_FILE).is_file():
@@ -75,13 +103,18 @@ def _check_folder(folder: Path) -> None:
         raise _fail(str(folder), f"{WEIGHTS_FILE} is missing{hint}")
 
 
+def _config_kind(folder: Path) -> object:
+    """The "kind" entry of the folder's config.json, None if it has none; raises `UNREADABLE` errors."""
+    config = json.loads((folder / CONFIG_FILE).read_text(encoding="utf-8"))
+    return config.get("kind") if isinstance(config, dict) else None
+
+
 def _read_kind(folder: Path) -> str:
     """The flow kind recorded in config.json, which must name one explicitly."""
     try:
-        config = json.loads((folder / CONFIG_FILE).read_text(encoding="utf-8"))
-    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as e:
+        kind = _config_kind(folder)
+    except UNREADABLE as e:
         raise _fail(str(folder), f"{CONFIG_FILE} is unreadable or not JSON ({_summary(e)})") from e
-    kind = config.get("kind") if isinstance(config, dict) else None
     if kind not in FLOWS:
         raise _fail(str(folder), f"{CONFIG_FILE} has kind {kind!r}, expected one of {tuple(FLOWS)}")
     return kind
@@ -90,15 +123,24 @@ def _read_kind(folder: Path) -> str:
 def resolve_folder(source: str | Path | None, kind: str | None) -> Path:
     """The local folder holding config.json and model.safetensors for `source` (see `load_model`).
 
-    A str that names an existing path, or that cannot be a repo id ("/abs/path", "a/b/c"), is a local folder;
-    any other "owner/name" is fetched from the Hub, so a mistyped relative folder is reported as both.
+    A str that names an existing path, or that cannot be a repo id ("/abs/path", "a/b/c"), is a local folder.
+    A name that could be one is looked up in the Hub cache, and only an "owner/name" whose owner is no local
+    folder is asked of the Hub: a misspelt "weights/discrte" or "discrte" fails at once, without waiting on
+    the Hub's retries, and the error lists the folders that do exist.
     """
     if source is None:
         return WEIGHTS_DIR / (kind or DEFAULT_KIND)
     local = Path(source).expanduser()
     if isinstance(source, Path) or local.exists() or not _is_repo_id(str(source)):
         return local
-    return _download_folder(str(source))
+    if not local.parent.is_dir():  # "owner/name" with no local "owner/": a Hub repo id
+        return _download_folder(str(source))
+    cached = _cached_folder(str(source))
+    if cached is None:
+        because = f"{local.parent}/ is a local folder" if local.parent != Path(".") else "a Hub repo id is owner/name"
+        why = f"no such folder, and not a repo in the Hugging Face cache (the Hub was not asked: {because})"
+        raise _fail(str(source), f"{why}; {_model_folders()}")
+    return cached
 
 
 def _prepare(model: BFNModel, device: torch.device | str) -> BFNModel:
@@ -135,6 +177,8 @@ def load_model(
         raise _fail(str(folder), f"it holds a {found} model, but a {kind} model was asked for")
     try:
         model = BFNModel.from_pretrained(folder)
+    except ConfigError as e:
+        raise _fail(str(folder), f"{CONFIG_FILE} is invalid ({_summary(e)})") from e
     except (SafetensorError, RuntimeError, OSError, TypeError, ValueError) as e:
-        raise _fail(str(folder), f"{WEIGHTS_FILE} or {CONFIG_FILE} is unusable ({_summary(e)})") from e
+        raise _fail(str(folder), f"{WEIGHTS_FILE} is unusable ({_summary(e)})") from e
     return _prepare(model, device)

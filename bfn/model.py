@@ -3,7 +3,9 @@
 `BFNModel` is what gets saved and loaded: huggingface_hub's `PyTorchModelHubMixin` writes its constructor
 arguments to `config.json` and its weights to `model.safetensors`, so `save_pretrained`, `from_pretrained`
 and `push_to_hub` work as for any Hub model. Loading is overridden to be strict and safetensors-only: a
-checkpoint that does not match the architecture, or a pickle file, is refused rather than half-loaded.
+checkpoint that does not match the architecture, or a pickle file, is refused rather than half-loaded, and so
+are weights holding NaN or infinity, which would sample a blank grid without any error. The configuration is
+checked field by field before anything is allocated (`ConfigError`).
 """
 
 from __future__ import annotations
@@ -13,15 +15,20 @@ import os
 from pathlib import Path
 
 import safetensors.torch
+import torch
 from huggingface_hub import PyTorchModelHubMixin, hf_hub_download
 from torch import Tensor, nn
 
 from bfn.flow import Flow
-from bfn.flows import make_flow
-from bfn.nets import UNet, UNetConfig
+from bfn.flows import FLOWS, make_flow
+from bfn.nets import UNet, UNetConfig, check_network
 from bfn.settings import SamplingSettings
 
 WEIGHTS_FILE = "model.safetensors"
+
+
+class ConfigError(ValueError):
+    """The configuration (a config.json's kind, flow, unet or sampling) is invalid; the message names the field."""
 
 
 class BFNModel(
@@ -43,15 +50,32 @@ class BFNModel(
 
     def __init__(self, kind: str = "discrete", flow: dict | None = None, unet: dict | None = None, sampling: dict | None = None):
         super().__init__()
+        if kind not in FLOWS:
+            raise ConfigError(f"kind must be one of {tuple(FLOWS)}, got {kind!r}")
+        for name, value in (("flow", flow), ("unet", unet), ("sampling", sampling)):
+            if not isinstance(value, (dict, type(None))):
+                raise ConfigError(f"{name} must be a JSON object of hyperparameters, got {value!r}")
         self.kind = kind
-        self.flow: Flow = make_flow(kind, **(flow or {}))
-        self.sampling = SamplingSettings.from_dict(sampling)
+        try:
+            self.flow: Flow = make_flow(kind, **(flow or {}))
+        except (TypeError, ValueError) as e:
+            raise ConfigError(f"flow: {e}") from None
+        try:
+            self.sampling = SamplingSettings.from_dict(sampling)
+        except (TypeError, ValueError) as e:
+            raise ConfigError(str(e)) from None  # its messages name the field (sampling.steps, ...)
         unet = dict(unet or {})
         unet.setdefault("in_channels", self.flow.channels_per_dim)
         unet.setdefault("out_channels", self.flow.channels_per_dim)
         if unet.get("evidence") and not self.flow.binary:
-            raise ValueError(f"the evidence skip is for binary data (one probability channel), not a {kind} flow like this one")
-        self.net = UNet(UNetConfig.from_dict(unet))
+            raise ConfigError(f"the evidence skip is for binary data (one probability channel), not a {kind} flow "
+                              "like this one")
+        try:
+            config = UNetConfig.from_dict(unet)
+            check_network(config)  # before allocating: a typo in channels could ask for billions of weights
+        except ValueError as e:
+            raise ConfigError(f"unet: {e}") from None
+        self.net = UNet(config)
         # The mixin would save only the arguments as passed ("flow": null for defaults); record every
         # hyperparameter instead, so a saved config.json keeps its meaning if a default changes later.
         self._hub_mixin_config = {"kind": kind, "flow": dataclasses.asdict(self.flow), "unet": self.net.config.to_dict(),
@@ -92,4 +116,7 @@ class BFNModel(
                 local_files_only=local_files_only,
             )
         safetensors.torch.load_model(model, weights, strict=True, device=map_location)
+        bad = [name for name, t in model.state_dict().items() if t.is_floating_point() and not torch.isfinite(t).all()]
+        if bad:
+            raise ValueError(f"NaN or infinite values in {', '.join(bad[:3])}{', …' if len(bad) > 3 else ''}")
         return model.eval()

@@ -17,11 +17,14 @@ does worst.
 from __future__ import annotations
 
 import math
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, fields
 
 import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
+
+IMAGE_SIDE = 28  # MNIST: the images `UNetConfig` and `check_network` check the network against
+MAX_PARAMETERS = 50_000_000  # far above any MNIST model here: a config beyond it is a typo, not a network
 
 
 @dataclass(frozen=True)
@@ -39,15 +42,66 @@ class UNetConfig:
     groups: int = 8  # GroupNorm groups
     evidence: bool = False  # binary data: add a learned, time-dependent multiple of the input's log-odds
 
+    def __post_init__(self) -> None:
+        """Refuse what would fail later, deep inside a layer or at the first forward pass, naming the field.
+
+        A config.json is user input: a wrong one must not get as far as an IndexError or a shape mismatch.
+        """
+        if not (isinstance(self.channels, (list, tuple)) and self.channels and all(_whole(c) for c in self.channels)):
+            raise ValueError(f"channels must be a non-empty list of positive integers, got {self.channels!r}")
+        object.__setattr__(self, "channels", tuple(self.channels))
+        for name in ("in_channels", "out_channels", "patch", "num_labels", "groups"):
+            if not _whole(getattr(self, name)):
+                raise ValueError(f"{name} must be a positive integer, got {getattr(self, name)!r}")
+        if not _whole(self.res_blocks, low=0):
+            raise ValueError(f"res_blocks must be a non-negative integer, got {self.res_blocks!r}")
+        if isinstance(self.dropout, bool) or not (isinstance(self.dropout, (int, float)) and 0 <= self.dropout < 1):
+            raise ValueError(f"dropout must be a number in [0, 1), got {self.dropout!r}")
+        for name in ("attention", "evidence"):
+            if not isinstance(getattr(self, name), bool):
+                raise ValueError(f"{name} must be true or false, got {getattr(self, name)!r}")
+        if IMAGE_SIDE % (self.patch * 2 ** (len(self.channels) - 1)):  # the way up must undo each halving exactly
+            raise ValueError(
+                f"patch {self.patch} with {len(self.channels)} resolutions (entries of channels) does not fit "
+                f"{IMAGE_SIDE}×{IMAGE_SIDE} images: the side must divide by the patch, then halve evenly at each "
+                "resolution"
+            )
+
     def to_dict(self) -> dict:
         return asdict(self)
 
     @classmethod
     def from_dict(cls, d: dict) -> "UNetConfig":
-        d = dict(d)
-        if "channels" in d:
-            d["channels"] = tuple(d["channels"])
+        unknown = sorted(set(d) - {f.name for f in fields(cls)})
+        if unknown:
+            raise ValueError(f"no U-Net field {', '.join(unknown)}")
         return cls(**d)
+
+
+def _whole(value: object, low: int = 1) -> bool:
+    """An int (not a bool, which JSON's true would be) of at least `low`."""
+    return isinstance(value, int) and not isinstance(value, bool) and value >= low
+
+
+def check_network(config: UNetConfig) -> None:
+    """Build the network on the meta device, which allocates nothing, and run it once on a blank image.
+
+    A config asking for billions of weights is so refused before anything allocates them, and one whose layers
+    do not fit together (channels a GroupNorm cannot split, an odd embedding width, ...) before it fails at the
+    first sampling step.
+    """
+    with torch.device("meta"):
+        image = torch.zeros(1, config.in_channels, IMAGE_SIDE, IMAGE_SIDE)
+        try:
+            net = UNet(config)
+            net(image, torch.zeros(1), torch.zeros(1, dtype=torch.long))
+        except (ValueError, RuntimeError) as e:
+            why = " ".join(str(e).split())
+            raise ValueError(f"channels {list(config.channels)} with groups {config.groups} make no network that runs "
+                             f"({why})") from None
+    count = sum(p.numel() for p in net.parameters())
+    if count > MAX_PARAMETERS:
+        raise ValueError(f"channels {list(config.channels)} make {count:,} parameters, over the limit of {MAX_PARAMETERS:,}")
 
 
 def timestep_embedding(t: Tensor, dim: int) -> Tensor:

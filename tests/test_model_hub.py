@@ -1,4 +1,7 @@
-"""Saving and loading: the Hub mixin round trip, `load_model` from folders and the HF cache, and its refusals."""
+"""Saving and loading: the Hub mixin round trip, `load_model` from folders and the HF cache, and its refusals.
+
+All offline: the Hub is switched off (HF_HUB_OFFLINE) or `hf_hub_download` replaced.
+"""
 
 from __future__ import annotations
 
@@ -12,6 +15,7 @@ import torch
 from huggingface_hub import constants
 from safetensors.torch import load_file, save_file
 
+import bfn.hub
 from bfn.hub import WEIGHTS_DIR, ModelLoadError, load_model, resolve_folder
 from bfn.model import BFNModel
 from bfn.sampling import bfn_sampler
@@ -116,9 +120,12 @@ def test_load_model_from_a_repo_id_in_the_offline_cache(model: BFNModel, saved: 
     torch.testing.assert_close(network_outputs(loaded), network_outputs(model), rtol=1e-5, atol=1e-5)
 
 
-def test_unreachable_repo_is_a_load_error(offline_cache: Path) -> None:
-    with pytest.raises(ModelLoadError, match=f"{REPO_ID}.*could not be fetched.*python -m training export"):
+def test_uncached_repo_offline_says_the_hub_was_not_asked(offline_cache: Path) -> None:
+    with pytest.raises(ModelLoadError, match=f"{REPO_ID}: no such folder, and config.json of Hub repo {REPO_ID} is not in "
+                       "the Hugging Face cache \\(HF_HUB_OFFLINE is set, so the Hub was not asked\\)") as err:
         load_model(REPO_ID)
+    assert "check your connection" not in str(err.value)  # not the Hub client's advice, as nothing was fetched
+    assert "pass a Hugging Face Hub repo id" not in str(err.value)  # one was passed
 
 
 def test_cached_repo_without_weights_is_a_load_error(saved: Path, offline_cache: Path) -> None:
@@ -129,8 +136,51 @@ def test_cached_repo_without_weights_is_a_load_error(saved: Path, offline_cache:
 
 def test_missing_folder(tmp_path: Path) -> None:
     missing = tmp_path / "nothing-here"
-    with pytest.raises(ModelLoadError, match=f"{missing}: no such folder.*weights/"):
+    with pytest.raises(ModelLoadError, match=f"{missing}: no such folder; model folders in {WEIGHTS_DIR}: continuous, discrete"):
         load_model(missing)
+
+
+@pytest.fixture
+def no_hub(discrete_model: BFNModel, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> list[str]:
+    """Online mode with an empty cache, in a folder holding weights/good/ (a model) and weights/classifier/ (not
+    one); `hf_hub_download` records its calls and fails as an unknown repo would."""
+    calls: list[str] = []
+
+    def download(repo_id: str, filename: str, **kwargs) -> str:
+        calls.append(repo_id)
+        raise OSError("404 Client Error: Repository Not Found")
+
+    monkeypatch.setattr(constants, "HF_HUB_OFFLINE", False)
+    monkeypatch.setattr(constants, "HF_HUB_CACHE", str(tmp_path / "hf-cache"))
+    monkeypatch.setattr(bfn.hub, "hf_hub_download", download)
+    monkeypatch.setattr(bfn.hub, "WEIGHTS_DIR", tmp_path / "weights")
+    discrete_model.save_pretrained(tmp_path / "weights" / "good")
+    (tmp_path / "weights" / "classifier").mkdir()
+    (tmp_path / "weights" / "classifier" / "config.json").write_text('{"channels": [16]}')
+    (tmp_path / "weights" / "classifier" / "model.safetensors").write_bytes(b"")
+    monkeypatch.chdir(tmp_path)
+    return calls
+
+
+@pytest.mark.parametrize(("name", "because"), [("weights/discrte", "weights/ is a local folder"),
+                                               ("discrte", "a Hub repo id is owner/name")])
+def test_a_misspelt_folder_fails_at_once_without_asking_the_hub(no_hub: list[str], name: str, because: str) -> None:
+    with pytest.raises(ModelLoadError, match=f"{name}: no such folder, and not a repo in the Hugging Face cache "
+                       f"\\(the Hub was not asked: {because}\\); model folders in .*weights: good\\."):
+        load_model(name)
+    assert no_hub == []
+
+
+def test_a_one_word_name_in_the_cache_still_loads(no_hub: list[str], model: BFNModel, saved: Path) -> None:
+    fill_cache(Path(constants.HF_HUB_CACHE), "tinybfn", [saved / "config.json", saved / "model.safetensors"])
+    assert load_model("tinybfn").kind == model.kind and no_hub == []
+
+
+def test_an_owner_name_id_is_asked_of_the_hub(no_hub: list[str]) -> None:
+    with pytest.raises(ModelLoadError, match=f"{REPO_ID}: no such folder, not in the Hugging Face cache, and the Hub did "
+                       "not provide config.json \\(404 .*\\); model folders in .*: good\\. Check the repo id"):
+        load_model(REPO_ID)
+    assert no_hub == [REPO_ID]
 
 
 def test_missing_config(saved: Path, tmp_path: Path) -> None:
@@ -146,6 +196,58 @@ def test_config_without_kind(saved: Path, tmp_path: Path) -> None:
     del config["kind"]
     (folder / "config.json").write_text(json.dumps(config))
     with pytest.raises(ModelLoadError, match="kind None"):
+        load_model(folder)
+
+
+def rewrite_config(folder: Path, edit) -> None:
+    config = json.loads((folder / "config.json").read_text())
+    edit(config)
+    (folder / "config.json").write_text(json.dumps(config))  # NaN is written as JSON's NaN, which json reads back
+
+
+def first_flow_parameter(config: dict) -> str:
+    return sorted(config["flow"])[0]  # beta1 or sigma1
+
+
+BAD_CONFIGS = {
+    "no channels": (lambda c: c["unet"].update(channels=[]), "unet: channels must be a non-empty list"),
+    "NaN flow parameter": (lambda c: c["flow"].update({first_flow_parameter(c): float("nan")}), "flow: .* got nan"),
+    "huge": (lambda c: c["unet"].update(channels=[20000, 20000]), "unet: channels \\[20000, 20000\\] make .* over the limit"),
+    "flow not an object": (lambda c: c.update(flow=3), "flow must be a JSON object"),
+    "string for a flag": (lambda c: c["unet"].update(attention="yes"), "unet: attention must be true or false"),
+    "misspelt field": (lambda c: c["unet"].update(chanels=[8]), "unet: no U-Net field chanels"),
+    "too many resolutions": (lambda c: c["unet"].update(channels=[8, 16, 32]), "unet: patch 2 with 3 resolutions"),
+    "indivisible channels": (lambda c: c["unet"].update(channels=[8, 15]), "unet: channels \\[8, 15\\] with groups 2 make no network"),
+}
+
+
+@pytest.mark.parametrize("case", BAD_CONFIGS)
+def test_an_invalid_config_is_refused_before_the_network_is_built(
+    saved: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, case: str
+) -> None:
+    edit, reason = BAD_CONFIGS[case]
+    folder = variant(saved, tmp_path, "bad-config")
+    rewrite_config(folder, edit)
+
+    def allocate(*args, **kwargs):
+        raise AssertionError("the network was built before its config was checked")
+
+    monkeypatch.setattr("bfn.model.UNet", allocate)
+    with pytest.raises(ModelLoadError, match=f"{folder}: config.json is invalid \\({reason}"):
+        load_model(folder)
+
+
+def test_non_finite_weights_are_refused(saved: Path, tmp_path: Path) -> None:
+    folder = variant(saved, tmp_path, "nan-weights")
+
+    def poison(sd: dict) -> dict:
+        sd["net.stem.weight"][0, 0, 0, 0] = float("nan")
+        sd["net.head.2.bias"][0] = float("inf")
+        return sd
+
+    rewrite_weights(folder, poison)
+    with pytest.raises(ModelLoadError, match=f"{folder}: model.safetensors is unusable \\(NaN or infinite values in "
+                       "net.stem.weight, net.head.2.bias\\)"):
         load_model(folder)
 
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 import torch
 
-from bfn.model import BFNModel
+from bfn.model import BFNModel, ConfigError
 
 
 def test_evidence_skip_at_gate_one_returns_the_input_distribution():
@@ -28,3 +28,15 @@ def test_evidence_skip_is_refused_where_it_means_nothing():
         BFNModel("continuous", unet={"channels": [8], "groups": 4, "evidence": True})
     with pytest.raises(ValueError, match="binary data"):
         BFNModel("discrete", flow={"num_classes": 4}, unet={"channels": [8], "groups": 4, "evidence": True})
+
+
+@pytest.mark.parametrize(("unet", "reason"), [
+    ({"channels": []}, "channels must be a non-empty list"),
+    ({"channels": [8, 16], "groups": 0}, "groups must be a positive integer"),
+    ({"channels": [8, 16], "dropout": 1.5}, "dropout must be a number in"),
+    ({"channels": [20000, 20000]}, "channels \\[20000, 20000\\] make .* parameters, over the limit of 50,000,000"),
+])
+def test_invalid_architectures_are_refused_when_the_model_is_made(unet, reason):
+    """Training builds its model from the same fields a config.json holds, so it gets the same checks."""
+    with pytest.raises(ConfigError, match=f"unet: {reason}"):
+        BFNModel("discrete", unet=unet)

@@ -14,9 +14,14 @@ import numpy as np
 import pytest
 import torch
 
+from safetensors.torch import save_file
+
+import training.checkpoint as ckpt
+from bfn.hub import ModelLoadError
 from bfn.model import BFNModel
 from tests.mnist_fixture import write_idx, write_mnist
-from training.checkpoint import load_checkpoint, save_checkpoint
+from training.__main__ import main as training_cli
+from training.checkpoint import CheckpointError, load_checkpoint, restore_optimizer_state, save_checkpoint
 from bfn.flows import make_flow
 from training.data import Split, load_mnist, read_idx
 from training.evaluate import evaluate_nll
@@ -159,6 +164,163 @@ def test_checkpoint_roundtrip_keeps_nested_state(tmp_path):
     assert loaded["a"][1][1] == 5 and loaded["step"] == 4 and loaded["name"] == "x"
 
 
+class Killed(Exception):
+    """Stands for the process dying at one point of a save."""
+
+
+def test_a_save_killed_at_any_point_leaves_the_previous_or_the_new_checkpoint(tmp_path, monkeypatch):
+    """Kill the save at each of its file-system calls in turn (a write is cut in half first): what loads is always
+    the step-100 or the step-200 checkpoint whole, never the JSON of one with the tensors of the other."""
+    weights = {100: torch.zeros(4), 200: torch.ones(4)}
+    calls: list[str] = []
+    kill_at = 0  # the number of the call that dies; 0: none
+
+    def dying(name, real):
+        def call(*args, **kwargs):
+            calls.append(name)
+            if len(calls) == kill_at:
+                if name == "_write_durably":
+                    real(args[0], args[1][: len(args[1]) // 2])
+                raise Killed(name)
+            return real(*args, **kwargs)
+        return call
+
+    for target, name in ((os, "replace"), (os, "fsync"), (Path, "unlink"), (ckpt, "_write_durably")):
+        if hasattr(target, name):
+            monkeypatch.setattr(target, name, dying(name, getattr(target, name)))
+
+    save_checkpoint(tmp_path / "count", {"model": {"w": weights[100]}, "step": 100})
+    calls.clear()
+    save_checkpoint(tmp_path / "count", {"model": {"w": weights[200]}, "step": 200})  # the calls of a save to kill
+    assert len(calls) >= 2
+    outcomes = set()
+    for kill_at in range(1, len(calls) + 1):
+        folder = tmp_path / f"killed-at-{kill_at}"
+        kill_at, armed = 0, kill_at
+        save_checkpoint(folder, {"model": {"w": weights[100]}, "step": 100})
+        kill_at = armed
+        calls.clear()
+        with pytest.raises(Killed):
+            save_checkpoint(folder, {"model": {"w": weights[200]}, "step": 200})
+        kill_at = 0
+        state = load_checkpoint(folder)
+        torch.testing.assert_close(state["model"]["w"], weights[state["step"]], msg=f"killed at call {armed}")
+        outcomes.add(state["step"])
+        save_checkpoint(folder, {"model": {"w": weights[200]}, "step": 200})  # the next save clears what the kill left
+        assert load_checkpoint(folder)["step"] == 200 and len(list(folder.glob("*.safetensors"))) == 1
+    assert outcomes == {100, 200}  # kills before the commit and after it
+
+
+def save_legacy(directory: Path, state: dict) -> None:
+    """A checkpoint as written before manifests: checkpoint.safetensors and checkpoint.json, no checksum."""
+    tensors: dict = {}
+    meta = ckpt._flatten("state", state, tensors)
+    directory.mkdir(parents=True, exist_ok=True)
+    save_file(tensors, directory / "checkpoint.safetensors")
+    (directory / "checkpoint.json").write_text(json.dumps(meta))
+
+
+def adamw_run_state(steps: int) -> dict:
+    weight = torch.nn.Parameter(torch.zeros(3))
+    optimizer = torch.optim.AdamW([weight])
+    for _ in range(steps):
+        weight.grad = torch.ones(3)
+        optimizer.step()
+    return {"model": {"w": weight.detach().clone()}, "optimizer": optimizer.state_dict(), "step": steps}
+
+
+def test_a_legacy_checkpoint_still_loads_unless_its_files_are_from_two_saves(tmp_path):
+    legacy = tmp_path / "legacy"
+    save_legacy(legacy, adamw_run_state(2))
+    state = load_checkpoint(legacy)
+    assert state["step"] == 2
+    restore_optimizer_state(torch.optim.AdamW([torch.nn.Parameter(torch.zeros(3))]), state["optimizer"])
+
+    # Killed between the two renames of the old save: the step-2 tensors beside the step-1 JSON.
+    mixed = tmp_path / "mixed"
+    save_legacy(mixed, adamw_run_state(1))
+    tensors: dict = {}
+    ckpt._flatten("state", adamw_run_state(2), tensors)
+    save_file(tensors, mixed / "checkpoint.safetensors")
+    with pytest.raises(CheckpointError, match=f"{mixed / 'checkpoint.safetensors'} holds the optimiser after 2 updates, "
+                       "but checkpoint.json records step 1: .*start over with --overwrite, or resume from a copy"):
+        load_checkpoint(mixed)
+
+    save_checkpoint(legacy, adamw_run_state(3))  # a resumed legacy run's next save replaces it with a manifest
+    assert load_checkpoint(legacy)["step"] == 3 and not (legacy / "checkpoint.safetensors").exists()
+
+
+def cut_json(folder: Path) -> Path:
+    path = folder / "checkpoint.json"
+    path.write_text(path.read_text()[:-40])
+    return path
+
+
+def flip_a_tensor_byte(folder: Path) -> Path:
+    [path] = folder.glob("tensors-*.safetensors")
+    data = bytearray(path.read_bytes())
+    data[-1] ^= 0xFF
+    path.write_bytes(bytes(data))
+    return path
+
+
+def drop_tensors(folder: Path) -> Path:
+    [path] = folder.glob("tensors-*.safetensors")
+    path.unlink()
+    return path
+
+
+def cut_legacy_tensors(folder: Path) -> Path:
+    for name in ("checkpoint.json", "checkpoint.safetensors"):
+        (folder / name).unlink(missing_ok=True)
+    for path in folder.glob("tensors-*"):
+        path.unlink()
+    save_legacy(folder, adamw_run_state(1))
+    path = folder / "checkpoint.safetensors"
+    path.write_bytes(path.read_bytes()[:30])
+    return path
+
+
+@pytest.mark.parametrize(("damage", "problem"), [
+    (cut_json, "is not valid JSON"), (flip_a_tensor_byte, "does not match the sha256"),
+    (drop_tensors, "named by checkpoint.json is missing"), (cut_legacy_tensors, "is not a readable safetensors file"),
+])
+def test_a_damaged_checkpoint_is_one_line_naming_the_file_and_what_to_do(tmp_path, capsys, damage, problem):
+    run = tmp_path / "run"
+    save_checkpoint(run / "checkpoint", adamw_run_state(1))
+    path = damage(run / "checkpoint")
+    assert training_cli(["train", "--kind", "discrete", "--out", str(run), "--resume", "--data-dir", str(tmp_path)]) == 1
+    err = capsys.readouterr().err.strip()
+    assert "\n" not in err and err.startswith(f"error: checkpoint file {path} {problem}")
+    assert err.endswith("delete the checkpoint folder and start over with --overwrite, or resume from a copy")
+
+
+def test_a_run_folder_holding_a_run_needs_resume_or_overwrite(tmp_path, mnist_dir, capsys):
+    data = tiny_data(mnist_dir)
+    run = tmp_path / "run"
+    (tmp_path / "fresh").mkdir()
+    (tmp_path / "fresh" / "commands.txt").write_text("python -m training train ...\n")  # alone, it is no run
+    train(tiny_config(tmp_path / "fresh", max_steps=1), data=data)
+    train(tiny_config(run, max_steps=3), data=data, command="first")
+    before = (run / "metrics.jsonl").read_text()
+    with pytest.raises(ValueError, match=f"{run} already holds a run \\(checkpoint and metrics.jsonl\\): pass --resume "
+                       "to continue it, or --overwrite to start over"):
+        train(tiny_config(run, max_steps=3), data=data, command="second")
+    assert training_cli(["train", "--kind", "discrete", "--out", str(run), "--data-dir", str(tmp_path)]) == 1
+    assert "--resume to continue it, or --overwrite" in capsys.readouterr().err
+    with pytest.raises(ValueError, match="pass only one"):
+        train(tiny_config(run, max_steps=3), data=data, resume=True, overwrite=True)
+    assert (run / "metrics.jsonl").read_text() == before and (run / "commands.txt").read_text() == "first\n"
+
+    train(tiny_config(run, max_steps=3), data=data, overwrite=True, command="third")
+    [aside] = run.glob("replaced-*")  # the first run, whole
+    assert (aside / "metrics.jsonl").read_text() == before and (aside / "commands.txt").read_text() == "first\n"
+    assert load_checkpoint(aside / "checkpoint")["step"] == 3
+    assert list(logged_losses(run)) == [1, 2, 3] and (run / "commands.txt").read_text() == "third\n"
+    train(tiny_config(run, max_steps=4), data=data, resume=True, command="fourth")
+    assert list(logged_losses(run)) == [1, 2, 3, 4] and (run / "commands.txt").read_text() == "third\nfourth\n"
+
+
 def test_export_roundtrip_and_evaluate(tmp_path, mnist_dir):
     data = tiny_data(mnist_dir)
     run = tmp_path / "run"
@@ -202,7 +364,7 @@ def test_init_from_fine_tunes_an_exported_model(tmp_path, mnist_dir):
         card = (export_run(ft, base, compute="test") / "README.md").read_text()
         assert "Steps: 10 optimiser steps" in card  # 6 of the base run + 4 of fine-tuning
 
-    with pytest.raises(ValueError, match="--kind discrete"):
+    with pytest.raises(ModelLoadError, match="holds a discrete model, but a continuous model was asked for"):
         train(tiny_config(tmp_path / "wrong", "continuous", init_from=str(base)), data=data)
 
 

@@ -9,9 +9,9 @@ import argparse
 import json
 import shlex
 import sys
-from pathlib import Path
 
 from bfn.flows import FLOWS, make_flow
+from bfn.hub import ModelLoadError
 from training import classifier, evaluate, evaluate_samples, export
 from training.loop import TrainConfig
 
@@ -28,7 +28,10 @@ def register_train(sub: argparse._SubParsersAction) -> None:
                    help="discrete = dynamically binarised MNIST; continuous = pixels scaled to [-1, 1]")
     p.add_argument("--data-dir", default=d.data_dir, help="folder holding MNIST/raw/ (torchvision's MNIST(root) layout)")
     p.add_argument("--out", required=True, help="run folder: checkpoint/, metrics.jsonl, samples/, config.json")
-    p.add_argument("--resume", action="store_true", help="continue the run in --out from its last checkpoint")
+    start = p.add_mutually_exclusive_group()
+    start.add_argument("--resume", action="store_true", help="continue the run in --out from its last checkpoint")
+    start.add_argument("--overwrite", action="store_true",
+                       help="start over in an --out that holds a run, moving its files into a replaced-<time> sub-folder")
     p.add_argument("--stop-after", type=int, help="stop (with a checkpoint) at this step without changing the schedule")
     p.add_argument("--time-limit", type=float, metavar="SECONDS",
                    help="stop (with a checkpoint) after this many seconds, e.g. to fit a per-command limit")
@@ -87,11 +90,9 @@ def run_train(args: argparse.Namespace) -> None:
         log_every=args.log_every, val_size=args.val_size, val_images=args.val_images, sample_steps=args.sample_steps, seed=args.seed, threads=args.threads, compile=args.compile,
         init_from=args.init_from,
     )
-    out = Path(args.out)
-    out.mkdir(parents=True, exist_ok=True)
-    with (out / "commands.txt").open("a") as f:  # the model card quotes how the run was made
-        f.write("python -m training " + shlex.join(sys.argv[1:]) + "\n")
-    print(json.dumps(train(cfg, resume=args.resume, stop_after=args.stop_after, time_limit=args.time_limit)))
+    command = "python -m training " + shlex.join(sys.argv[1:])  # the model card quotes how the run was made
+    print(json.dumps(train(cfg, resume=args.resume, overwrite=args.overwrite, stop_after=args.stop_after,
+                           time_limit=args.time_limit, command=command)))
 
 
 # Each subcommand lives with its code: a `register(subparsers)` that adds a parser with `func` as default.
@@ -106,7 +107,7 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     try:
         args.func(args)
-    except (FileNotFoundError, ValueError) as err:
+    except (FileNotFoundError, ValueError, ModelLoadError) as err:
         print(f"error: {err}", file=sys.stderr)
         return 1
     return 0

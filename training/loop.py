@@ -14,6 +14,7 @@ import dataclasses
 import json
 import math
 import os
+import tempfile
 import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -67,13 +68,12 @@ class TrainConfig:
 def init_config_from(cfg: TrainConfig, source: BFNModel) -> TrainConfig:
     """`cfg` with the flow and architecture of the model a fine-tuning run starts from.
 
-    Fine-tuning keeps the source's shape (its weights must load), so its kind has to match. Two changes are
+    Fine-tuning keeps the source's shape (its weights must load), so its kind has to match (`load_model`
+    checks that when the source is loaded with the run's kind). Two changes are
     allowed: flow hyperparameters named in `cfg.flow` replace the source's (to retune, say, β1 from a trained
     network rather than from scratch), and the evidence skip (`evidence` in `cfg.unet`) may be added to a
     source without it: the skip starts at zero, so the run begins from exactly the source's function.
     """
-    if source.kind != cfg.kind:
-        raise ValueError(f"--init-from model is {source.kind!r} but --kind is {cfg.kind!r}; pass --kind {source.kind}")
     saved = source._hub_mixin_config
     unet = dict(saved["unet"])
     if cfg.unet.get("evidence"):
@@ -224,10 +224,36 @@ def build_model(cfg: TrainConfig) -> BFNModel:
     return BFNModel(cfg.kind, cfg.flow, cfg.unet)
 
 
+def start_run_folder(out: Path, resume: bool, overwrite: bool, is_main: bool = True) -> None:
+    """Refuse to start a run over another one unless told whether to continue it or to start over.
+
+    Without this, the same command less --resume would replace the run's checkpoint and append a second run's
+    steps to its metrics.jsonl. `overwrite` moves the old run's files into a timestamped replaced-* sub-folder
+    (nothing is deleted); commands.txt alone is no run.
+    """
+    if resume and overwrite:
+        raise ValueError("--resume continues the run in --out and --overwrite starts it over: pass only one")
+    held = [name for name, there in (("checkpoint", has_checkpoint(out / "checkpoint")),
+                                     ("metrics.jsonl", (out / "metrics.jsonl").exists())) if there]
+    if resume or not held:
+        return
+    if not overwrite:
+        raise ValueError(f"{out} already holds a run ({' and '.join(held)}): pass --resume to continue it, or "
+                         "--overwrite to start over (its files are then moved into a replaced-<time> sub-folder)")
+    if is_main:
+        aside = Path(tempfile.mkdtemp(prefix=time.strftime("replaced-%Y%m%d-%H%M%S-"), dir=out))
+        for entry in out.iterdir():
+            if not entry.name.startswith("replaced-"):
+                entry.rename(aside / entry.name)
+
+
 def train(cfg: TrainConfig, resume: bool = False, data: tuple[Split, Split] | None = None, stop_after: int | None = None,
-          time_limit: float | None = None) -> dict:
+          time_limit: float | None = None, overwrite: bool = False, command: str | None = None) -> dict:
     """Train (or resume) a run in `cfg.out`; returns the last logged metrics.
 
+    A folder that already holds a run needs `resume` (continue it) or `overwrite` (start over, the old files
+    moved aside; see `start_run_folder`). `command`, if given, is appended to the folder's commands.txt, which
+    the model card quotes; it is written after that check, so an overwritten run's commands go with its files.
     `stop_after` (a step) or `time_limit` (seconds of this invocation) end it early with a checkpoint,
     leaving the schedule (set by `max_steps`) untouched, so a long run can be trained in chunks that fit a
     per-command time limit and resume exactly.
@@ -240,6 +266,7 @@ def train(cfg: TrainConfig, resume: bool = False, data: tuple[Split, Split] | No
         torch.set_num_threads(cfg.threads)
     out = Path(cfg.out)
     ckpt_dir = out / "checkpoint"
+    start_run_folder(out, resume, overwrite, ddp.is_main)
     if resume and has_checkpoint(ckpt_dir):
         saved = load_checkpoint(ckpt_dir)
         cfg = TrainConfig(**{**saved["config"], "out": cfg.out, "data_dir": cfg.data_dir, "max_steps": cfg.max_steps, "threads": cfg.threads})
@@ -247,7 +274,11 @@ def train(cfg: TrainConfig, resume: bool = False, data: tuple[Split, Split] | No
         saved = None
         if resume:
             raise FileNotFoundError(f"--resume given but {ckpt_dir} holds no checkpoint; start without --resume")
-    source = load_model(cfg.init_from) if saved is None and cfg.init_from else None
+    if ddp.is_main and command:
+        out.mkdir(parents=True, exist_ok=True)
+        with (out / "commands.txt").open("a") as f:
+            f.write(command + "\n")
+    source = load_model(cfg.init_from, kind=cfg.kind) if saved is None and cfg.init_from else None
     if source is not None:
         cfg = init_config_from(cfg, source)
     train_set, val_set = data or train_val_split(cfg.data_dir, cfg.val_size, cfg.seed)
