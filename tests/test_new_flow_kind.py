@@ -158,3 +158,24 @@ def test_training_and_nll_evaluation_run_the_new_kind(toy_kind, tmp_path) -> Non
     result = evaluate_nll(model, data[1], batch_size=4)
     assert result["unit"] == "bits/dim" and result["kind"] == toy_kind
     assert result["nll_conditional"] > result["reconstruction_conditional"] > 0
+
+
+def test_the_apps_views_render_the_new_kind(toy_model) -> None:
+    """Recorded frames, every figure and both exports, with the new kind's own words and range."""
+    import plotly.graph_objects as go
+
+    from app import render
+    from app.frames import Frames
+
+    frames = Frames(toy_model.flow, 2, 4)
+    for state in SAMPLERS["bfn"](toy_model, [1, None], steps=4, guidance=2.0, seed=0):
+        frames.record(state)
+    assert frames.finished and frames.precision is not None and frames.title == "Linear Gaussian (toy)"
+    by_model = {"toy": frames}
+    assert render.theta_image(frames, 2).dtype == np.uint8
+    for figure in (render.pixel_heatmap(by_model, 3, 0, [(0, 14, 14)], [1, None]), render.trajectories(by_model, 3, [(0, 14, 14)]),
+                   render.step_summary(by_model, 3), render.digit_beliefs(by_model, 3, 0, [1, None])):
+        go.Figure(figure)  # a valid Plotly figure
+    hover = render.trajectories(by_model, 3, [(0, 14, 14)])["data"][0]["hovertemplate"]
+    assert "θ: μ" in hover and "σ of θ" in str(render.step_summary(by_model, 3))
+    assert render.animation_gif(by_model)[:6] == b"GIF89a" and render.png_bytes(render.final_picture(by_model))[:4] == b"\x89PNG"
