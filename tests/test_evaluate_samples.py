@@ -88,3 +88,27 @@ def test_table_lists_the_original_sampler_first():
              "diversity_real": 2.5, "seconds": 1.0, "samples": 10, "per_class": 1, "command": "c"} for s, n in (("solver", 20), ("bfn", 1000))]
     table = render_table(rows)
     assert table.index("| bfn | 1000 |") < table.index("| solver | 20 |")
+
+
+def test_unconditional_samples_are_scored_and_tabled_apart(setup, capsys):
+    root, mnist = setup
+    argv = ["evaluate-samples", "--model", str(root / "model"), "--classifier", str(root / "classifier"),
+            "--data-dir", str(mnist), "--sampler", "bfn", "--steps", "2", "--per-class", "3", "--batch-size", "16",
+            "--unconditional", "--record"]
+    assert main(argv) == 0
+    line = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
+    assert line["unconditional"] is True and line["samples"] == 30 and "accuracy" not in line
+    assert sum(line["class_shares"]) == pytest.approx(1.0, abs=0.01) and 0 <= line["confident"] <= 1
+    # the shares' distance from uniform is half their L1 distance from 0.1 each
+    assert line["distance_from_uniform"] == pytest.approx(0.5 * sum(abs(s - 0.1) for s in line["class_shares"]), abs=0.01)
+    table = (root / "model" / "sample_quality.md").read_text()
+    assert "Unconditional samples (30 per setting)" in table and "Digit-classifier metrics" in table  # both sweeps kept
+
+
+def test_class_shares_and_their_distance_from_uniform():
+    from training.sample_metrics import class_shares, distance_from_uniform
+
+    shares = class_shares(np.array([0, 0, 1, 9]))
+    assert shares.tolist() == [0.5, 0.25, 0, 0, 0, 0, 0, 0, 0, 0.25]
+    assert distance_from_uniform(np.full(10, 0.1)) == pytest.approx(0.0)
+    assert distance_from_uniform(np.eye(10)[3]) == pytest.approx(0.9)

@@ -34,7 +34,16 @@ from bfn.images import to_unit
 from bfn.sampling import SAMPLERS, guidance_interval_for, sample
 from training.card import SAMPLE_QUALITY, SAMPLE_RESULTS, write_card
 from training.data import Split, load_mnist
-from training.sample_metrics import class_accuracy, diversity, feature_statistics, frechet_distance
+from training.sample_metrics import (
+    class_accuracy,
+    class_shares,
+    distance_from_uniform,
+    diversity,
+    feature_statistics,
+    frechet_distance,
+)
+
+CONFIDENT = 0.9  # an unconditional sample "looks like a digit" when the classifier gives one digit this much
 
 
 def classify(classifier: DigitClassifier, images: Tensor, batch_size: int = 1000) -> tuple[np.ndarray, np.ndarray]:
@@ -97,6 +106,25 @@ def score(classifier: DigitClassifier, images: Tensor, labels: np.ndarray, ref: 
     }
 
 
+def score_unconditional(classifier: DigitClassifier, images: Tensor, ref: Reference) -> dict:
+    """Unconditional samples: how many look like a digit (classifier confidence ≥ CONFIDENT), how evenly the
+    digits are spread, and the Fréchet distance and diversity (within the predicted classes)."""
+    feats, logits = classifier.features_and_logits(images)
+    probs = torch.softmax(logits, dim=1).cpu().numpy()
+    feats = feats.double().cpu().numpy()
+    predicted = probs.argmax(1)
+    shares = class_shares(predicted)
+    return {
+        "confident": round(float((probs.max(1) >= CONFIDENT).mean()), 4),
+        "class_shares": [round(float(s), 3) for s in shares],
+        "distance_from_uniform": round(distance_from_uniform(shares), 3),
+        "frechet": round(frechet_distance(*feature_statistics(feats), *ref.test_stats), 3),
+        "frechet_floor": round(ref.floor, 3),
+        "diversity": round(diversity(feats, predicted), 3),
+        "diversity_real": round(ref.diversity_real, 3),
+    }
+
+
 def guided(line: dict) -> tuple[float, float]:
     """The guidance interval of a result line; lines written before intervals existed guided throughout."""
     return tuple(line.get("guidance_interval", (0.0, 1.0)))
@@ -108,8 +136,31 @@ def guidance_cell(line: dict) -> str:
     return f"{line['guidance']:g}" + (f" (φ {phi:g})" if phi else "")
 
 
+def render_unconditional_table(lines: list[dict]) -> str:
+    """The unconditional sweeps as a markdown table."""
+    rows = [
+        f"Unconditional samples ({lines[0]['samples']} per setting): the share the digit classifier recognises with "
+        f"confidence ≥ {CONFIDENT:g} (they look like digits), the digits' spread (total variation distance from "
+        "uniform: 0 is balanced; shares of 0–9 in brackets), Fréchet distance (floor) and diversity (real).",
+        "",
+        "| sampler | steps | confident | distance from uniform (shares 0–9) | Fréchet (floor) | diversity (real) |",
+        "|---|---:|---:|---|---:|---:|",
+    ]
+    for r in sorted(lines, key=lambda r: (r["sampler"] != "bfn", r["sampler"], r["steps"])):
+        shares = " ".join(f"{s:.2f}" for s in r["class_shares"])
+        rows.append(f"| {r['sampler']} | {r['steps']} | {r['confident']:.1%} | {r['distance_from_uniform']:.3f} ({shares}) | "
+                    f"{r['frechet']:.2f} ({r['frechet_floor']:.2f}) | {r['diversity']:.2f} ({r['diversity_real']:.2f}) |")
+    commands = sorted({r["command"] for r in lines})
+    rows += ["", "Command(s): " + "; ".join(f"`{c}`" for c in commands), ""]
+    return "\n".join(rows)
+
+
 def render_table(lines: list[dict]) -> str:
-    """The sweep as a markdown table (the model card's "Sample quality" section)."""
+    """The sweep as a markdown table (the model card's "Sample quality" section); unconditional runs apart."""
+    unconditional = [r for r in lines if r.get("unconditional")]
+    lines = [r for r in lines if not r.get("unconditional")]
+    if not lines:
+        return render_unconditional_table(unconditional)
     lines = sorted(lines, key=lambda r: (r["sampler"] != "bfn", r["sampler"], r["guidance"], r.get("rescaled_phi", 0.0),
                                          guided(r), r["steps"]))
     first = lines[0]
@@ -130,6 +181,8 @@ def render_table(lines: list[dict]) -> str:
                     f"{r['diversity']:.2f} ({r['diversity_real']:.2f}) | {r['seconds'] / r['samples']:.3f} |")
     commands = sorted({r["command"] for r in lines})
     rows += ["", "Command(s): " + "; ".join(f"`{c}`" for c in commands), ""]
+    if unconditional:
+        rows += [render_unconditional_table(unconditional)]
     return "\n".join(rows)
 
 
@@ -142,7 +195,9 @@ def record(folder: Path, lines: list[dict]) -> None:
             f.write(json.dumps(line) + "\n")
     latest = {}
     for line in (json.loads(l) for l in (folder / SAMPLE_RESULTS).read_text().splitlines() if l.strip()):
-        latest[(line["sampler"], line["steps"], line["guidance"], line.get("rescaled_phi", 0.0), guided(line), line["per_class"])] = line
+        key = (line.get("unconditional", False), line["sampler"], line["steps"], line["guidance"], line.get("rescaled_phi", 0.0),
+               guided(line), line["per_class"])
+        latest[key] = line
     (folder / SAMPLE_QUALITY).write_text(render_table(list(latest.values())))
     if (folder / "README.md").exists():  # the model card includes sample_quality.md
         write_card(folder)
@@ -161,6 +216,8 @@ def register(sub: argparse._SubParsersAction) -> None:
                    help="guide only for t in [START, END] (default: the model's recommended interval)")
     p.add_argument("--rescaled-phi", type=float, nargs="+", default=[0.0],
                    help="rescaled guidance φ value(s) in [0, 1] (0: plain guidance)")
+    p.add_argument("--unconditional", action="store_true",
+                   help="sample 10 × --per-class images with no class instead: share that look like digits, spread over the digits")
     p.add_argument("--per-class", type=int, default=50, help="samples per digit and setting")
     p.add_argument("--batch-size", type=int, default=250, help="images sampled at once")
     p.add_argument("--seed", type=int, default=0, help="seed of the first batch (batch b uses seed + b)")
@@ -175,6 +232,7 @@ def command_line(args: argparse.Namespace) -> str:
     parts = ["--model", str(args.model), "--data-dir", str(args.data_dir), "--sampler", *args.sampler,
              "--guidance", *[f"{g:g}" for g in args.guidance], "--steps", *map(str, args.steps),
              *(["--rescaled-phi", *[f"{p:g}" for p in args.rescaled_phi]] if args.rescaled_phi != [0.0] else []),
+             *(["--unconditional"] if args.unconditional else []),
              "--per-class", str(args.per_class), "--batch-size", str(args.batch_size), "--seed", str(args.seed)]
     if args.guidance_interval:
         parts += ["--guidance-interval", *[f"{t:g}" for t in args.guidance_interval]]
@@ -199,7 +257,7 @@ def run(args: argparse.Namespace) -> None:
     classifier = load_classifier(args.classifier)
     ref = Reference(classifier, model.flow, Split(*load_mnist(args.data_dir, train=False)),
                     Split(*load_mnist(args.data_dir, train=True)), args.per_class)
-    labels = [c for c in range(10) for _ in range(args.per_class)]
+    labels = [None if args.unconditional else c for c in range(10) for _ in range(args.per_class)]
     command = command_line(args)
     interval = guidance_interval_for(model, tuple(args.guidance_interval) if args.guidance_interval else None)
     lines = []
@@ -209,9 +267,11 @@ def run(args: argparse.Namespace) -> None:
         start = time.perf_counter()
         images = generate(model, sampler, labels, steps, guidance, args.seed, args.batch_size, interval, phi).cpu()
         seconds = time.perf_counter() - start
+        scores = score_unconditional(classifier, images, ref) if args.unconditional else score(classifier, images, np.array(labels), ref)
         line = {"model": str(args.model), "kind": model.kind, "sampler": sampler, "guidance": guidance,
                 "guidance_interval": list(interval), "steps": steps, **({"rescaled_phi": phi} if phi else {}),
-                "per_class": args.per_class, "samples": len(labels), **score(classifier, images, np.array(labels), ref),
+                **({"unconditional": True} if args.unconditional else {}),
+                "per_class": args.per_class, "samples": len(labels), **scores,
                 "seconds": round(seconds, 2), "seed": args.seed, "command": command}
         print(json.dumps(line), flush=True)
         lines.append(line)

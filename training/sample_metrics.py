@@ -52,6 +52,17 @@ def class_accuracy(predicted: np.ndarray, labels: np.ndarray, num_classes: int =
     return float((predicted == labels).mean()), per_class
 
 
+def class_shares(predicted: np.ndarray, num_classes: int = 10) -> np.ndarray:
+    """The fraction of samples the classifier puts in each class (sums to one)."""
+    return np.bincount(np.asarray(predicted), minlength=num_classes)[:num_classes] / max(len(predicted), 1)
+
+
+def distance_from_uniform(shares: np.ndarray) -> float:
+    """Total variation distance between class shares and the uniform distribution: 0 is perfectly balanced."""
+    shares = np.asarray(shares, dtype=np.float64)
+    return float(0.5 * np.abs(shares - 1 / len(shares)).sum())
+
+
 def mean_pairwise_distance(features: np.ndarray) -> float:
     """Mean Euclidean distance over all pairs of distinct rows of (N, D)."""
     f = np.asarray(features, dtype=np.float64)
