@@ -5,8 +5,9 @@ stands in for a missing one, flagged `untrained`) and for a reference network th
 MNIST BFN U-Net (Graves et al.'s: ~25M parameters, 128 base channels, multipliers 1-2-2, 2 residual
 blocks, attention at 7×7; here our own U-Net at that size), on CPU with 1 and 2 threads and on the GPU
 when there is one, it prints one JSON line per measurement, then the reference ÷ shipped ratio per setting.
-Shipped models guide in their default guidance interval (`--guidance-interval` to change it); the reference,
-and the shipped models once more for the ratio, guide at every step.
+Each model is timed at its recommended settings (its config's `sampling`: sampler, steps, guidance, guidance
+interval; options override them); the reference, and the shipped models once more for the ratio, guide at
+every step.
 
 Timings include everything a caller of `bfn.sampling.sample` pays (network passes, guidance, the Bayesian
 updates, the per-step state). The big reference is slow on a CPU, so it is timed on `--reference-steps`
@@ -26,6 +27,8 @@ import torch
 from bfn.model import BFNModel
 from bfn.hub import SHIPPED_MODELS
 from bfn.sampling import SAMPLERS, guidance_interval_for, sample
+
+RECOMMENDED = "recommended"  # the --sampler value that times each model with its own recommended sampler
 
 REFERENCE_UNET = {"channels": [128, 256, 256], "patch": 1, "res_blocks": 2, "attention": True, "groups": 32}
 
@@ -67,14 +70,16 @@ EVERY_STEP = (0.0, 1.0)  # the guidance interval of plain classifier-free guidan
 
 def time_sampling(model: BFNModel, sampler: str, steps: int, guidance: float, device: str, repeats: int = 1,
                   interval: tuple[float, float] | None = None) -> float:
-    """Best-of-`repeats` seconds for one run of 10 digits × `steps` (after a short warm-up run)."""
+    """Best-of-`repeats` seconds for one run of 10 digits × `steps` (after a short warm-up run), with the model's
+    recommended rescaled guidance."""
     labels = list(range(10))
     sample(model, labels, sampler=sampler, steps=2, guidance=guidance, seed=0, guidance_interval=EVERY_STEP)  # both batch sizes
     best = float("inf")
     for r in range(repeats):
         _sync(device)
         start = time.perf_counter()
-        sample(model, labels, sampler=sampler, steps=steps, guidance=guidance, seed=r, guidance_interval=interval)
+        sample(model, labels, sampler=sampler, steps=steps, guidance=guidance, seed=r, guidance_interval=interval,
+               rescaled_phi=model.sampling.rescaled_phi)
         _sync(device)
         best = min(best, time.perf_counter() - start)
     return best
@@ -95,12 +100,14 @@ def measure(name: str, model: BFNModel, sampler: str, steps: int, timed_steps: i
 
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(prog="python -m bfn.bench", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--steps", type=int, default=100, help="N, the steps of one sampling run")
-    p.add_argument("--guidance", type=float, default=2.0,
-                   help="guidance weight (> 1: two network halves per step inside the guidance interval)")
+    p.add_argument("--steps", type=int, default=None, help="N, the steps of one sampling run (default: each model's recommended)")
+    p.add_argument("--guidance", type=float, default=None,
+                   help="guidance weight (> 1: two network halves per step inside the guidance interval; default: each "
+                        "model's recommended)")
     p.add_argument("--guidance-interval", type=float, nargs=2, metavar=("START", "END"),
-                   help="guide only for t in [START, END]; 0 1 guides every step (default: each flow's default_guidance_interval)")
-    p.add_argument("--sampler", nargs="+", default=["bfn"], help=f"sampler(s) to time: {', '.join(sorted(SAMPLERS))}")
+                   help="guide only for t in [START, END]; 0 1 guides every step (default: each model's recommended)")
+    p.add_argument("--sampler", nargs="+", default=[RECOMMENDED],
+                   help=f"sampler(s) to time: {RECOMMENDED} (each model's own for the step count), {', '.join(sorted(SAMPLERS))}")
     p.add_argument("--threads", type=int, nargs="+", default=[1, 2], help="CPU thread counts to try")
     p.add_argument("--kinds", nargs="+", choices=SHIPPED_MODELS, default=list(SHIPPED_MODELS), help="shipped models to time")
     p.add_argument("--models", nargs="+", metavar="MODEL", default=[],
@@ -111,8 +118,8 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--layouts", action="store_true", help="also time the shipped models in the default (NCHW) memory layout")
     args = p.parse_args(argv)
     for name in args.sampler:
-        if name not in SAMPLERS:
-            p.error(f"unknown sampler {name!r}; choose from {sorted(SAMPLERS)}")
+        if name not in SAMPLERS and name != RECOMMENDED:
+            p.error(f"unknown sampler {name!r}; choose from {RECOMMENDED}, {', '.join(sorted(SAMPLERS))}")
 
     settings = [("cpu", t) for t in args.threads]
     if torch.cuda.is_available() and not args.no_gpu:
@@ -125,26 +132,29 @@ def main(argv: list[str] | None = None) -> int:
             torch.set_num_threads(threads)
         for name, (model, trained) in models_to_time(args, device):
             kind = model.kind
-            for sampler in args.sampler:
-                small = measure(name, model, sampler, args.steps, args.steps, args.guidance, device, threads,
+            steps = args.steps or model.sampling.steps
+            guidance = model.sampling.guidance if args.guidance is None else args.guidance
+            for choice in args.sampler:
+                sampler = model.sampling.sampler_for(steps) if choice == RECOMMENDED else choice
+                small = measure(name, model, sampler, steps, steps, guidance, device, threads,
                                 args.repeats, args.guidance_interval, layout="channels_last" if device == "cpu" else "default",
                                 **({} if trained else {"untrained": True}))
                 print(json.dumps(small), flush=True)
                 if args.layouts and device == "cpu":
                     plain = model.to(memory_format=torch.contiguous_format)
-                    print(json.dumps(measure(name, plain, sampler, args.steps, args.steps, args.guidance, device,
+                    print(json.dumps(measure(name, plain, sampler, steps, steps, guidance, device,
                                              threads, args.repeats, args.guidance_interval, layout="nchw")), flush=True)
                     model = model.to(memory_format=torch.channels_last)
-                if args.reference_steps and sampler == args.sampler[0]:
+                if args.reference_steps and choice == args.sampler[0]:
                     # A few timed steps cannot stand for a guidance interval, so the reference and the
                     # shipped model it is compared with guide at every step.
                     layout = "channels_last" if device == "cpu" else "default"
-                    every = measure(name, model, sampler, args.steps, args.steps, args.guidance, device, threads,
+                    every = measure(name, model, sampler, steps, steps, guidance, device, threads,
                                     args.repeats, EVERY_STEP, layout=layout)
                     print(json.dumps(every), flush=True)
                     ref = reference_model(kind, device, channels_last=device == "cpu")
-                    big = measure("reference-25M", ref, sampler, args.steps, min(args.reference_steps, args.steps),
-                                  args.guidance, device, threads, 1, EVERY_STEP, layout=layout)
+                    big = measure("reference-25M", ref, sampler, steps, min(args.reference_steps, steps),
+                                  guidance, device, threads, 1, EVERY_STEP, layout=layout)
                     print(json.dumps(big), flush=True)
                     ratios.append({"ratio": f"reference ÷ {name}", "device": device, "threads": threads,
                                    "ms_per_step": round(big["ms_per_step"] / every["ms_per_step"], 1)})
