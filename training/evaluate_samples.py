@@ -162,22 +162,21 @@ def render_table(lines: list[dict]) -> str:
     if not lines:
         return render_unconditional_table(unconditional)
     lines = sorted(lines, key=lambda r: (r["sampler"] != "bfn", r["sampler"], r["guidance"], r.get("rescaled_phi", 0.0),
-                                         guided(r), r["steps"]))
-    first = lines[0]
+                                         guided(r), r["steps"], r["samples"]))
     rows = [
-        f"Digit-classifier metrics of {first['samples']} class-conditional samples ({first['per_class']} per digit) "
-        "per setting: classifier accuracy, Fréchet distance of the classifier's penultimate features to the test "
+        "Digit-classifier metrics of class-conditional samples (as many of each digit; the floor depends on their "
+        "number) per setting: classifier accuracy, Fréchet distance of the classifier's penultimate features to the test "
         "set (floor: as many real training images score this), and within-class diversity (mean pairwise feature "
         "distance; real images in brackets). Sampler `bfn` is the paper's; `solver` the few-step solver. Guided t: "
         "the times at which guidance above 1 acted (the plain conditional model elsewhere); φ: rescaled guidance.",
         "",
-        "| sampler | steps | guidance | guided t | accuracy | Fréchet (floor) | diversity (real) | s/sample |",
-        "|---|---:|---:|---:|---:|---:|---:|---:|",
+        "| sampler | steps | guidance | guided t | samples | accuracy | Fréchet (floor) | diversity (real) | s/sample |",
+        "|---|---:|---:|---:|---:|---:|---:|---:|---:|",
     ]
     for r in lines:
         start, end = guided(r)
         when = f"{start:g}–{end:g}" if r["guidance"] > 1 else "—"  # w ≤ 1 applies throughout (bfn.sampling.guidance_at)
-        rows.append(f"| {r['sampler']} | {r['steps']} | {guidance_cell(r)} | {when} | {r['accuracy']:.1%} | {r['frechet']:.2f} ({r['frechet_floor']:.2f}) | "
+        rows.append(f"| {r['sampler']} | {r['steps']} | {guidance_cell(r)} | {when} | {r['samples']} | {r['accuracy']:.1%} | {r['frechet']:.2f} ({r['frechet_floor']:.2f}) | "
                     f"{r['diversity']:.2f} ({r['diversity_real']:.2f}) | {r['seconds'] / r['samples']:.3f} |")
     commands = sorted({r["command"] for r in lines})
     rows += ["", "Command(s): " + "; ".join(f"`{c}`" for c in commands), ""]
