@@ -19,6 +19,8 @@ from collections.abc import Sequence
 
 os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")
 
+from app.server import DEFAULT_CACHE_MB, DEFAULT_RUN_MB, Terminated, serve, sigterm_as_interrupt  # noqa: E402
+
 
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="python -m app", description="BFN Studio: watch a Bayesian Flow Network generate MNIST digits.")
@@ -41,25 +43,41 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--share", action="store_true", help="also open a public *.gradio.live link (off by default)")
     p.add_argument("--threads", type=int, default=None, help="torch threads per operation (default: 1, see README)")
     p.add_argument("--max-concurrent", type=int, default=None, help="generations running at once; more wait in the queue (default: 4)")
+    p.add_argument(
+        "--max-run-mb", type=int, default=DEFAULT_RUN_MB,
+        help=f"memory for the runs kept for scrubbing, all sessions together; the oldest finished runs go beyond it (default: {DEFAULT_RUN_MB})",
+    )  # fmt: skip
+    p.add_argument(
+        "--max-cache-mb", type=int, default=DEFAULT_CACHE_MB,
+        help=f"disk for Gradio's file cache (streamed images, exports); the oldest files go beyond it (default: {DEFAULT_CACHE_MB})",
+    )  # fmt: skip
     return p
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
+    problems = [f"--port must be from 1 to 65535, got {args.port}"] if not 1 <= args.port <= 65535 else []
+    for flag, value in (("--max-concurrent", args.max_concurrent), ("--max-run-mb", args.max_run_mb), ("--max-cache-mb", args.max_cache_mb)):
+        if value is not None and value < 1:
+            problems.append(f"{flag} must be at least 1, got {value}")
+    if problems:
+        print(f"python -m app: error: {problems[0]}", file=sys.stderr)
+        return 2
+    with sigterm_as_interrupt():  # a container's stop ends the server as Ctrl-C does, cleaning up
+        try:
+            return _start(args)
+        except Terminated:
+            logging.info("stopped by SIGTERM")
+            return 0
 
+
+def _start(args: argparse.Namespace) -> int:
+    """Load the models and serve until stopped (`app.server.serve`)."""
     from app.handlers import MAX_CONCURRENT_RUNS
-    from app.layout import CSS, build_app, theme
     from app.models import DEFAULT_THREADS, configure_threads, load_models, warm_up
     from bfn.hub import ModelLoadError
 
-    if not 1 <= args.port <= 65535:
-        print(f"python -m app: error: --port must be from 1 to 65535, got {args.port}", file=sys.stderr)
-        return 2
-    max_concurrent = args.max_concurrent or MAX_CONCURRENT_RUNS
-    if max_concurrent < 1:
-        print("python -m app: error: --max-concurrent must be at least 1", file=sys.stderr)
-        return 2
     try:
         configure_threads(args.threads or DEFAULT_THREADS)
         bank = load_models(args.weights, classifier=args.classifier)
@@ -69,8 +87,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     for name, source in bank.sources.items():
         logging.info("loaded the %s model from %s", name, source)
     warm_up(bank)
-    demo = build_app(bank, max_concurrent=max_concurrent)
-    demo.launch(server_name=args.host, server_port=args.port, share=args.share, theme=theme(), css=CSS, ssr_mode=False, show_error=True)
+    serve(
+        bank, host=args.host, port=args.port, share=args.share, run_mb=args.max_run_mb, cache_mb=args.max_cache_mb,
+        max_concurrent=args.max_concurrent or MAX_CONCURRENT_RUNS,
+    )  # fmt: skip
     return 0
 
 

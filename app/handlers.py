@@ -11,8 +11,9 @@ from __future__ import annotations
 
 import atexit
 import dataclasses
+import hashlib
+import logging
 import math
-import re
 import shutil
 import tempfile
 import time
@@ -27,8 +28,10 @@ from gradio.components.plot import PlotData
 from app import render
 from app.frames import Frames
 from app.models import ModelBank
-from app.params import MAX_STEPS, parse_int, parse_settings
+from app.params import MAX_STEPS, parse_click, parse_int, parse_settings
 from app.session import Run, RunState, Session, SessionStore
+
+log = logging.getLogger(__name__)
 
 MAX_CONCURRENT_RUNS = 4  # generations sampling at once; more wait in the queue (position shown)
 STREAM_INTERVAL_S = 0.1  # at most ~10 image updates per second per session
@@ -106,11 +109,16 @@ def _session_id(request: gr.Request | None) -> str:
 
 
 def _folder_name(session_id: str) -> str:
-    return re.sub(r"[^A-Za-z0-9_-]", "", session_id)[:32]
+    """The export folder of a session: a hash of its id, so that every id has a folder of its own inside the
+    export root (an id stripped to a safe name could be empty, the root itself, or equal another's)."""
+    return hashlib.sha256(session_id.encode("utf-8", "surrogatepass")).hexdigest()[:32]
 
 
 def _invalid(error: ValueError) -> gr.Error:
-    return gr.Error(str(error), title="Invalid input")
+    """The caller's mistake, told to the caller; logged in one line (the message quotes values only cut short,
+    `app.params.echo`), not as a server traceback."""
+    log.info("invalid input: %s", error)
+    return gr.Error(str(error), title="Invalid input", print_exception=False)
 
 
 def _raise_if_failed(run: Run) -> None:
@@ -138,7 +146,12 @@ class Handlers:
         self.plot_interval = plot_interval
         self.max_concurrent = max_concurrent
         self.export_dir = Path(tempfile.mkdtemp(prefix="bfn-studio-"))  # one file per session, dropped with it
-        atexit.register(shutil.rmtree, self.export_dir, ignore_errors=True)
+        atexit.register(shutil.rmtree, self.export_dir, ignore_errors=True)  # for whoever forgets `close`
+
+    def close(self) -> None:
+        """The server is going away: stop every run and remove every session's exports."""
+        self.store.close()
+        shutil.rmtree(self.export_dir, ignore_errors=True)
 
     def outputs(self, views: Views, fields: Sequence[str] = SHOWN) -> list:
         return views.outputs(self.menu.names, fields)
@@ -320,14 +333,15 @@ class Handlers:
     def click_pixel(self, click: Any, request: gr.Request) -> list:
         """A click on any of the images, as "x,y" in image pixels (sent by the layout's click script): follow that pixel."""
         session, run = self._session_run(request)
-        try:
-            x, y = (float(v) for v in str(click).split(",")[:2])
-        except ValueError:
+        if run is None:
             return self.outputs(Views(), PIXEL)
-        pixel = None
-        if run is not None and math.isfinite(x) and math.isfinite(y):
-            pixel = render.GridLayout(len(run.labels)).locate(x, y)
-        if pixel is None:
+        layout = render.GridLayout(len(run.labels))
+        try:
+            x, y = parse_click(click, layout.width, layout.height)
+        except ValueError as e:
+            raise _invalid(e) from None
+        pixel = layout.locate(x, y)
+        if pixel is None:  # on the padding between images
             return self.outputs(Views(), PIXEL)
         session.add_pixel(pixel)
         return self._follow(session)

@@ -180,7 +180,8 @@ def build(handlers: Handlers) -> gr.Blocks:
     choices = menu.choices
     default_model = BOTH if BOTH in choices else menu.names[0]
     presets = [p for p in PRESETS if p.model in choices]
-    with gr.Blocks(title="BFN Studio", delete_cache=(600, 3600), analytics_enabled=False) as demo:
+    # no delete_cache: `app.server.CacheSweeper` bounds the file cache by size as well as age
+    with gr.Blocks(title="BFN Studio", analytics_enabled=False) as demo:
         gr.Markdown(
             "# BFN Studio\nWatch a [Bayesian Flow Network](https://arxiv.org/abs/2308.07037) (Graves et al. 2023) "
             "write MNIST digits: every pixel starts as a coin flip and becomes certain, step by step."

@@ -56,7 +56,7 @@ def wait_until_serving(url: str, server: subprocess.Popen, timeout: float) -> bo
             time.sleep(0.5)
 
 
-def _rss_mb(pid: int, field: str = "VmRSS") -> float:
+def rss_mb(pid: int, field: str = "VmRSS") -> float:
     for line in Path(f"/proc/{pid}/status").read_text().splitlines():
         if line.startswith(field + ":"):
             return int(line.split()[1]) / 1024
@@ -73,7 +73,7 @@ class MemoryWatch(threading.Thread):
     def run(self) -> None:
         while not self._halt.is_set():
             try:
-                self.peak = max(self.peak, _rss_mb(self.pid))
+                self.peak = max(self.peak, rss_mb(self.pid))
             except OSError:
                 return
             time.sleep(self.every)
@@ -134,7 +134,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         if not wait_until_serving(url, server, timeout=300):
             raise SystemExit(f"the app did not start:\n{server.stderr.read() if server.poll() is not None else ''}")
-        idle_mb = _rss_mb(server.pid)
+        idle_mb = rss_mb(server.pid)
         watch = MemoryWatch(server.pid)
         watch.start()
         settings = lambda seed: (args.model, "all", 0, args.guidance, args.steps, seed, "bfn")  # noqa: E731
@@ -162,7 +162,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             "single_peak_rss_mb": single_peak,
             "concurrent": {"sessions": args.sessions, "wall_s": wall, **(summarise(concurrent) if concurrent else {})},
             "concurrent_peak_rss_mb": concurrent_peak,
-            "server_peak_rss_mb": _rss_mb(server.pid, "VmHWM"),
+            "server_peak_rss_mb": rss_mb(server.pid, "VmHWM"),
         }
     finally:
         stop_server(server)

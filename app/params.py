@@ -13,6 +13,7 @@ what the Model choice may be and how many digits the models know.
 from __future__ import annotations
 
 import math
+import reprlib
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
@@ -105,9 +106,47 @@ class RunSettings:
         )
 
 
+ECHO_CHARS = 60  # the most of a received value that a message quotes
+
+
+class _Echo(reprlib.Repr):
+    """`reprlib` with the app's limits: strings keep their start, and integers too long to quote are described
+    by their length."""
+
+    def __init__(self, limit: int):
+        super().__init__()
+        self.maxstring = self.maxlong = self.maxother = limit
+        self.maxlist = self.maxtuple = self.maxdict = self.maxset = 6
+        self.maxlevel = 2
+
+    def repr_str(self, x: str, level: int) -> str:
+        return repr(x[: self.maxstring])  # the start, cut before the repr is made (`echo` adds the "…")
+
+    def repr_int(self, x: int, level: int) -> str:
+        digits = int(abs(x).bit_length() * math.log10(2)) + 1  # the digits of |x|, or one more
+        if digits <= self.maxlong:
+            return repr(x)
+        about = "about " if digits > 10_000 else ""  # exact below that, where the check is cheap
+        if not about and 10 ** (digits - 1) > abs(x):
+            digits -= 1
+        return f"{'a negative' if x < 0 else 'an'} integer of {about}{digits} digits"
+
+
+def echo(value: Any, limit: int = ECHO_CHARS) -> str:
+    """`value` as a message or log line may quote it: its repr, cut to `limit` characters with "…".
+
+    API callers can send anything of any size (a 12 MB string as the model, an integer of 400 digits as the
+    seed); a message that quoted it whole would be as large, in the caller's error and in the server's log.
+    Strings and containers are cut before their repr is made, so a huge value costs no huge copy, and
+    integers too long to print (Python refuses past 4,300 digits) are described by their length.
+    """
+    text = _Echo(limit).repr(value)
+    return text if len(text) <= limit else text[: limit - 1] + "…"
+
+
 def _choice(name: str, value: Any, allowed: tuple[str, ...] | list[str]) -> str:
     if not isinstance(value, str) or value not in allowed:
-        raise ValueError(f"{name} must be one of {', '.join(repr(a) for a in allowed)}; got {value!r}")
+        raise ValueError(f"{name} must be one of {', '.join(repr(a) for a in allowed)}; got {echo(value)}")
     return value
 
 
@@ -125,35 +164,53 @@ def _model_choice(value: Any, menu: ModelMenu) -> str:
     return _choice("model", value, offered)
 
 
-def _number(name: str, value: Any) -> float:
-    """A finite real number; numeric strings are accepted (form posts), booleans and NaN are not."""
-    if isinstance(value, str):
+def _number(name: str, value: Any, span: str) -> int | float:
+    """A finite real number, or `ValueError` naming the field and what is allowed (`span`, "from 0 to 10").
+
+    Numeric strings are accepted (form posts), booleans and NaN are not. Integers stay integers: one too large
+    for a float (an API caller may send 2**1100) is compared with the limits exactly, where float() or
+    math.isfinite() would raise OverflowError, an error without the field's name that no handler expects.
+    """
+    x = value
+    if isinstance(x, str):
         try:
-            value = float(value.strip())
+            x = float(x.strip())
         except ValueError:
-            raise ValueError(f"{name} must be a number; got {value!r}") from None
-    if isinstance(value, bool) or not isinstance(value, (int, float)):
-        raise ValueError(f"{name} must be a number; got {value!r} ({type(value).__name__})")
-    if not math.isfinite(value):
-        raise ValueError(f"{name} must be a finite number; got {value!r}")
-    return float(value)
+            raise ValueError(f"{name} must be a number {span}; got {echo(value)}") from None
+    if isinstance(x, bool) or not isinstance(x, (int, float)):
+        raise ValueError(f"{name} must be a number {span}; got {echo(value)} ({type(value).__name__})")
+    if isinstance(x, float) and not math.isfinite(x):
+        raise ValueError(f"{name} must be a finite number {span}; got {echo(value)}")
+    return x
 
 
 def parse_int(name: str, value: Any, lo: int, hi: int) -> int:
     """An integer in [lo, hi]; whole floats such as 100.0 are accepted, 2.5 is not."""
-    x = _number(name, value)
-    if not x.is_integer():
-        raise ValueError(f"{name} must be a whole number from {lo} to {hi}; got {value!r}")
-    if not lo <= x <= hi:
-        raise ValueError(f"{name} must be from {lo} to {hi}; got {value!r}")
+    span = f"from {lo} to {hi}"
+    x = _number(name, value, span)
+    if isinstance(x, float) and not x.is_integer():
+        raise ValueError(f"{name} must be a whole number {span}; got {echo(value)}")
+    if not lo <= x <= hi:  # int and float compare exactly in Python, whatever their size
+        raise ValueError(f"{name} must be {span}; got {echo(value)}")
     return int(x)
 
 
 def parse_float(name: str, value: Any, lo: float, hi: float) -> float:
-    x = _number(name, value)
+    """A real number in [lo, hi]."""
+    span = f"from {lo:g} to {hi:g}"
+    x = _number(name, value, span)
     if not lo <= x <= hi:
-        raise ValueError(f"{name} must be from {lo:g} to {hi:g}; got {value!r}")
-    return x
+        raise ValueError(f"{name} must be {span}; got {echo(value)}")
+    return float(x)
+
+
+def parse_click(value: Any, width: float, height: float) -> tuple[float, float]:
+    """A click on an image as the page's script sends it, "x,y,stamp" (image pixels; the stamp only makes
+    every click a change), → (x, y), each from 0 to the picture's `width` and `height`."""
+    parts = value.split(",", 2) if isinstance(value, str) else []
+    if len(parts) < 2:
+        raise ValueError(f'click must be "x,y" in image pixels; got {echo(value)}')
+    return parse_float("click x", parts[0], 0, width), parse_float("click y", parts[1], 0, height)
 
 
 def parse_settings(

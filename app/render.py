@@ -60,6 +60,15 @@ class GridLayout:
     def rows(self) -> int:
         return math.ceil(self.batch / self.cols)
 
+    @property
+    def width(self) -> int:
+        """The enlarged picture's width in pixels (what `draw` returns), the range of a click's x."""
+        return (self.cols * (self.size + PAD) + PAD) * self.scale
+
+    @property
+    def height(self) -> int:
+        return (self.rows * (self.size + PAD) + PAD) * self.scale
+
     def draw(self, images: np.ndarray) -> np.ndarray:
         """uint8 images (B, H, W) → the grid picture, enlarged `scale`× with nearest-neighbour."""
         grid = make_grid(images, nrow=self.cols, padding=PAD, pad_value=PAD_VALUE)

@@ -217,6 +217,18 @@ class SessionStore:
             self._evict(keep=session_id)
         return run.start()
 
+    def close(self, wait: float = 2.0) -> None:
+        """Stop every run and forget every session (the server is going away); wait up to `wait` seconds in
+        all for the producers to end."""
+        with self._lock:
+            runs = [s.run for s in self._sessions.values() if s.run is not None]
+            self._sessions.clear()
+        for run in runs:
+            run.stop()
+        deadline = time.monotonic() + wait
+        for run in runs:
+            run.join(max(0.0, deadline - time.monotonic()))
+
     def drop(self, session_id: str) -> None:
         with self._lock:
             session = self._sessions.pop(session_id, None)

@@ -206,6 +206,10 @@ class ContinuousFlow:
         """The generated data: x̂(θ_n, 1), the output distribution's point mass at t = 1."""
         return output
 
+    def point_output(self, x: Tensor) -> Tensor:
+        """x̂ = x: the output distribution is a point mass at x̂ already (`final_sample` returns it)."""
+        return x.float()
+
     # ---- the evidence view (eqs. 49–50, 77): z = ρμ, x̃ = x, s² = 1
     evidence_noise_var = 1.0
 
@@ -215,6 +219,9 @@ class ContinuousFlow:
     def theta_from_evidence(self, z: Tensor, beta: float) -> GaussianBelief:
         rho = 1.0 + beta
         return GaussianBelief(z / rho, torch.full((z.shape[0],), rho, device=z.device))
+
+    def evidence(self, theta: GaussianBelief) -> Tensor:
+        return theta.mu * theta.rho.reshape(-1, *([1] * (theta.mu.dim() - 1)))
 
     # ---- views
     def theta_view(self, theta: GaussianBelief) -> Tensor:

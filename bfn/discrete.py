@@ -259,6 +259,10 @@ class DiscreteFlow:
         """The generated data: one draw from the output distribution at t = 1, as class indices."""
         return categorical_sample(output, generator)
 
+    def point_output(self, x: Tensor) -> Tensor:
+        """e_x: all the probability on the known class, so that a draw from it is x itself."""
+        return self.one_hot(x)
+
     # ---- the evidence view (eqs. 163, 185): z = y, x̃ = K e_x − 1, s² = K
     @property
     def evidence_noise_var(self) -> float:
@@ -269,6 +273,10 @@ class DiscreteFlow:
 
     def theta_from_evidence(self, z: Tensor, beta: float) -> Tensor:
         return class_softmax(z)
+
+    def evidence(self, theta: Tensor) -> Tensor:
+        """ln θ: z up to a constant per pixel, which the softmax back to θ ignores."""
+        return torch.log(theta.clamp_min(torch.finfo(theta.dtype).tiny))
 
     # ---- views
     def theta_view(self, theta: Tensor) -> Tensor:

@@ -128,6 +128,13 @@ class Flow(Protocol[ThetaT]):
     def final_sample(self, output: Tensor, generator: torch.Generator | None = None) -> Tensor:
         """The generated data from the output distribution at t = 1."""
 
+    def point_output(self, x: Tensor) -> Tensor:
+        """The output distribution that puts all its mass on the data x (one-hot of x, or x itself).
+
+        What the sender, who knows x, would report: completion feeds it to the update at the known pixels, so
+        that their sender samples come from the true values (the Bayesian flow of the known data).
+        """
+
     # ---- the evidence view: z(t) = β(t) x̃ + s √β(t) ε (see bfn/solvers.py)
     evidence_noise_var: float  # s²
 
@@ -136,6 +143,12 @@ class Flow(Protocol[ThetaT]):
 
     def theta_from_evidence(self, z: Tensor, beta: float) -> ThetaT:
         """θ holding the summed, accuracy-weighted evidence z after accuracy β."""
+
+    def evidence(self, theta: ThetaT) -> Tensor:
+        """The evidence z that θ holds: the inverse of `theta_from_evidence`, up to what θ cannot tell apart.
+
+        Stepping a run back (completion's resampling) forgets evidence in z and needs it from any θ.
+        """
 
     # ---- views (what the sampler reports and the app shows)
     def theta_view(self, theta: ThetaT) -> Tensor:

@@ -3,7 +3,14 @@
 The app streams these states, the CLI keeps the last one and the tests inspect all of them, so the
 generative procedure exists exactly once (`run_sampler`); a sampler is that loop with an update rule and a
 time grid (`Sampler`), and `SAMPLERS` lists every one. A run is fully determined by (model, labels, steps,
-guidance, guidance interval, seed): all randomness comes from one seeded `torch.Generator`.
+guidance, guidance interval, seed, known data): all randomness comes from one seeded `torch.Generator`.
+
+Completion (inpainting) is the same loop told part of the data (`known`): at the known pixels the sender knows
+the data, so every update there observes the true values instead of a draw from the output distribution.
+θ then follows the Bayesian flow of the known data at those pixels, the network sees it as in training, and
+its predictions for the other pixels are generated around it; every sampler completes, as none is changed.
+Early on the known pixels are barely observed, so the generated ones commit before they could agree with
+them; resampling (`resample`, after RePaint) takes each step again after forgetting what it added (`forget`).
 """
 
 from __future__ import annotations
@@ -23,6 +30,7 @@ from bfn.solvers import SolverUpdate, time_grid
 
 IMAGE_SHAPE = (1, 28, 28)
 MAX_STEPS = 10_000
+MAX_RESAMPLE = 100
 
 
 @dataclass(frozen=True)
@@ -36,8 +44,11 @@ class StepState:
         theta: the input distribution: p(pixel on) for discrete data, μ for continuous data; (B, H, W).
         precision: ρ per image for continuous data (B,); None for discrete data.
         output: the output distribution: p_O(pixel on) for discrete data, x̂ for continuous data; (B, H, W).
+            In a completion it is still the network's prediction at the known pixels too, so that the views
+            show what the network believes; θ is what follows the known data there.
         sample: the generated images, only on the final state (step == num_steps): {0, 1} pixels for
-            discrete data, values in [−1, 1] for continuous data; (B, H, W).
+            discrete data, values in [−1, 1] for continuous data; (B, H, W). A completion's sample holds the
+            known data exactly at the known pixels.
         value_range: the range of `theta`, `output` and `sample`, for display: (0, 1) or (−1, 1).
         guidance: the guidance weight in effect for `output`: the run's, or 1 outside its guidance interval.
     """
@@ -84,7 +95,7 @@ def guidance_interval_for(model: BFNModel, interval: tuple[float, float] | None 
 
 
 def validate_run(steps: int, guidance: float, seed: int, guidance_interval: tuple[float, float] | None = None,
-                 rescaled_phi: float = 0.0) -> None:
+                 rescaled_phi: float = 0.0, resample: int = 1) -> None:
     """Reject values that would silently produce garbage, with a message that says what is allowed.
 
     A `guidance_interval` of None stands for the flow's default, which is valid.
@@ -97,6 +108,8 @@ def validate_run(steps: int, guidance: float, seed: int, guidance_interval: tupl
         raise ValueError(f"guidance must be a finite number ≥ 0, got {guidance!r}")
     if isinstance(seed, bool) or not isinstance(seed, int) or not 0 <= seed < 2**63:
         raise ValueError(f"seed must be an integer from 0 to 2^63 − 1, got {seed!r}")
+    if isinstance(resample, bool) or not isinstance(resample, int) or not 1 <= resample <= MAX_RESAMPLE:
+        raise ValueError(f"resample must be an integer from 1 to {MAX_RESAMPLE}, got {resample!r}")
     if guidance_interval is None:
         return
     try:
@@ -169,13 +182,51 @@ def _state(flow: Flow, step: int, n: int, t: float, theta: Theta, output: Tensor
 
 
 class Update(Protocol):
-    """One run's update rule: (i, θ_{i−1}, output distribution at t_{i−1}) → θ_i, for i = 1 … n, in order."""
+    """One run's update rule: (i, θ_{i−1}, output distribution at t_{i−1}) → θ_i, for i = 1 … n, in order.
+
+    A step may be taken again from a θ_{i−1} that the rule did not return (resampling steps back); a rule
+    that carries state from step to step (a multistep solver) then restarts from that θ.
+    """
 
     def __call__(self, i: int, theta: Theta, output: Tensor) -> Theta: ...
 
 
 MakeUpdate = Callable[[Flow, Sequence[float], torch.Generator], Update]
 """Builds a run's update rule from the flow, the time grid t_0 … t_n and the run's generator."""
+
+Known = tuple[Tensor, Tensor]
+"""What a completion knows: (x, mask), the data in the flow's data space (B, 1, H, W) and a bool mask that
+broadcasts to (B, 1, H, W), True where x is known."""
+
+
+def known_output(flow: Flow, known: Known, shape: tuple[int, ...], device: torch.device | str) -> tuple[Tensor, Tensor]:
+    """The point-mass output distribution at the known data, and the mask shaped to select from it."""
+    x, mask = known
+    if tuple(x.shape) != shape:
+        raise ValueError(f"the known data must have shape {shape} (one image per label), got {tuple(x.shape)}")
+    if mask.dtype != torch.bool:
+        raise ValueError(f"the known-pixel mask must be a bool tensor, got {mask.dtype}")
+    try:
+        mask = torch.broadcast_to(mask, shape)
+    except RuntimeError:
+        raise ValueError(f"the known-pixel mask of shape {tuple(mask.shape)} does not broadcast to {shape}") from None
+    point = flow.point_output(x.to(device))
+    # a flow's output distribution may have axes after the data's (the class axis): the mask broadcasts over them
+    return point, mask.to(device).reshape(*shape, *([1] * (point.dim() - len(shape))))
+
+
+def forget(flow: Flow, theta: Theta, beta: float, earlier: float, generator: torch.Generator) -> Theta:
+    """θ after accuracy β → a θ after the accuracy `earlier` ≤ β that could have led to it.
+
+    In the evidence view (bfn/solvers.py) z(β) = β x̃ + s √β ε is a Brownian motion with drift x̃ in β, so
+    given z(β) the evidence at β' ≤ β is the Brownian bridge N(β'/β z, s² β'(β − β')/β), whatever x̃ is:
+    stepping back needs neither the network nor the data. It is RePaint's forward noising (Lugmayr et al.
+    2022, arXiv 2201.09865) for a Bayesian flow; at β' = 0 it returns the prior.
+    """
+    z = flow.evidence(theta)
+    noise = torch.randn(z.shape, generator=generator, device=z.device, dtype=z.dtype)
+    std = math.sqrt(flow.evidence_noise_var * earlier * (beta - earlier) / beta)
+    return flow.theta_from_evidence(earlier / beta * z + std * noise, earlier)
 
 
 def run_sampler(
@@ -189,6 +240,8 @@ def run_sampler(
     grid: str = "uniform",
     guidance_interval: tuple[float, float] | None = None,
     rescaled_phi: float = 0.0,
+    known: Known | None = None,
+    resample: int = 1,
 ) -> Iterator[StepState]:
     """The loop every sampler shares; a sampler differs only in its update rule (and maybe its time grid).
 
@@ -200,17 +253,39 @@ def run_sampler(
     Guidance applies only at the times in `guidance_interval` (`guidance_at`; None: the model's recommended
     interval, `guidance_interval_for`; (0, 1): everywhere, as in plain classifier-free guidance), rescaled by
     `rescaled_phi` (`rescale_guided`; 0: plain guidance).
+
+    `known` = (x, mask) makes the run a completion: where the mask is True, the update and the final sample
+    see the output distribution that puts all its mass on x (`Flow.point_output`) instead of the network's,
+    so the sender samples there come from the true values and the sample ends as x; the states report the
+    network's own output (see `StepState`). Nothing else changes, not even the random draws: with no pixel
+    known the run is the ordinary sample, bit for bit.
+
+    `resample` = r > 1 takes each step of a completion r times (RePaint's resampling with jump length 1):
+    after a take, the evidence it added is forgotten (`forget`, back to θ at t_{i−1}) and the step is taken
+    again from a fresh prediction, so the generated pixels get r chances to agree with the known ones; the
+    last take stands and is the one reported. It costs r network evaluations per step, and does nothing
+    without a known pixel (there is nothing to agree with, and the run stays the ordinary sample).
     """
     flow = model.flow
     guidance_interval = guidance_interval_for(model, guidance_interval)
-    validate_run(steps, guidance, seed, guidance_interval, rescaled_phi)
+    validate_run(steps, guidance, seed, guidance_interval, rescaled_phi, resample)
     label_idx = resolve_labels(labels, model.num_labels)
     device = next(model.parameters()).device
     label_idx = label_idx.to(device)
     generator = torch.Generator(device=device).manual_seed(seed)
     times = time_grid(flow, steps, grid)
     update = make_update(flow, times, generator)
-    theta = flow.prior((label_idx.shape[0], *IMAGE_SHAPE), device)
+    shape = (label_idx.shape[0], *IMAGE_SHAPE)
+    theta = flow.prior(shape, device)
+    takes = 1
+    if known is not None:
+        point, mask = known_output(flow, known, shape, device)
+        takes = resample if bool(mask.any()) else 1
+        betas = [flow.accuracy(t) for t in times]
+
+    def observed(output: Tensor) -> Tensor:
+        """The output distribution the update draws from: the sender's point mass at the known pixels."""
+        return output if known is None else torch.where(mask, point, output)
 
     def predict(t: float) -> tuple[Tensor, float]:
         """The output distribution at t and the guidance weight that shaped it."""
@@ -224,11 +299,15 @@ def run_sampler(
 
     for i in range(1, steps + 1):
         t = times[i - 1]
-        output, weight = predict(t)
-        yield _state(flow, i - 1, steps, t, theta, output, weight)
-        theta = update(i, theta, output)
+        for take in range(takes):
+            if take:
+                theta = forget(flow, theta, betas[i], betas[i - 1], generator)
+            output, weight = predict(t)
+            if take == takes - 1:
+                yield _state(flow, i - 1, steps, t, theta, output, weight)
+            theta = update(i, theta, observed(output))
     output, weight = predict(1.0)
-    yield _state(flow, steps, steps, 1.0, theta, output, weight, flow.final_sample(output, generator))
+    yield _state(flow, steps, steps, 1.0, theta, output, weight, flow.final_sample(observed(output), generator))
 
 
 @dataclass
@@ -248,7 +327,8 @@ class Sampler:
     """A named sampler: the shared loop with one update rule on one time grid.
 
     Call it like a function: `sampler(model, labels, steps=…, guidance=…, seed=…, guidance_interval=…,
-    rescaled_phi=…)` yields the run's `StepState`s (see `run_sampler`).
+    rescaled_phi=…, known=…, resample=…)` yields the run's `StepState`s (see `run_sampler`; `known` makes it a
+    completion, `resample` resamples it).
     """
 
     name: str
@@ -268,10 +348,12 @@ class Sampler:
         seed: int = 0,
         guidance_interval: tuple[float, float] | None = None,
         rescaled_phi: float = 0.0,
+        known: Known | None = None,
+        resample: int = 1,
     ) -> Iterator[StepState]:
         yield from run_sampler(model, labels, steps=self.default_steps if steps is None else steps, guidance=guidance,
                                seed=seed, make_update=self.make_update, grid=self.grid, guidance_interval=guidance_interval,
-                               rescaled_phi=rescaled_phi)
+                               rescaled_phi=rescaled_phi, known=known, resample=resample)
 
 
 def _solver(order: int, stochastic: bool) -> MakeUpdate:

@@ -89,7 +89,9 @@ class SolverUpdate:
 
     Order 2 extrapolates x̂ linearly in λ = ln √β from the last two outputs; the first steps, where λ of the
     previous output is −∞ (t = 0), fall back to order 1. The state a multistep solver carries from step to
-    step is in plain sight: `z`, the summed evidence after the last step, and `prev`, the last x̃̂.
+    step is in plain sight: `z`, the summed evidence after the last step, `prev`, the last x̃̂, and `last`, the
+    θ it returned. Handed any other θ (a completion's resampling stepped back), it restarts from that θ's
+    evidence at first order, as the last x̃̂ belongs to the abandoned path.
     """
 
     flow: Flow
@@ -99,6 +101,7 @@ class SolverUpdate:
     stochastic: bool = True
     z: Tensor | None = field(default=None, init=False)
     prev: Tensor | None = field(default=None, init=False)
+    last: Theta | None = field(default=None, init=False)
 
     def __post_init__(self) -> None:
         if self.order not in (1, 2):
@@ -109,6 +112,8 @@ class SolverUpdate:
 
     def __call__(self, i: int, theta: Theta, output: Tensor) -> Theta:
         """θ_{i−1} (through `z`) and the output distribution at t_{i−1} → θ_i."""
+        if self.last is not None and theta is not self.last:
+            self.z, self.prev = self.flow.evidence(theta), None
         x_hat = self.flow.evidence_target(output)
         lams, b_prev, b_next = self.lams, self.betas[i - 1], self.betas[i]
         z = self.z if self.z is not None else torch.zeros_like(x_hat)  # t_0: z = 0 (the prior)
@@ -132,4 +137,5 @@ class SolverUpdate:
                 w_next = w_next + i1 * slope
             z_next = u_next * w_next
         self.z, self.prev = z_next, x_hat
-        return self.flow.theta_from_evidence(z_next, b_next)
+        self.last = self.flow.theta_from_evidence(z_next, b_next)
+        return self.last

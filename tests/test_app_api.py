@@ -4,12 +4,14 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import subprocess
 import sys
 import time
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
+import httpx
 import numpy as np
 import pytest
 from PIL import Image
@@ -19,10 +21,9 @@ os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")
 from gradio_client import Client  # noqa: E402
 from gradio_client.exceptions import AppError  # noqa: E402
 
-from app.handlers import Handlers  # noqa: E402
-from app.layout import build  # noqa: E402
 from app.loadtest import free_port  # noqa: E402
 from app.models import load_models  # noqa: E402
+from app.server import MAX_UPLOAD_BYTES, Server  # noqa: E402
 from bfn.hub import ModelLoadError  # noqa: E402
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -40,15 +41,13 @@ def weights_dir(tmp_path_factory, discrete_model, continuous_model) -> Path:
 
 @pytest.fixture(scope="module")
 def server(weights_dir):
+    """The app as `python -m app` serves it (`app.server.Server`: launch settings, file cache, sweeper), in this
+    process, with a faster stream."""
     bank = load_models([str(weights_dir)])
-    handlers = Handlers(bank, stream_interval=0.05, plot_interval=0.2)
-    demo = build(handlers)
     port = free_port()
-    demo.launch(server_name="127.0.0.1", server_port=port, prevent_thread_lock=True, quiet=True, ssr_mode=False)
-    try:
-        yield f"http://127.0.0.1:{port}/", handlers
-    finally:
-        demo.close()
+    with Server(bank, stream_interval=0.05, plot_interval=0.2) as app_server:
+        app_server.launch(server_name="127.0.0.1", server_port=port, prevent_thread_lock=True, quiet=True)
+        yield f"http://127.0.0.1:{port}/", app_server.handlers
 
 
 @pytest.fixture
@@ -124,6 +123,47 @@ def test_bad_inputs_get_clear_errors_and_the_app_keeps_serving(client):
         client.predict("last", api_name="/scrub")
     status = generate(client, steps=3).result()[0]
     assert "Done" in status and "ρ =" not in status  # a discrete run's θ has no precision to report
+
+
+def test_integers_too_large_for_a_float_are_refused_by_name_at_every_endpoint(client):
+    """Not "int too large to convert to float": each numeric input says which it is and what it may be."""
+    for change, message in (
+        ({"seed": 2**1100}, "seed must be from 0 to 4294967295; got an integer of 332 digits"),
+        ({"digits": "one", "digit": 10**400}, "digit must be from 0 to 9; got an integer of 401 digits"),
+        ({"guidance": -(10**400)}, "guidance must be from 0 to 10; got a negative integer of 401 digits"),
+        ({"steps": 2**1100}, "steps must be from 1 to 1000"),
+    ):
+        with pytest.raises(AppError, match=re.escape(message)):
+            generate(client, **change).result()
+    generate(client, steps=3).result()
+    with pytest.raises(AppError, match=re.escape("step must be from 0 to 1000; got an integer of 401 digits")):
+        client.predict(10**400, api_name="/scrub")
+    for args, message in (((10**400, 3, 3), "image must be from 0 to 9"), ((0, 2**1100, 3), "row must be from 0 to 27"), ((0, 3, -(2**1100)), "col must be from 0 to 27")):
+        with pytest.raises(AppError, match=re.escape(message)):
+            client.predict(*args, api_name="/add_pixel")
+
+
+def test_a_huge_value_is_echoed_and_logged_cut_short(client, capfd, caplog):
+    """A 12 MB string sent as the model comes back as a one-line message of under 200 characters, and the
+    server logs no more than that (no traceback quoting it whole)."""
+    caplog.set_level("INFO")
+    with pytest.raises(AppError) as e:
+        generate(client, model="x" * 12_000_000).result()
+    message = str(e.value)
+    assert "model must be one of" in message and "…" in message and len(message) < 200
+    out, err = capfd.readouterr()
+    logged = out + err + caplog.text
+    assert "xxxxxxxxxx" * 10 not in logged and max(map(len, logged.splitlines()), default=0) < 1000
+    assert "invalid input: model must be one of" in caplog.text
+
+
+def test_uploads_are_capped_at_what_the_app_takes(server):
+    """The app has no upload widget yet; a drawing (up to MAX_UPLOAD_BYTES) may come, nothing larger."""
+    url, _ = server
+    small = httpx.post(url + "gradio_api/upload", files={"files": ("drawing.png", b"\x89PNG" + b"\0" * 1000)}, timeout=30)
+    assert small.status_code == 200, small.text
+    big = httpx.post(url + "gradio_api/upload", files={"files": ("big.png", b"\0" * (MAX_UPLOAD_BYTES + 1))}, timeout=60)
+    assert big.status_code == 413, (big.status_code, big.text[:200])
 
 
 def test_four_concurrent_clients_get_their_own_runs(server):

@@ -10,7 +10,9 @@ import math
 import re
 import time
 from pathlib import Path
+from types import SimpleNamespace
 
+import gradio as gr
 import numpy as np
 import plotly.graph_objects as go
 import pytest
@@ -19,9 +21,9 @@ from PIL import Image
 
 from app import render
 from app.frames import Frames, decision_step
-from app.handlers import GENERATED, PIXEL, SHOWN, Views
+from app.handlers import GENERATED, PIXEL, SHOWN, Handlers, Views
 from app.models import ModelBank, model_menu
-from app.params import BOTH, MAX_STEPS, ModelMenu, RunSettings, parse_settings
+from app.params import BOTH, ECHO_CHARS, MAX_STEPS, ModelMenu, RunSettings, echo, parse_click, parse_float, parse_int, parse_settings
 from app.session import Run, RunState, Session, SessionStore
 from bfn.classifier import classify_states, load_classifier
 from bfn.hub import ModelLoadError
@@ -110,6 +112,14 @@ def test_the_model_menu_comes_from_the_models_flows(models, menu):
         ("seed", -1, "seed must be from 0 to 4294967295"),
         ("seed", float("inf"), "seed must be a finite number"),
         ("sampler", "magic", "sampler must be one of"),
+        # integers too large for a float: named, with the range, not "int too large to convert to float"
+        ("seed", 2**1100, "seed must be from 0 to 4294967295; got an integer of 332 digits"),
+        ("seed", -(10**400), "seed must be from 0 to 4294967295; got a negative integer of 401 digits"),
+        ("digit", 10**400, "digit must be from 0 to 9; got an integer of 401 digits"),
+        ("steps", 2**1100, "steps must be from 1 to 1000"),
+        ("guidance", 10**400, "guidance must be from 0 to 10; got an integer of 401 digits"),
+        ("guidance", "1e400", "guidance must be a finite number from 0 to 10; got '1e400'"),
+        ("seed", "9" * 5000, "seed must be a finite number from 0 to 4294967295"),
     ],
 )
 def test_parse_settings_rejects_bad_values_with_a_clear_message(field, value, message, menu):
@@ -117,6 +127,39 @@ def test_parse_settings_rejects_bad_values_with_a_clear_message(field, value, me
     values[field] = value
     with pytest.raises(ValueError, match=message):
         parse_settings(**values, menu=menu)
+
+
+def test_numbers_too_large_for_a_float_get_the_fields_message_at_every_input():
+    """Every numeric input's parser (scrub's step, add_pixel's image/row/col, a click's x and y) names the
+    field and its range, whatever the size of the integer; nothing but ValueError comes out."""
+    for parse, args, message in (
+        (parse_int, ("step", 2**1100, 0, MAX_STEPS), "step must be from 0 to 1000; got an integer of 332 digits"),
+        (parse_int, ("row", -(2**1100), 0, 27), "row must be from 0 to 27; got a negative integer"),
+        (parse_float, ("click x", 10**400, 0, 152), "click x must be from 0 to 152; got an integer of 401 digits"),
+        (parse_click, (f"{10**400},3", 152, 62), "click x must be from 0 to 152"),
+        (parse_click, ("3,1e999,7", 152, 62), "click y must be a finite number from 0 to 62"),
+        (parse_click, ("3", 152, 62), 'click must be "x,y" in image pixels'),
+        (parse_click, (["3", "4"], 152, 62), 'click must be "x,y" in image pixels'),
+    ):
+        with pytest.raises(ValueError, match=re.escape(message)):
+            parse(*args)
+    assert parse_click("3.5,4.25,1700000000000", 152, 62) == (3.5, 4.25)
+    assert parse_int("seed", 4294967295.0, 0, 2**32 - 1) == 4294967295
+
+
+def test_messages_quote_received_values_cut_short(menu):
+    """A 12 MB string sent as the model comes back as a short message, not a 12-million-character one."""
+    with pytest.raises(ValueError) as e:
+        parse_settings(**dict(SETTINGS, model="x" * 12_000_000), menu=menu)
+    message = str(e.value)
+    assert message.startswith("model must be one of 'discrete', 'continuous', 'both'; got 'xxx") and message.endswith("…")
+    assert len(echo("x" * 12_000_000)) == ECHO_CHARS and len(message) < 150
+    for value in ([1] * 10**6, {"a": "b" * 10**6}, 10**5000, b"\0" * 10**6):
+        assert len(echo(value)) <= ECHO_CHARS
+    assert echo("short") == "'short'" and echo(2.5) == "2.5" and echo(None) == "None"
+    with pytest.raises(ValueError) as e:
+        parse_int("steps", [7] * 10**6, 1, 1000)
+    assert len(str(e.value)) < 150
 
 
 def test_parse_settings_refuses_a_model_that_is_not_loaded(discrete_model):
@@ -242,6 +285,52 @@ def test_runs_are_independent_stoppable_and_evicted_by_memory(models, menu):
     assert "c" not in store._sessions
 
 
+def test_each_session_has_its_own_export_folder_and_forgets_only_its_own(models):
+    """Sessions whose ids are equal once stripped to safe characters ("a.b", "ab"), or empty ("...."), keep
+    their exports apart, and a session's forget() removes its own exports only."""
+    handlers = Handlers(ModelBank(models=dict(models)))
+    try:
+        settings = parse_settings("discrete", "one", 3, 1.0, 3, 0, menu=handlers.menu)
+        requests = [SimpleNamespace(session_hash=sid) for sid in ("a.b", "ab", "....", "x" * 40, "x" * 41)]
+        paths = []
+        for request in requests:
+            handlers.store.start_run(request.session_hash, settings, handlers.bank.models).join(30)
+            paths.append(Path(handlers.export_png(request)))
+        folders = {p.parent for p in paths}
+        assert len(folders) == len(requests) and all(f.parent == handlers.export_dir for f in folders)
+        handlers.forget(requests[2])  # "....": once the export root itself
+        assert handlers.export_dir.is_dir() and not paths[2].exists()
+        assert all(p.exists() for k, p in enumerate(paths) if k != 2)
+        handlers.forget(requests[0])
+        assert not paths[0].exists() and paths[1].exists()
+    finally:
+        handlers.close()
+    assert not handlers.export_dir.exists()
+
+
+def test_click_coordinates_are_checked_by_name(models):
+    """A click arrives as "x,y,stamp" from the page's script (a private event that raw API callers can still
+    post to): x and y are checked like every other number, against the picture's size."""
+    handlers = Handlers(ModelBank(models=dict(models)))
+    try:
+        request = SimpleNamespace(session_hash="clicker")
+        assert all(v == gr.skip() for v in handlers.click_pixel("80.5,16.5,0", request))  # no run yet: nothing changes
+        handlers.store.start_run("clicker", parse_settings("discrete", "all", None, 1.0, 3, 0, menu=handlers.menu), handlers.bank.models).join(30)
+        for value, message in (
+            (f"{10**400},3,0", "click x must be from 0 to 152; got '1000000"),
+            (f"3,{2**1100}", "click y must be from 0 to 62"),
+            ("3,nan,0", "click y must be a finite number from 0 to 62; got 'nan'"),
+            ("here", 'click must be "x,y" in image pixels; got \'here\''),
+            (None, 'click must be "x,y" in image pixels; got None'),
+        ):
+            with pytest.raises(gr.Error, match=re.escape(message)):
+                handlers.click_pixel(value, request)
+        handlers.click_pixel("80.5,16.5,0", request)  # image 2, row 14, col 14
+        assert handlers.store.get("clicker").pixels[-1] == (2, 14, 14)
+    finally:
+        handlers.close()
+
+
 def test_a_run_reports_sampler_errors(discrete_model, menu):
     settings = parse_settings("discrete", "all", None, 1.0, 5, 0, menu=menu)
     run = Run(settings, {"discrete": discrete_model})
@@ -268,6 +357,7 @@ def test_grid_layout_locates_every_pixel(batch):
     picture = render.image_grid(values, (0.0, 1.0), scale=3)
     cell = 28 + render.PAD
     assert picture.shape == ((layout.rows * cell + render.PAD) * 3, (layout.cols * cell + render.PAD) * 3)
+    assert picture.shape == (layout.height, layout.width)  # the range a click is checked against
     assert picture.dtype == np.uint8
     for b in range(batch):
         for r, c in ((0, 0), (13, 27), (27, 5)):

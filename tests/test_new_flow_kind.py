@@ -88,11 +88,17 @@ class LinearGaussianFlow:
     def final_sample(self, output: Tensor, generator=None) -> Tensor:
         return output
 
+    def point_output(self, x: Tensor) -> Tensor:
+        return x
+
     def evidence_target(self, output: Tensor) -> Tensor:
         return output
 
     def theta_from_evidence(self, z: Tensor, beta: float) -> GaussianBelief:
         return GaussianBelief(z / (1 + beta), torch.full((z.shape[0],), 1 + beta))
+
+    def evidence(self, theta: GaussianBelief) -> Tensor:
+        return theta.mu * theta.rho.reshape(-1, 1, 1, 1)
 
     def theta_view(self, theta: GaussianBelief) -> Tensor:
         return theta.mu

@@ -1,4 +1,4 @@
-"""Command line of the training package: `python -m training {train,evaluate,export} ...`.
+"""Command line of the training package: `python -m training {train,evaluate,export,...} ...`.
 
 Run `python -m training <command> --help` for every option.
 """
@@ -12,7 +12,7 @@ import sys
 
 from bfn.flows import FLOWS, make_flow
 from bfn.hub import ModelLoadError
-from training import classifier, evaluate, evaluate_samples, export
+from training import bayes_accuracy, classifier, evaluate, evaluate_samples, export
 from training.loop import TrainConfig
 
 
@@ -96,7 +96,8 @@ def run_train(args: argparse.Namespace) -> None:
 
 
 # Each subcommand lives with its code: a `register(subparsers)` that adds a parser with `func` as default.
-COMMANDS = [register_train, evaluate.register, export.register, classifier.register, evaluate_samples.register]
+COMMANDS = [register_train, evaluate.register, export.register, classifier.register, evaluate_samples.register,
+            bayes_accuracy.register]
 
 
 def main(argv: list[str] | None = None) -> int:
