@@ -24,7 +24,7 @@ from bfn.model import BFNModel
 from bfn.objective import label_bounds
 from training.data import Split, test_split
 
-WIDTH, PANEL_HEIGHT, MARGIN = 640, 220, 56
+WIDTH, PANEL_HEIGHT, MARGIN = 680, 230, 56
 
 
 @torch.inference_mode()
@@ -56,15 +56,16 @@ def _panel(curve: dict, top: float) -> list[str]:
     y_max = math.ceil(peak / exponent) * exponent
 
     def px(t: float, y: float) -> tuple[float, float]:
-        return left + t * (right - left), bottom - y / y_max * (bottom - top - 28)
+        return left + t * (right - left), bottom - y / y_max * (bottom - top - 40)
 
     points = " ".join(f"{a:.1f},{b:.1f}" for a, b in (px(t, y) for t, y in zip(curve["t"], ys)))
-    caption = (f"{curve['title']}: mean over {curve['images']} test digits, no label. Total bound "
-               f"{curve['total_nats']:.1f} nats ({curve['total_in_unit']:.3f} {curve['unit']}); reconstruction "
-               f"{curve['reconstruction_nats']:.2f} nats")
-    out = [f'<text x="{left}" y="{top + 14}" font-size="12">{escape(caption)}</text>',
+    title = f"{curve['title']}: mean over {curve['images']} test digits, no label"
+    terms = (f"bound {curve['total_in_unit']:.4g} {curve['unit']} = {curve['total_nats']:.1f} nats per image, of which "
+             f"reconstruction {curve['reconstruction_nats']:.2f}; the area under the curve is the rest")
+    out = [f'<text x="{left}" y="{top + 12}" font-size="12" font-weight="bold">{escape(title)}</text>',
+           f'<text x="{left}" y="{top + 26}" font-size="11">{escape(terms)}</text>',
            f'<line x1="{left}" y1="{bottom}" x2="{right}" y2="{bottom}" stroke="#444"/>',
-           f'<line x1="{left}" y1="{bottom}" x2="{left}" y2="{top + 28}" stroke="#444"/>',
+           f'<line x1="{left}" y1="{bottom}" x2="{left}" y2="{top + 40}" stroke="#444"/>',
            f'<polyline fill="none" stroke="#4f46e5" stroke-width="2" points="{points}"/>']
     for k in range(6):
         x, _ = px(k / 5, 0)
