@@ -10,9 +10,9 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import sys
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import NoReturn
+from typing import Any, NoReturn
 
 import numpy as np
 import torch
@@ -52,6 +52,24 @@ def build_parser() -> argparse.ArgumentParser:
         epilog="Example: python -m bfn.sample --model weights/discrete --digits 0 1 2 3 4 5 6 7 8 9 "
         "--guidance 2 --steps 100 --seed 0 --out grid.png",
     )
+    add_model_options(p)
+    p.add_argument(
+        "--digits",
+        nargs="+",
+        type=_digit,
+        default=list(range(10)),
+        metavar="DIGIT",
+        help=f"one image per entry: a class 0-9, or '{NO_CLASS}' for an unconditional sample; mixable, e.g. "
+        f"--digits 3 3 {NO_CLASS} (default: 0 1 ... 9)",
+    )
+    add_run_options(p)
+    add_output_options(p, "samples.png", "'images' (N×28×28 float32 in [0, 1]: p(pixel on) for discrete models, "
+                       "(x+1)/2 for continuous ones) and 'labels' (int, -1 for unconditional)")
+    return p
+
+
+def add_model_options(p: argparse.ArgumentParser) -> None:
+    """--model and --kind: which model to load (shared with `python -m bfn.complete`)."""
     p.add_argument(
         "--model",
         default=None,
@@ -64,15 +82,10 @@ def build_parser() -> argparse.ArgumentParser:
         default=None,
         help="expected model kind; without --model it picks weights/<kind>/ (default: discrete)",
     )
-    p.add_argument(
-        "--digits",
-        nargs="+",
-        type=_digit,
-        default=list(range(10)),
-        metavar="DIGIT",
-        help=f"one image per entry: a class 0-9, or '{NO_CLASS}' for an unconditional sample; mixable, e.g. "
-        f"--digits 3 3 {NO_CLASS} (default: 0 1 ... 9)",
-    )
+
+
+def add_run_options(p: argparse.ArgumentParser) -> None:
+    """How to sample: steps, guidance, seed and sampler, defaulting to the model's recommended settings."""
     p.add_argument(
         "--steps", type=int, default=None,
         help="number of Bayesian update steps n, 1 to 10000 (default: the model's recommended, its config's sampling.steps)",
@@ -111,18 +124,15 @@ def build_parser() -> argparse.ArgumentParser:
         help="a sampler listed in bfn.sampling.SAMPLERS; bfn is the paper's procedure (default: the model's "
         "recommended one for the step count)",
     )
-    p.add_argument("--out", type=Path, default=Path("samples.png"), help="PNG grid to write (default: samples.png)")
-    p.add_argument(
-        "--npz",
-        type=Path,
-        default=None,
-        help="also write an .npz with 'images' (N×28×28 float32 in [0, 1]: p(pixel on) for discrete models, "
-        "(x+1)/2 for continuous ones) and 'labels' (int, -1 for unconditional)",
-    )
+
+
+def add_output_options(p: argparse.ArgumentParser, default_out: str, npz_contents: str) -> None:
+    """--out, --npz (holding `npz_contents`), --scale, --nrow and --threads."""
+    p.add_argument("--out", type=Path, default=Path(default_out), help=f"PNG grid to write (default: {default_out})")
+    p.add_argument("--npz", type=Path, default=None, help=f"also write an .npz with {npz_contents}")
     p.add_argument("--scale", type=int, default=4, help="enlarge the PNG this many times, 1 to 32 (default: 4)")
     p.add_argument("--nrow", type=int, default=None, help="images per grid row (default: all in one row, at most 10)")
     p.add_argument("--threads", type=int, default=None, help="CPU threads for torch (default: torch's choice)")
-    return p
 
 
 def _check_layout(args: argparse.Namespace) -> None:
@@ -148,50 +158,71 @@ def resolve_run(args: argparse.Namespace, model: BFNModel) -> SamplingSettings:
     )
 
 
+def load_run(args: argparse.Namespace, resample: int = 1) -> tuple[BFNModel, SamplingSettings]:
+    """The model and the run's settings (`resolve_run`), checked before anything is drawn."""
+    model = load_model(args.model, kind=args.kind)
+    run = resolve_run(args, model)
+    validate_run(run.steps, run.guidance, args.seed, args.guidance_interval, run.rescaled_phi, resample)
+    return model, run
+
+
+def final_state(model: BFNModel, run: SamplingSettings, args: argparse.Namespace, labels: Sequence[int | None],
+                **completion: Any) -> StepState:
+    """Run the settings' sampler to its final state behind a progress bar (on stderr); `completion` holds
+    `known` and `resample` for a completion (`bfn.sampling.run_sampler`)."""
+    states = get_sampler(run.sampler)(model, labels, steps=run.steps, guidance=run.guidance, seed=args.seed,
+                                      guidance_interval=args.guidance_interval, rescaled_phi=run.rescaled_phi, **completion)
+    state = None
+    for state in tqdm(states, total=run.steps + 1, desc="sampling", unit="step"):
+        pass
+    return state
+
+
 def unit_images(state: StepState) -> np.ndarray:
     """The final output distribution mapped to [0, 1]: p(pixel on), or (x̂ + 1)/2 (= the continuous sample)."""
     return to_unit(state.output.float(), state.value_range).numpy().astype(np.float32)
 
 
-def _run(states: Iterator[StepState], steps: int) -> StepState:
-    """Drive the generator to its final state behind a progress bar (on stderr)."""
-    state = None
-    for state in tqdm(states, total=steps + 1, desc="sampling", unit="step"):
-        pass
-    return state
+def write_npz(path: Path, images: np.ndarray, labels: Sequence[int | None], **arrays: np.ndarray) -> None:
+    """'images', 'labels' (−1: unconditional) and any further `arrays`, at exactly `path`."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    label_array = np.array([-1 if label is None else label for label in labels], dtype=np.int64)
+    with path.open("wb") as f:  # a file object, so numpy does not append ".npz" to the name given
+        np.savez(f, images=images, labels=label_array, **arrays)
 
 
 def write_outputs(images: np.ndarray, labels: Sequence[int | None], args: argparse.Namespace) -> None:
     grid = make_grid(to_uint8(images), nrow=args.nrow or min(len(images), 10))
     save_png(grid, args.out, scale=args.scale)
     if args.npz is not None:
-        args.npz.parent.mkdir(parents=True, exist_ok=True)
-        label_array = np.array([-1 if label is None else label for label in labels], dtype=np.int64)
-        with args.npz.open("wb") as f:  # a file object, so numpy does not append ".npz" to the name given
-            np.savez(f, images=images, labels=label_array)
+        write_npz(args.npz, images, labels)
 
 
-def main(argv: Sequence[str] | None = None) -> int:
-    parser = build_parser()
+def run_cli(parser: argparse.ArgumentParser, argv: Sequence[str] | None, body: Callable[[argparse.Namespace], None]) -> int:
+    """Parse, check the layout options, set the threads and run `body`; a user's mistake (ValueError) exits 2
+    with one line, a model or file that cannot be read exits 1."""
     args = parser.parse_args(argv)
     try:
         _check_layout(args)
         if args.threads is not None:
             torch.set_num_threads(args.threads)
-        model = load_model(args.model, kind=args.kind)
-        run = resolve_run(args, model)
-        validate_run(run.steps, run.guidance, args.seed, args.guidance_interval, run.rescaled_phi)
-        resolve_labels(args.digits, model.num_labels)  # fail before the progress bar starts
-        states = get_sampler(run.sampler)(model, args.digits, steps=run.steps, guidance=run.guidance, seed=args.seed,
-                                          guidance_interval=args.guidance_interval, rescaled_phi=run.rescaled_phi)
-        final = _run(states, run.steps)
-        write_outputs(unit_images(final), args.digits, args)
+        body(args)
     except ValueError as e:
         parser.exit(2, f"{parser.prog}: error: {e}\n")
     except (ModelLoadError, OSError) as e:
         parser.exit(1, f"{parser.prog}: error: {e}\n")
     print(f"wrote {args.out}" + (f" and {args.npz}" if args.npz else ""), file=sys.stderr)
     return 0
+
+
+def _sample(args: argparse.Namespace) -> None:
+    model, run = load_run(args)
+    resolve_labels(args.digits, model.num_labels)  # fail before the progress bar starts
+    write_outputs(unit_images(final_state(model, run, args, args.digits)), args.digits, args)
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    return run_cli(build_parser(), argv, _sample)
 
 
 if __name__ == "__main__":
