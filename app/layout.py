@@ -12,6 +12,7 @@ Public API endpoints (stable names, for `gradio_client`):
     /clear_pixels   → heatmap, trajectories, digit view
     /export_gif     → the run as an animated GIF file
     /export_png     → the final grid as a PNG file
+    /score, /flow_at, /complete, /complete_scrub, /complete_stop: "Your digit through the BFN" (`app.digit_layout`)
 Views are, in order (`app.handlers.Views`): status (Markdown), θ and output images of each loaded model in
 turn (None for a model not in the run), the step slider, and four Plotly figures (pixel heatmap, pixel
 trajectories, step summary, and which digit the classifier sees per step). The digit view of /add_pixel and
@@ -25,6 +26,9 @@ from dataclasses import dataclass
 
 import gradio as gr
 
+from app.digit import DigitHandlers
+from app.digit_layout import CSS as DIGIT_CSS
+from app.digit_layout import digit_section
 from app.handlers import GENERATED, PIXEL, SHOWN, Handlers, Views
 from app.models import ModelBank
 from app.params import (
@@ -119,7 +123,7 @@ CSS = """
 .model-title h3 { margin: 0.1em 0 0 0; }
 .caption p { margin: 0.3em 0 -0.4em 0; font-size: 0.9em; color: var(--body-text-color-subdued); }
 footer { display: none !important; }
-"""
+""" + DIGIT_CSS
 
 
 # Gradio's own click coordinates assume an image is never shown larger than its file, but the live images are
@@ -294,6 +298,7 @@ def build(handlers: Handlers) -> gr.Blocks:
             inputs=model, outputs=components.outputs(menu.names, ("columns",)), queue=False, api_visibility="private", show_progress="hidden",
         )  # fmt: skip
         digits.change(lambda d: gr.Radio(visible=d == "one"), inputs=digits, outputs=digit, queue=False, api_visibility="private", show_progress="hidden")
+        digit_section(DigitHandlers(handlers), demo)  # "Your digit through the BFN", below the generation views
         demo.unload(handlers.forget)
     demo.queue(default_concurrency_limit=1, max_size=QUEUE_SIZE)
     return demo
