@@ -3,8 +3,9 @@
 A `Frames` keeps, per step, the input distribution θ (the flow's `theta_view`) and the output distribution
 (its `output_view`) as float16 — three significant digits, enough for hover values and trajectories, half
 of float32 — plus a few per-step numbers for the summary plot and, when the app has a digit classifier, the
-digit probabilities it gives each image's output distribution. Arrays are allocated once for the whole run
-with `np.empty`, so memory is only touched as steps arrive and the size is known up front:
+digit probabilities it gives each image's output distribution. Arrays are allocated once for the whole run,
+θ and the output in pages of their own (`app.memory.frame_array`: returned to the system when the run is
+dropped), so memory is only touched as steps arrive and the size is known up front:
 
     bytes ≈ (steps + 1) × images × 28 × 28 × 2 bytes × 2 arrays
 
@@ -17,6 +18,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from app.memory import frame_array
 from bfn.flow import Flow, FlowDisplay
 from bfn.sampling import StepState
 
@@ -58,8 +60,8 @@ class Frames:
         self.batch = batch
         self.num_steps = num_steps
         shape = (num_steps + 1, batch, size, size)
-        self.theta = np.empty(shape, FRAME_DTYPE)
-        self.output = np.empty(shape, FRAME_DTYPE)
+        self.theta = frame_array(shape, FRAME_DTYPE)  # pages of their own, returned when the run is dropped
+        self.output = frame_array(shape, FRAME_DTYPE)
         self.t = np.zeros(num_steps + 1, np.float32)
         self.guidance = np.ones(num_steps + 1, np.float32)  # the weight in effect per step (1 outside the interval)
         # ρ per step and image, for flows whose θ has a precision: allocated by the first state that carries one,

@@ -17,7 +17,7 @@ from __future__ import annotations
 import threading
 import time
 from collections import OrderedDict
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from enum import Enum
 
@@ -32,6 +32,8 @@ from bfn.sampling import StepState, get_sampler
 
 IDLE_STOP_S = 30.0
 MAX_PIXELS = 8
+MAX_RUN_BYTES = 64 << 20  # the frames of the largest run: 1000 steps side by side (`Frames.nbytes`, tested)
+DEFAULT_MAX_BYTES = 512 << 20  # all sessions' kept runs: 8 of the largest, 80 side-by-side runs of 100 steps
 
 
 class RunState(Enum):
@@ -66,6 +68,7 @@ class Run:
         self.ended: float | None = None
         self.last_seen = self.started
         self.follow_live = True  # the live stream shows the newest step until the user scrubs back
+        self.on_end: Callable[[], object] | None = None  # called once the run has ended (from its last producer)
 
     # ------------------------------------------------------------------ producing
     def start(self) -> "Run":
@@ -96,10 +99,13 @@ class Run:
         finally:
             with self._changed:
                 self._running -= 1
-                if self._running == 0:
+                last = self._running == 0
+                if last:
                     self.ended = time.monotonic()
                     self.state = self._end_state()
                 self._changed.notify_all()
+            if last and self.on_end is not None:
+                self.on_end()
 
     def _end_state(self) -> RunState:
         if self.error:
@@ -182,9 +188,14 @@ class Session:
 
 
 class SessionStore:
-    """Session id → `Session`, with the memory of all kept runs bounded by `max_bytes` (LRU, ended runs)."""
+    """Session id → `Session`, with the memory of all kept runs bounded by `max_bytes` (LRU, ended runs).
 
-    def __init__(self, max_bytes: int = 1 << 30, max_sessions: int = 10_000):
+    The budget is checked when a run starts and when one ends, so the runs kept add up to at most
+    `max_bytes`, or to what the runs still sampling take where those alone are more (a running run is never
+    dropped): a budget of at least the most concurrent generations × `MAX_RUN_BYTES` is a bound.
+    """
+
+    def __init__(self, max_bytes: int = DEFAULT_MAX_BYTES, max_sessions: int = 10_000):
         self.max_bytes = max_bytes
         self.max_sessions = max_sessions
         self._sessions: OrderedDict[str, Session] = OrderedDict()
@@ -209,6 +220,7 @@ class SessionStore:
         if session.run is not None:
             session.run.stop()
         run = Run(settings, models, classifier)
+        run.on_end = lambda: self._trim(session_id)
         with self._lock:
             session.run = run
             session.step = 0
@@ -234,6 +246,11 @@ class SessionStore:
             session = self._sessions.pop(session_id, None)
         if session is not None and session.run is not None:
             session.run.stop()
+
+    def _trim(self, keep: str) -> None:
+        """A run of session `keep` has ended: it may now be dropped, and others beyond the budget are."""
+        with self._lock:
+            self._evict(keep=keep)
 
     def _evict(self, keep: str) -> None:
         """Drop least recently used ended runs until the total fits (called with the lock held)."""
