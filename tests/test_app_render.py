@@ -136,7 +136,7 @@ def test_numbers_too_large_for_a_float_get_the_fields_message_at_every_input():
         (parse_int, ("step", 2**1100, 0, MAX_STEPS), "step must be from 0 to 1000; got an integer of 332 digits"),
         (parse_int, ("row", -(2**1100), 0, 27), "row must be from 0 to 27; got a negative integer"),
         (parse_float, ("click x", 10**400, 0, 152), "click x must be from 0 to 152; got an integer of 401 digits"),
-        (parse_click, (f"{10**400},3", 152, 62), "click x must be from 0 to 152"),
+        (parse_click, (f"{10**400},3", 152, 62), "click x must be a finite number from 0 to 152"),
         (parse_click, ("3,1e999,7", 152, 62), "click y must be a finite number from 0 to 62"),
         (parse_click, ("3", 152, 62), 'click must be "x,y" in image pixels'),
         (parse_click, (["3", "4"], 152, 62), 'click must be "x,y" in image pixels'),
@@ -317,15 +317,17 @@ def test_click_coordinates_are_checked_by_name(models):
         assert all(v == gr.skip() for v in handlers.click_pixel("80.5,16.5,0", request))  # no run yet: nothing changes
         handlers.store.start_run("clicker", parse_settings("discrete", "all", None, 1.0, 3, 0, menu=handlers.menu), handlers.bank.models).join(30)
         for value, message in (
-            (f"{10**400},3,0", "click x must be from 0 to 152; got '1000000"),
-            (f"3,{2**1100}", "click y must be from 0 to 62"),
+            (f"{10**400},3,0", "click x must be a finite number from 0 to 152; got '1000000"),
+            (f"3,{2**1100}", "click y must be a finite number from 0 to 62"),
+            ("3,500", "click y must be from 0 to 62; got '500'"),
             ("3,nan,0", "click y must be a finite number from 0 to 62; got 'nan'"),
             ("here", 'click must be "x,y" in image pixels; got \'here\''),
             (None, 'click must be "x,y" in image pixels; got None'),
         ):
-            with pytest.raises(gr.Error, match=re.escape(message)):
+            with pytest.raises(gr.Error) as e:
                 handlers.click_pixel(value, request)
-        handlers.click_pixel("80.5,16.5,0", request)  # image 2, row 14, col 14
+            assert message in e.value.message
+        handlers.click_pixel("76.5,16.5,0", request)  # image 2, row 14, col 14
         assert handlers.store.get("clicker").pixels[-1] == (2, 14, 14)
     finally:
         handlers.close()
