@@ -117,7 +117,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     p.add_argument("--repeats", type=int, default=3, help="single runs in part 1 (default: 3)")
     p.add_argument("--model", default="both", help="a loaded model's name (its folder or repo name), or both (default)")
     p.add_argument("--steps", type=int, default=100, help="steps per run (default: 100, the shipped models' recommended)")
-    p.add_argument("--guidance", type=float, default=3.0, help="guidance (default: 3, the shipped models' recommended)")
+    p.add_argument("--guidance", type=float, default=1.8, help="guidance (default: 1.8, the shipped models' recommended)")
     p.add_argument("--json", type=Path, default=None, help="also write the results here")
     args = p.parse_args(argv)
 
