@@ -177,20 +177,24 @@ class Handlers:
             line += f" · {note}"
         return f"{line}  \n<small>{run.settings.describe()}</small>"
 
-    def _pixel_views(self, session: Session, step: int) -> Views:
-        """The figures that follow the chosen pixels and the image chosen last."""
-        run = session.run
+    def _pixel_views(self, session: Session, run: Run, step: int) -> Views:
+        """The figures of `run` that follow the session's chosen pixels and the image chosen last.
+
+        Every view takes the run it shows from its caller, never from `session.run` again: while a stream
+        draws its last update, the store may drop that ended run from the session (another session's run
+        needed the memory), and the stream still has its frames to finish with.
+        """
         return Views(
             heatmap=plot(render.pixel_heatmap(run.frames, step, session.image, session.pixels, run.labels)),
             trajectories=plot(render.trajectories(run.frames, step, session.pixels)),
             beliefs=plot(render.digit_beliefs(run.frames, step, session.image, run.labels)),
         )
 
-    def _views(self, session: Session, step: int, *, plots: bool = True, slider: bool = True, note: str = "") -> Views:
-        """Every view at `step`; the figures only if `plots`, the slider only if `slider` (else left as they are)."""
-        run = session.run
+    def _views(self, session: Session, run: Run, step: int, *, plots: bool = True, slider: bool = True, note: str = "") -> Views:
+        """Every view of `run` at `step`; the figures only if `plots`, the slider only if `slider` (else left as
+        they are)."""
         frames = run.frames
-        views = self._pixel_views(session, step) if plots else Views()
+        views = self._pixel_views(session, run, step) if plots else Views()
         views.status = self._status(run, step, note)
         views.images = {name: (None, None) for name in self.menu.names}  # clears the models not in the run
         for name, fr in frames.items():
@@ -238,7 +242,7 @@ class Handlers:
                     note = f"{rate:.1f} updates/s" if rate else ""
                     if run.follow_live:
                         session.step = latest
-                        views = self._views(session, latest, plots=plots, note=note)
+                        views = self._views(session, run, latest, plots=plots, note=note)
                     else:
                         note = f"viewing step {session.step} — drag to the end to follow"
                         views = Views(status=self._status(run, latest, note=note))
@@ -256,7 +260,7 @@ class Handlers:
             if not sent_final:  # the run ended after the last update: always show where it ended
                 step = session.step if not run.follow_live else run.latest
                 session.step = step
-                views = self._views(session, step)
+                views = self._views(session, run, step)
                 views.columns = columns
                 yield self.outputs(views, GENERATED)
         finally:
@@ -273,7 +277,7 @@ class Handlers:
         if run.latest < 0:
             return self.outputs(Views(status="Stopped before the first step."))
         session.step = run.latest
-        return self.outputs(self._views(session, run.latest))
+        return self.outputs(self._views(session, run, run.latest))
 
     def scrub(self, step: Any, request: gr.Request) -> list:
         """Show every view at `step` (clamped to the steps recorded so far)."""
@@ -289,7 +293,7 @@ class Handlers:
         run.follow_live = step >= latest  # dragging to the newest step follows the live run again
         shown = min(step, latest)
         session.step = shown
-        return self.outputs(self._views(session, shown, slider=shown != step))
+        return self.outputs(self._views(session, run, shown, slider=shown != step))
 
     def play(self, request: gr.Request) -> Iterator[list]:
         """Replay the recorded run from the step on show (or from the start) to its last step, in ~4 s."""
@@ -309,7 +313,7 @@ class Handlers:
             next_at = time.monotonic() + 1 / PLAY_FPS
             session.step = step
             last = k == len(steps) - 1
-            yield self.outputs(self._views(session, step, plots=last or k % 4 == 0, note="▶ playing" if not last else ""))
+            yield self.outputs(self._views(session, run, step, plots=last or k % 4 == 0, note="▶ playing" if not last else ""))
         run.follow_live = True
 
     def _follow(self, session: Session) -> list:
@@ -317,7 +321,7 @@ class Handlers:
         run = session.run
         if run is None or run.latest < 0:
             return self.outputs(Views(), PIXEL)
-        return self.outputs(self._pixel_views(session, min(session.step, run.latest)), PIXEL)
+        return self.outputs(self._pixel_views(session, run, min(session.step, run.latest)), PIXEL)
 
     def add_pixel(self, image: Any, row: Any, col: Any, request: gr.Request) -> list:
         """Follow (or stop following) pixel (row, col) of image `image`."""

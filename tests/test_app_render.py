@@ -308,6 +308,23 @@ def test_each_session_has_its_own_export_folder_and_forgets_only_its_own(models)
     assert not handlers.export_dir.exists()
 
 
+def test_a_stream_ends_well_when_its_run_is_dropped_while_it_draws_the_last_update(models):
+    """Another session's run may need the memory just as this run ends: the store then drops this ended run
+    from its session while the stream still draws the final views from it."""
+    handlers = Handlers(ModelBank(models=dict(models)), stream_interval=0.0)
+    try:
+        request = SimpleNamespace(session_hash="dropped")
+        stream = handlers.generate("discrete", "one", 3, 1.0, 3, 0, "bfn", request)
+        next(stream)
+        session = handlers.store.get("dropped")
+        session.run.join(30)
+        session.run = None  # what `SessionStore._evict` does to an ended run beyond the budget
+        updates = list(stream)
+        assert updates and "Done" in updates[-1][0] and "step 3 of 3" in updates[-1][0]
+    finally:
+        handlers.close()
+
+
 def test_click_coordinates_are_checked_by_name(models):
     """A click arrives as "x,y,stamp" from the page's script (a private event that raw API callers can still
     post to): x and y are checked like every other number, against the picture's size."""
