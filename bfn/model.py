@@ -31,6 +31,19 @@ class ConfigError(ValueError):
     """The configuration (a config.json's kind, flow, unet or sampling) is invalid; the message names the field."""
 
 
+def check_labels(labels: object, num_labels: int) -> tuple[str, ...]:
+    """The label names of a config (None: the digits 0 … num_labels−1) → a tuple; ConfigError if they do not fit."""
+    if labels is None:
+        return tuple(str(k) for k in range(num_labels))
+    if not (isinstance(labels, (list, tuple)) and all(isinstance(n, str) and n.strip() for n in labels)):
+        raise ConfigError(f"labels must be a list of non-empty names, got {str(labels)[:60]!r}")
+    if len(labels) != num_labels:
+        raise ConfigError(f"labels names {len(labels)} classes but unet.num_labels is {num_labels}")
+    if len(set(labels)) != len(labels):
+        raise ConfigError("labels must be distinct: a name picks its class")
+    return tuple(labels)
+
+
 class BFNModel(
     nn.Module,
     PyTorchModelHubMixin,
@@ -46,9 +59,18 @@ class BFNModel(
         flow: the flow's hyperparameters, e.g. {"beta1": 3.0} or {"sigma1": 0.001}.
         unet: `UNetConfig` fields; in/out channels are derived from the flow when absent.
         sampling: `SamplingSettings` fields, the model's recommended way to sample it.
+        labels: the name of each class label, in label order (e.g. "00" … "99", or "T-shirt/top", …); by
+            default the digits "0", "1", …, as many as the network has labels.
     """
 
-    def __init__(self, kind: str = "discrete", flow: dict | None = None, unet: dict | None = None, sampling: dict | None = None):
+    def __init__(
+        self,
+        kind: str = "discrete",
+        flow: dict | None = None,
+        unet: dict | None = None,
+        sampling: dict | None = None,
+        labels: list[str] | None = None,
+    ):
         super().__init__()
         if kind not in FLOWS:
             raise ConfigError(f"kind must be one of {tuple(FLOWS)}, got {kind!r}")
@@ -76,15 +98,21 @@ class BFNModel(
         except ValueError as e:
             raise ConfigError(f"unet: {e}") from None
         self.net = UNet(config)
+        self.label_names: tuple[str, ...] = check_labels(labels, config.num_labels)
         # The mixin would save only the arguments as passed ("flow": null for defaults); record every
         # hyperparameter instead, so a saved config.json keeps its meaning if a default changes later.
         self._hub_mixin_config = {"kind": kind, "flow": dataclasses.asdict(self.flow), "unet": self.net.config.to_dict(),
-                                  "sampling": self.sampling.to_dict()}
+                                  "sampling": self.sampling.to_dict(), "labels": list(self.label_names)}
 
     @property
     def num_labels(self) -> int:
         """Number of real class labels; this index itself is the "no class" label."""
         return self.net.config.num_labels
+
+    @property
+    def data_shape(self) -> tuple[int, int, int]:
+        """The shape of one data item, (1, height, width): one value per pixel (a level or an intensity)."""
+        return (1, *self.net.config.image_size)
 
     def forward(self, theta_input: Tensor, t: Tensor, labels: Tensor) -> Tensor:
         return self.net(theta_input, t, labels)

@@ -1,4 +1,4 @@
-"""A small class-conditional U-Net for 28×28 images.
+"""A small class-conditional U-Net for MNIST-sized images (28×28 by default; the size is configuration).
 
 The network maps the input-distribution parameters (as image channels), the time t and a class label to the
 raw output the flow turns into an output distribution (logits for discrete data, noise ε̂ for continuous).
@@ -23,7 +23,6 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-IMAGE_SIDE = 28  # MNIST: the images `UNetConfig` and `check_network` check the network against
 MAX_PARAMETERS = 50_000_000  # far above any MNIST model here: a config beyond it is a typo, not a network
 
 
@@ -41,6 +40,7 @@ class UNetConfig:
     dropout: float = 0.0
     groups: int = 8  # GroupNorm groups
     evidence: bool = False  # binary data: add a learned, time-dependent multiple of the input's log-odds
+    image_size: tuple[int, int] = (28, 28)  # (height, width) of the images the network is built for
 
     def __post_init__(self) -> None:
         """Refuse what would fail later, deep inside a layer or at the first forward pass, naming the field.
@@ -57,13 +57,17 @@ class UNetConfig:
             raise ValueError(f"res_blocks must be a non-negative integer, got {self.res_blocks!r}")
         if isinstance(self.dropout, bool) or not (isinstance(self.dropout, (int, float)) and 0 <= self.dropout < 1):
             raise ValueError(f"dropout must be a number in [0, 1), got {self.dropout!r}")
+        size = self.image_size
+        if not (isinstance(size, (list, tuple)) and len(size) == 2 and all(_whole(n) for n in size)):
+            raise ValueError(f"image_size must be [height, width], two positive integers, got {size!r}")
+        object.__setattr__(self, "image_size", tuple(size))
         for name in ("attention", "evidence"):
             if not isinstance(getattr(self, name), bool):
                 raise ValueError(f"{name} must be true or false, got {getattr(self, name)!r}")
-        if IMAGE_SIDE % (self.patch * 2 ** (len(self.channels) - 1)):  # the way up must undo each halving exactly
+        if any(n % (self.patch * 2 ** (len(self.channels) - 1)) for n in size):  # the way up must undo each halving
             raise ValueError(
                 f"patch {self.patch} with {len(self.channels)} resolutions (entries of channels) does not fit "
-                f"{IMAGE_SIDE}×{IMAGE_SIDE} images: the side must divide by the patch, then halve evenly at each "
+                f"{size[0]}×{size[1]} images: each side must divide by the patch, then halve evenly at each "
                 "resolution"
             )
 
@@ -91,7 +95,7 @@ def check_network(config: UNetConfig) -> None:
     first sampling step.
     """
     with torch.device("meta"):
-        image = torch.zeros(1, config.in_channels, IMAGE_SIDE, IMAGE_SIDE)
+        image = torch.zeros(1, config.in_channels, *config.image_size)
         try:
             net = UNet(config)
             net(image, torch.zeros(1), torch.zeros(1, dtype=torch.long))
@@ -134,7 +138,8 @@ class ResBlock(nn.Module):
 
 
 class SelfAttention(nn.Module):
-    """Multi-head self-attention over pixels; used only at 7×7 where it is cheap and sees the whole digit."""
+    """Multi-head self-attention over pixels; used only at the lowest resolution, where it is cheap and
+    sees the whole image."""
 
     def __init__(self, channels: int, groups: int, heads: int = 4):
         super().__init__()
@@ -151,7 +156,7 @@ class SelfAttention(nn.Module):
 
 
 class UNet(nn.Module):
-    """Class- and time-conditional U-Net: (B, in, 28, 28), t (B,), labels (B,) → (B, out, 28, 28)."""
+    """Class- and time-conditional U-Net: (B, in, H, W), t (B,), labels (B,) → (B, out, H, W), (H, W) = image_size."""
 
     def __init__(self, config: UNetConfig = UNetConfig()):
         super().__init__()

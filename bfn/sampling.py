@@ -28,7 +28,6 @@ from bfn.flow import Flow, Theta
 from bfn.model import BFNModel
 from bfn.solvers import SolverUpdate, time_grid
 
-IMAGE_SHAPE = (1, 28, 28)
 MAX_STEPS = 10_000
 MAX_RESAMPLE = 100
 
@@ -275,7 +274,7 @@ def run_sampler(
     generator = torch.Generator(device=device).manual_seed(seed)
     times = time_grid(flow, steps, grid)
     update = make_update(flow, times, generator)
-    shape = (label_idx.shape[0], *IMAGE_SHAPE)
+    shape = (label_idx.shape[0], *model.data_shape)
     theta = flow.prior(shape, device)
     takes = 1
     if known is not None:

@@ -9,7 +9,7 @@ import torch
 
 from bfn.continuous import precision_schedule
 from bfn.model import BFNModel
-from bfn.sampling import IMAGE_SHAPE, StepState, bfn_sampler, get_sampler, sample
+from bfn.sampling import StepState, bfn_sampler, get_sampler, sample
 
 STEPS = 4
 
@@ -32,7 +32,7 @@ def test_states_have_the_documented_shapes_and_ranges(model: BFNModel) -> None:
     labels = [0, 7, None]
     states = run(model, labels, guidance=2.0, seed=1)
     assert len(states) == STEPS + 1
-    b, (h, w) = len(labels), IMAGE_SHAPE[1:]
+    b, (h, w) = len(labels), (28, 28)
     for i, state in enumerate(states):
         assert (state.step, state.num_steps, state.t) == (i, STEPS, i / STEPS)
         assert state.theta.shape == state.output.shape == (b, h, w)
@@ -94,7 +94,7 @@ def manual_run(model: BFNModel, labels: list[int], guidance_labels: list[int] | 
             raw = uncond + w * (raw - uncond)
         return flow.output(raw, theta, times)
 
-    theta, outputs = flow.prior((b, *IMAGE_SHAPE)), []
+    theta, outputs = flow.prior((b, 1, 28, 28)), []
     for i in range(1, STEPS + 1):
         out = output(theta, (i - 1) / STEPS)
         outputs.append(flow.output_view(out)[:, 0])
