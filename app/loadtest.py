@@ -17,12 +17,15 @@ import socket
 import statistics
 import subprocess
 import sys
+import tempfile
 import threading
 import time
 import urllib.request
 from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
+
+from app.params import DEFAULT_SAMPLER
 
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -41,6 +44,32 @@ def stop_server(server: subprocess.Popen, grace: float = 20) -> None:
         server.wait(grace)
     except subprocess.TimeoutExpired:
         server.kill()
+
+
+def add_server_options(p: argparse.ArgumentParser) -> None:
+    """The options saying which server `start_app` starts: --weights and --threads, as for python -m app."""
+    p.add_argument("--weights", action="append", default=None, help="as for python -m app (default: weights/)")
+    p.add_argument("--threads", type=int, default=1, help="torch threads per op in the server (default: 1)")
+
+
+def start_app(args: argparse.Namespace, *options: str, env: dict[str, str] | None = None) -> tuple[subprocess.Popen, str]:
+    """`python -m app` with `args.weights` and `args.threads` (`add_server_options`) and `options`, on a free
+    127.0.0.1 port, `env` added to its environment → (the process, its URL) once it serves.
+
+    Its output goes to a temporary file (a pipe nobody reads could fill up and stall it), shown if it does
+    not start within five minutes (SystemExit)."""
+    port = free_port()
+    cmd = [sys.executable, "-m", "app", "--host", "127.0.0.1", "--port", str(port), "--threads", str(args.threads)]
+    cmd += [x for w in args.weights or [] for x in ("--weights", w)] + list(options)
+    env = dict(os.environ, **(env or {}), PYTHONPATH=str(ROOT) + os.pathsep + os.environ.get("PYTHONPATH", ""))
+    log = tempfile.TemporaryFile("w+")
+    server = subprocess.Popen(cmd, cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT, text=True)
+    url = f"http://127.0.0.1:{port}/"
+    if not wait_until_serving(url, server, timeout=300):
+        stop_server(server)
+        log.seek(0)
+        raise SystemExit(f"the app did not start:\n{log.read()[-4000:]}")
+    return server, url
 
 
 def wait_until_serving(url: str, server: subprocess.Popen, timeout: float) -> bool:
@@ -111,33 +140,25 @@ def summarise(runs: list[dict]) -> dict:
 
 def main(argv: Sequence[str] | None = None) -> int:
     p = argparse.ArgumentParser(prog="python -m app.loadtest", description=__doc__.split("\n\n")[0])
-    p.add_argument("--weights", action="append", default=None, help="as for python -m app (default: weights/)")
-    p.add_argument("--threads", type=int, default=1, help="torch threads per op in the server (default: 1)")
+    add_server_options(p)
     p.add_argument("--sessions", type=int, default=4, help="concurrent sessions in part 2, 0 to skip it (default: 4)")
     p.add_argument("--repeats", type=int, default=3, help="single runs in part 1 (default: 3)")
     p.add_argument("--model", default="both", help="a loaded model's name (its folder or repo name), or both (default)")
     p.add_argument("--steps", type=int, default=100, help="steps per run (default: 100, the shipped models' recommended)")
     p.add_argument("--guidance", type=float, default=1.8, help="guidance (default: 1.8, the shipped models' recommended)")
+    p.add_argument("--sampler", default=DEFAULT_SAMPLER, help=f"as in the app (default: {DEFAULT_SAMPLER}, each model's own)")
     p.add_argument("--json", type=Path, default=None, help="also write the results here")
     args = p.parse_args(argv)
 
     os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")
     from gradio_client import Client
 
-    port = free_port()
-    cmd = [sys.executable, "-m", "app", "--host", "127.0.0.1", "--port", str(port), "--threads", str(args.threads)]
-    cmd += [x for w in args.weights or [] for x in ("--weights", w)]
-    cmd += ["--max-concurrent", str(max(4, args.sessions))]
-    env = dict(os.environ, PYTHONPATH=str(ROOT) + os.pathsep + os.environ.get("PYTHONPATH", ""))
-    server = subprocess.Popen(cmd, cwd=ROOT, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
-    url = f"http://127.0.0.1:{port}/"
+    server, url = start_app(args, "--max-concurrent", str(max(4, args.sessions)))
     try:
-        if not wait_until_serving(url, server, timeout=300):
-            raise SystemExit(f"the app did not start:\n{server.stderr.read() if server.poll() is not None else ''}")
         idle_mb = rss_mb(server.pid)
         watch = MemoryWatch(server.pid)
         watch.start()
-        settings = lambda seed: (args.model, "all", 0, args.guidance, args.steps, seed, "bfn")  # noqa: E731
+        settings = lambda seed: (args.model, "all", 0, args.guidance, args.steps, seed, args.sampler)  # noqa: E731
 
         client = Client(url, verbose=False, download_files=False)
         one_run(client, settings(99))  # warm the path once (first requests set up the queue and caches)
@@ -155,7 +176,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             concurrent_peak = watch.peak
         watch.stop()
         results = {
-            "settings": {"model": args.model, "digits": "all", "steps": args.steps, "guidance": args.guidance, "threads": args.threads},
+            "settings": {"model": args.model, "digits": "all", "steps": args.steps, "guidance": args.guidance, "sampler": args.sampler, "threads": args.threads},
             "cpus": os.cpu_count(),
             "idle_rss_mb": idle_mb,
             "single": summarise(singles),

@@ -12,8 +12,7 @@ Three measures, each one call:
 * `frame_array` gives every large frame array pages of its own (an anonymous mmap), unmapped as soon as the
   array is dropped, whatever malloc's state;
 * `limit_arenas` caps the arenas (glibc's M_ARENA_MAX), set before the server starts its threads;
-* `release_free_memory` asks malloc to return the free pages of every arena (glibc's malloc_trim), after
-  runs are dropped.
+* `Trimmer` asks malloc every few seconds to return the free pages of every arena (glibc's malloc_trim).
 On other C libraries (musl, macOS) the last two do nothing.
 """
 
@@ -23,8 +22,8 @@ import ctypes
 import ctypes.util
 import logging
 import mmap
+import os
 import threading
-import time
 
 import numpy as np
 
@@ -33,11 +32,9 @@ log = logging.getLogger(__name__)
 MALLOC_ARENAS = 2  # threads share few heaps: their free space is shared too, and the app's work is not malloc-bound
 M_ARENA_MAX = -8  # glibc's mallopt() parameter number
 MIN_MAPPED_BYTES = 1 << 20  # arrays from this size up get pages of their own
-TRIM_EVERY_S = 1.0  # the most often `release_free_memory` runs, however often it is asked
+TRIM_EVERY_S = 2.0  # how often `Trimmer` returns free memory
 
 _libc: ctypes.CDLL | None = None
-_last_trim = 0.0
-_trim_lock = threading.Lock()
 
 
 def _glibc() -> ctypes.CDLL | None:
@@ -71,24 +68,39 @@ def limit_arenas(arenas: int = MALLOC_ARENAS) -> bool:
     libc = _glibc()
     if libc is None:
         return False
-    import os
-
     if os.environ.get("MALLOC_ARENA_MAX"):
         return False
     return bool(libc.mallopt(M_ARENA_MAX, arenas))
 
 
-def release_free_memory(force: bool = False) -> bool:
-    """Return malloc's free pages to the system (glibc's malloc_trim(0), every arena). At most once every
-    `TRIM_EVERY_S` seconds unless `force`: it walks every heap. → whether it ran."""
-    global _last_trim
+def release_free_memory() -> bool:
+    """Return malloc's free pages to the system (glibc's malloc_trim(0), every arena). → whether it ran."""
     libc = _glibc()
     if libc is None:
         return False
-    with _trim_lock:
-        now = time.monotonic()
-        if not force and now - _last_trim < TRIM_EVERY_S:
-            return False
-        _last_trim = now
     libc.malloc_trim(0)
     return True
+
+
+class Trimmer(threading.Thread):
+    """Calls `release_free_memory` every `every` seconds until stopped.
+
+    Streaming the views allocates and frees a lot (figures, PNGs, messages) in many threads; trimming often
+    keeps what malloc holds free near what one period allocates. Each call walks every heap, holding each
+    arena's lock a few milliseconds, so not much more often than this.
+    """
+
+    def __init__(self, every: float = TRIM_EVERY_S):
+        super().__init__(name="bfn-malloc-trim", daemon=True)
+        self.every = every
+        self._halt = threading.Event()
+
+    def run(self) -> None:
+        while not self._halt.wait(self.every):
+            if not release_free_memory():
+                return  # not glibc: nothing to do
+
+    def stop(self) -> None:
+        self._halt.set()
+        if self.is_alive():
+            self.join()

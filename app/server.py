@@ -1,7 +1,10 @@
 """Serving BFN Studio: launch settings, Gradio's file cache bounded by size and age, and a clean exit on SIGTERM.
 
-`serve` is what `python -m app` runs. Three things here are about what a long-lived server leaves behind:
+`serve` is what `python -m app` runs. Four things here are about what a long-lived server leaves behind:
 
+* **Memory.** Runs come and go (the session store keeps them within its budget); the server caps malloc's
+  arenas and returns malloc's free pages every few seconds, so that what dropped runs and finished streams
+  freed leaves the process (`app.memory`).
 * **The file cache.** Every streamed image is a PNG file in Gradio's cache folder (GRADIO_TEMP_DIR, else
   tempfile.gettempdir()/gradio), about 40 files a second per watching session, and Gradio removes them only
   by age. A `CacheSweeper` removes the oldest files beyond a byte budget as well as those past an age,
@@ -28,7 +31,7 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
-from app.memory import limit_arenas, release_free_memory
+from app.memory import Trimmer, limit_arenas
 from app.session import DEFAULT_MAX_BYTES
 
 log = logging.getLogger(__name__)
@@ -73,8 +76,7 @@ class CacheSweeper(threading.Thread):
     Files younger than `min_age` stay even beyond the budget: they were just handed to a browser that is still
     to fetch them (the folder may then hold what `min_age` + `every` seconds of streaming write beyond the
     budget). Age is the modification time, which Gradio renews when it hands out a cached file again.
-    `forget(paths)` is told which files went (the Blocks' own lists of files to delete, `forget_in`), and
-    `then()` runs after every pass (the server's other housekeeping: `app.memory.release_free_memory`).
+    `forget(paths)` is told which files went (the Blocks' own lists of files to delete, `forget_in`).
     """
 
     def __init__(
@@ -86,12 +88,11 @@ class CacheSweeper(threading.Thread):
         min_age: float = CACHE_MIN_AGE_S,
         every: float = SWEEP_EVERY_S,
         forget: Callable[[list[str]], None] | None = None,
-        then: Callable[[], object] | None = None,
     ):
         super().__init__(name="bfn-cache-sweeper", daemon=True)
         self.folder = Path(folder)
         self.max_bytes, self.max_age, self.min_age, self.every = max_bytes, max_age, min_age, every
-        self.forget, self.then = forget, then
+        self.forget = forget
         self._halt = threading.Event()
 
     def sweep(self) -> tuple[int, int]:
@@ -136,8 +137,6 @@ class CacheSweeper(threading.Thread):
         while not self._halt.wait(self.every):
             try:
                 self.sweep()
-                if self.then is not None:
-                    self.then()
             except Exception:  # noqa: BLE001 — a failed pass is logged; the next one tries again
                 log.exception("sweeping the file cache %s failed", self.folder)
 
@@ -192,30 +191,41 @@ class Server:
         self.private_cache = not self._env
         self.cache = Path(tempfile.mkdtemp(prefix=PRIVATE_CACHE_PREFIX)) if self.private_cache else Path(self._env)
         os.environ["GRADIO_TEMP_DIR"] = str(self.cache)
-        self.handlers = Handlers(bank, SessionStore(max_bytes=run_mb * MB), **handler_options)
-        self.demo = build(self.handlers)
-        self.sweeper = CacheSweeper(
-            self.cache, cache_mb * MB, forget=forget_in(self.demo.temp_file_sets), then=release_free_memory
-        )
+        self.handlers: Any = None
+        self.demo: Any = None
+        self.trimmer = Trimmer()
+        try:  # a failure (or a SIGTERM) half-way still leaves nothing behind
+            self.handlers = Handlers(bank, SessionStore(max_bytes=run_mb * MB), **handler_options)
+            self.demo = build(self.handlers)
+            self.sweeper = CacheSweeper(self.cache, cache_mb * MB, forget=forget_in(self.demo.temp_file_sets))
+        except BaseException:
+            self.close()
+            raise
 
     def launch(self, **options: Any) -> None:
         """`Blocks.launch` with the app's settings (`launch_options`) and `options`; blocks until Ctrl-C or
         SIGTERM unless `prevent_thread_lock=True`."""
-        if not self.sweeper.is_alive():
-            self.sweeper.start()
+        for thread in (self.sweeper, self.trimmer):
+            if thread.ident is None:  # not started yet
+                thread.start()
         self.demo.launch(**{**launch_options(), **options})
 
     def close(self) -> None:
+        """Stop serving and every run; remove the exports and the server's own cache (else its files)."""
         from gradio.route_utils import delete_files_created_by_app
 
-        self.demo.close(verbose=False)
-        self.sweeper.stop()
-        self.handlers.close()
+        if self.demo is not None:
+            self.demo.close(verbose=False)
+        for thread in (getattr(self, "sweeper", None), self.trimmer):
+            if thread is not None:
+                thread.stop()
+        if self.handlers is not None:
+            self.handlers.close()
         if self.private_cache:
             shutil.rmtree(self.cache, ignore_errors=True)
             if os.environ.get("GRADIO_TEMP_DIR") == str(self.cache):
                 del os.environ["GRADIO_TEMP_DIR"]
-        else:
+        elif self.demo is not None:
             delete_files_created_by_app(self.demo, None)  # what Gradio's own clean-up does on shutdown
 
     def __enter__(self) -> "Server":

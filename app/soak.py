@@ -20,7 +20,6 @@ import argparse
 import json
 import os
 import shutil
-import subprocess
 import sys
 import tempfile
 import threading
@@ -30,10 +29,14 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
-from app.loadtest import ROOT, free_port, rss_mb, stop_server, wait_until_serving
+from app.loadtest import add_server_options, rss_mb, start_app, stop_server
 from app.server import CACHE_MIN_AGE_S, DEFAULT_CACHE_MB, DEFAULT_RUN_MB, SWEEP_EVERY_S
 
 MB = 1 << 20
+# The RSS a server may hold beyond its idle size and its run budget (the README's stated bound): the working
+# memory of rendering and streaming at full concurrency, and what malloc holds free between two trims.
+MARGIN_MB = 400
+CACHE_SLACK_MB = 32  # what the streams write between two sweeps, and files too young to go
 
 
 def folder_bytes(folder: Path) -> tuple[int, int]:
@@ -95,7 +98,7 @@ class Watch(threading.Thread):
 def build_parser() -> argparse.ArgumentParser:
 
     p = argparse.ArgumentParser(prog="python -m app.soak", description=__doc__.split("\n\n")[0])
-    p.add_argument("--weights", action="append", default=None, help="as for python -m app (default: weights/)")
+    add_server_options(p)
     p.add_argument("--runs", type=int, default=56, help="generations in all, each in a new session (default: 56)")
     p.add_argument("--sessions", type=int, default=4, help="generations at once (default: 4)")
     p.add_argument("--steps", type=int, default=1000, help="steps per run (default: 1000, the most allowed)")
@@ -106,13 +109,12 @@ def build_parser() -> argparse.ArgumentParser:
         help="seconds to keep sampling after the last run; from the sweeper's period + its minimum age on, the "
         "final cache must be within its budget itself (default: 15)",
     )  # fmt: skip
-    p.add_argument("--max-run-mb", type=int, default=DEFAULT_RUN_MB, help=f"the server's budget for kept runs (default: {DEFAULT_RUN_MB})")
-    p.add_argument("--max-cache-mb", type=int, default=DEFAULT_CACHE_MB, help=f"the server's file-cache budget (default: {DEFAULT_CACHE_MB})")
-    p.add_argument("--margin-mb", type=float, default=400, help="RSS allowed above baseline + run budget (default: 400)")
-    p.add_argument("--cache-slack-mb", type=float, default=32, help="cache allowed above its budget between sweeps (default: 32)")
-    p.add_argument("--threads", type=int, default=1, help="torch threads per op in the server (default: 1)")
+    p.add_argument("--max-run-mb", type=int, default=DEFAULT_RUN_MB, help=f"the server's run budget (default: {DEFAULT_RUN_MB})")
+    p.add_argument("--max-cache-mb", type=int, default=DEFAULT_CACHE_MB, help=f"its file-cache budget (default: {DEFAULT_CACHE_MB})")
+    p.add_argument("--margin-mb", type=float, default=MARGIN_MB, help=f"RSS allowed above baseline + run budget (default: {MARGIN_MB})")
+    p.add_argument("--cache-slack-mb", type=float, default=CACHE_SLACK_MB, help=f"cache allowed above its budget (default: {CACHE_SLACK_MB})")
     p.add_argument("--json", type=Path, default=None, help="also write the results here")
-    p.add_argument("--smaps", type=Path, default=None, help="write the server's /proc/PID/smaps here at the end (where its memory is)")
+    p.add_argument("--smaps", type=Path, default=None, help="write the server's /proc/PID/smaps here at the end")
     return p
 
 
@@ -121,19 +123,14 @@ def soak(args: argparse.Namespace) -> dict:
     os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")
     from gradio_client import Client
 
-    cache = Path(tempfile.mkdtemp(prefix="bfn-soak-cache-"))
-    port = free_port()
-    cmd = [sys.executable, "-m", "app", "--host", "127.0.0.1", "--port", str(port), "--threads", str(args.threads)]
-    cmd += [x for w in args.weights or [] for x in ("--weights", w)]
-    cmd += ["--max-concurrent", str(args.sessions), "--max-run-mb", str(args.max_run_mb), "--max-cache-mb", str(args.max_cache_mb)]
-    env = dict(os.environ, GRADIO_TEMP_DIR=str(cache), PYTHONPATH=str(ROOT) + os.pathsep + os.environ.get("PYTHONPATH", ""))
-    log = tempfile.TemporaryFile("w+")
-    server = subprocess.Popen(cmd, cwd=ROOT, env=env, stdout=log, stderr=log, text=True)
-    url = f"http://127.0.0.1:{port}/"
+    cache = Path(tempfile.mkdtemp(prefix="bfn-soak-cache-"))  # the server's file cache, to be measured here
+    budgets = ("--max-run-mb", str(args.max_run_mb), "--max-cache-mb", str(args.max_cache_mb))
     try:
-        if not wait_until_serving(url, server, timeout=300):
-            log.seek(0)
-            raise SystemExit(f"the app did not start:\n{log.read()[-4000:]}")
+        server, url = start_app(args, "--max-concurrent", str(args.sessions), *budgets, env={"GRADIO_TEMP_DIR": str(cache)})
+    except BaseException:
+        shutil.rmtree(cache, ignore_errors=True)
+        raise
+    try:
         warm = Client(url, verbose=False, download_files=False)
         warm.submit(args.model, "all", 0, 1.0, 10, 0, "bfn", api_name="/generate").result()
         baseline = rss_mb(server.pid)
@@ -169,7 +166,6 @@ def soak(args: argparse.Namespace) -> dict:
             client.close()
     finally:
         stop_server(server)
-        log.close()
         shutil.rmtree(cache, ignore_errors=True)
     rss_bound = baseline + args.max_run_mb + args.margin_mb
     cache_bound = args.max_cache_mb + args.cache_slack_mb

@@ -24,19 +24,11 @@ from app.loadtest import free_port, rss_mb, stop_server, wait_until_serving  # n
 from app.memory import frame_array, release_free_memory  # noqa: E402
 from app.server import CacheSweeper, forget_in  # noqa: E402
 from app.soak import build_parser, soak  # noqa: E402
+from test_app_api import weights_dir  # noqa: E402, F401 — tiny models in a folder, as `python -m app --weights` takes them
 
 ROOT = Path(__file__).resolve().parent.parent
 MB = 1 << 20
 LINUX = sys.platform.startswith("linux")
-
-
-@pytest.fixture(scope="module")
-def tiny_weights(tmp_path_factory, discrete_model, continuous_model) -> Path:
-    """Tiny random models as `python -m app --weights` takes them: a folder with discrete/ and continuous/."""
-    folder = tmp_path_factory.mktemp("server-weights")
-    discrete_model.save_pretrained(folder / "discrete")
-    continuous_model.save_pretrained(folder / "continuous")
-    return folder
 
 
 # ----------------------------------------------------------------------------------------------- memory
@@ -70,7 +62,7 @@ def test_a_dropped_runs_frames_go_back_to_the_system(discrete_model):
         assert left < 2, f"{steps} steps: {left:.1f} MB stayed after the run was dropped"  # …and went
     big = frame_array((1001, 10, 28, 28), np.float16)
     assert big.flags.writeable and not big.any() and frame_array((3, 4), np.float32).shape == (3, 4)
-    assert release_free_memory(force=True) is LINUX
+    assert release_free_memory() is LINUX
 
 
 # ------------------------------------------------------------------------------------------- file cache
@@ -99,7 +91,7 @@ def test_the_cache_sweeper_keeps_the_folder_under_its_budget_oldest_first(tmp_pa
 
 
 @pytest.mark.skipif(not LINUX, reason="POSIX signals")
-def test_sigterm_stops_the_server_like_a_normal_exit(tiny_weights, tmp_path):
+def test_sigterm_stops_the_server_like_a_normal_exit(weights_dir, tmp_path):
     """A container's stop: the server exits 0 promptly, with a run under way, and leaves no export folder or
     file cache behind (both live under TMPDIR here, to be looked for)."""
     tmp = tmp_path / "tmp"
@@ -108,7 +100,7 @@ def test_sigterm_stops_the_server_like_a_normal_exit(tiny_weights, tmp_path):
     env.pop("GRADIO_TEMP_DIR", None)
     port = free_port()
     log = open(tmp_path / "server.log", "w+")
-    cmd = [sys.executable, "-m", "app", "--weights", str(tiny_weights), "--host", "127.0.0.1", "--port", str(port), "--threads", "1"]
+    cmd = [sys.executable, "-m", "app", "--weights", str(weights_dir), "--host", "127.0.0.1", "--port", str(port), "--threads", "1"]
     proc = subprocess.Popen(cmd, cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT)
     url = f"http://127.0.0.1:{port}/"
     try:
@@ -142,11 +134,11 @@ def test_sigterm_stops_the_server_like_a_normal_exit(tiny_weights, tmp_path):
 # ---------------------------------------------------------------------------------------------------- soak
 
 
-def test_a_short_soak_holds_the_memory_and_cache_bounds(tiny_weights):
+def test_a_short_soak_holds_the_memory_and_cache_bounds(weights_dir):
     """`python -m app.soak` in small: sessions that never close, more runs than the store keeps, a file cache
     budget far below what the streams write; the server's RSS and its cache stay within the bounds."""
     args = build_parser().parse_args(
-        ["--weights", str(tiny_weights), "--runs", "6", "--sessions", "2", "--steps", "300", "--seconds", "120",
+        ["--weights", str(weights_dir), "--runs", "6", "--sessions", "2", "--steps", "300", "--seconds", "120",
          "--max-run-mb", "40", "--max-cache-mb", "1", "--cache-slack-mb", "8", "--margin-mb", "200", "--settle", "12"]
     )  # fmt: skip
     r = soak(args)
