@@ -9,6 +9,12 @@ dropped), so memory is only touched as steps arrive and the size is known up fro
 
     bytes ≈ (steps + 1) × images × 28 × 28 × 2 bytes × 2 arrays
 
+A run whose sampler makes Bayesian updates (`Sampler.observes`) also keeps what each update observed, so that
+any pixel's update can be shown in numbers afterwards (`Frames.update_in_numbers`): the sender sample y as
+float16 (one number per class, or one) and, where the flow draws one, the class k as uint8, per step and pixel:
+
+    extra bytes ≈ (steps + 1) × images × 28 × 28 × (2 × numbers per pixel + 1 where a class is drawn)
+
 No BFN maths happens here: the numbers are read off `bfn.sampling.StepState`, the per-step statistics are
 the flow's own (`Flow.step_statistics`, on the state's float32 values before they are rounded to float16),
 and what the frames are called and how they are shown comes from the flow too (`Frames.display`).
@@ -19,7 +25,7 @@ from __future__ import annotations
 import numpy as np
 
 from app.memory import frame_array
-from bfn.flow import Flow, FlowDisplay
+from bfn.flow import Flow, FlowDisplay, UpdateInNumbers
 from bfn.sampling import StepState
 
 FRAME_DTYPE = np.float16
@@ -50,10 +56,12 @@ class Frames:
         batch, num_steps: images per step and the run's number of updates (num_steps + 1 states).
         title: how the model is named on screen (default: the flow's title).
         digit_classes: the digit classifier's classes, 0 when the app has no classifier.
+        observes: whether the states carry what their update observed (`Sampler.observes`), to be kept.
     """
 
     def __init__(
-        self, flow: Flow, batch: int, num_steps: int, *, title: str | None = None, digit_classes: int = 0, size: int = 28
+        self, flow: Flow, batch: int, num_steps: int, *, title: str | None = None, digit_classes: int = 0, size: int = 28,
+        observes: bool = False,
     ):
         self.flow = flow
         self.title = title or flow.display.title
@@ -70,6 +78,11 @@ class Frames:
         self.stats = np.zeros((num_steps + 1, STATISTICS), np.float32)
         self.digit_probs = np.zeros((num_steps + 1, batch, digit_classes), np.float32) if digit_classes else None
         self.sample: np.ndarray | None = None
+        # per step i ≥ 1, what the update from step i − 1 to i observed: α_i, y and the drawn class
+        self.alpha = np.full(num_steps + 1, np.nan) if observes else None
+        numbers = flow.num_classes or 1
+        self.y = frame_array((*shape, numbers), FRAME_DTYPE) if observes else None
+        self.drawn = frame_array(shape, np.uint8) if observes and flow.num_classes else None
         self.count = 0  # steps 0 … count−1 are recorded
 
     @property
@@ -92,7 +105,8 @@ class Frames:
     @property
     def nbytes(self) -> int:
         """The size once every step is recorded (what the memory bound is stated in)."""
-        arrays = [self.theta, self.output, self.t, self.guidance, self.stats] + [a for a in (self.precision, self.digit_probs) if a is not None]
+        extras = (self.precision, self.digit_probs, self.alpha, self.y, self.drawn)
+        arrays = [self.theta, self.output, self.t, self.guidance, self.stats] + [a for a in extras if a is not None]
         return sum(a.nbytes for a in arrays) + self.theta[0].nbytes
 
     def record(self, state: StepState, digit_probs: np.ndarray | None = None) -> None:
@@ -115,4 +129,23 @@ class Frames:
             self.digit_probs[i] = digit_probs
         if state.sample is not None:
             self.sample = state.sample.float().numpy().astype(FRAME_DTYPE)
+        observation = state.observation
+        if self.y is not None and observation is not None:
+            self.alpha[i] = observation.alpha
+            self.y[i] = observation.y.float().numpy()
+            if self.drawn is not None:
+                self.drawn[i] = observation.drawn.numpy()
         self.count = i + 1  # published last: readers only look at steps < count
+
+    def update_in_numbers(self, step: int, image: int, row: int, col: int) -> UpdateInNumbers | None:
+        """The Bayesian update one pixel made from `step` to the next, in numbers (the flow writes them), from
+        the values recorded: None where there is none to show (the sampler makes no Bayesian update, the
+        last step, or the next step not recorded yet)."""
+        after = step + 1
+        if self.alpha is None or after >= self.count or np.isnan(self.alpha[after]):
+            return None
+        precision = None if self.precision is None else float(self.precision[step, image])
+        y = tuple(float(v) for v in self.y[after, image, row, col])
+        drawn = None if self.drawn is None else int(self.drawn[after, image, row, col])
+        return self.flow.update_in_numbers(float(self.theta[step, image, row, col]), precision,
+                                           float(self.output[step, image, row, col]), float(self.alpha[after]), y, drawn)

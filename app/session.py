@@ -7,7 +7,8 @@ away, or when nobody has looked at it for `IDLE_STOP_S` seconds. Its `state` say
 
 `SessionStore` maps Gradio session ids to `Session`s (the latest run, the chosen pixels, the step on show).
 Memory is bounded twice: per session, one run of at most `MAX_STEPS` steps and one image per label per model
-(≤ 64 MB for 1000 steps side by side; tests/test_app_render.py checks the bound against `Frames.nbytes`), and
+(≤ 128 MB for 1000 steps side by side with the `bfn` sampler, whose updates' sender samples are kept too; ≤ 64 MB
+with the solvers; tests/test_app_render.py checks the bound against `Frames.nbytes`), and
 over all sessions by `max_bytes`: beyond it the least recently used ended runs are dropped (their sessions
 are told to generate again).
 """
@@ -32,8 +33,8 @@ from bfn.sampling import StepState, get_sampler
 
 IDLE_STOP_S = 30.0
 MAX_PIXELS = 8
-MAX_RUN_BYTES = 64 << 20  # the frames of the largest run: 1000 steps side by side (`Frames.nbytes`, tested)
-DEFAULT_MAX_BYTES = 512 << 20  # all sessions' kept runs: 8 of the largest, 80 side-by-side runs of 100 steps
+MAX_RUN_BYTES = 128 << 20  # the frames of the largest run: 1000 steps side by side, sampler bfn (`Frames.nbytes`, tested)
+DEFAULT_MAX_BYTES = 512 << 20  # all sessions' kept runs: 4 of the largest, 40 side-by-side bfn runs of 100 steps
 
 
 class RunState(Enum):
@@ -53,7 +54,7 @@ class Run:
         self.labels = settings.labels
         self.frames: dict[str, Frames] = {
             name: Frames(models[name].flow, len(self.labels), settings.steps, title=settings.menu.titles[name],
-                         digit_classes=digit_classes(classifier))
+                         digit_classes=digit_classes(classifier), observes=get_sampler(settings.sampler_for(models[name])).observes)
             for name in settings.models
         }  # fmt: skip
         self._models = {name: models[name] for name in settings.models}

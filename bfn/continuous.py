@@ -16,7 +16,7 @@ from statistics import NormalDist
 import torch
 from torch import Tensor
 
-from bfn.flow import DECIDED, FlowDisplay, GaussianBelief, NllUnit
+from bfn.flow import DECIDED, FlowDisplay, GaussianBelief, NllUnit, Observation, UpdateInNumbers, latex_number
 
 
 def gamma(t: Tensor, sigma1: float) -> Tensor:
@@ -125,6 +125,7 @@ class ContinuousFlow:
     kind = "continuous"
     channels_per_dim = 1
     binary = False
+    num_classes = None  # y is one number per pixel, drawn around x̂
     nll_unit = NllUnit("bits/dim", per_dim=True, per_bit=True)
     # The precision σ1^{−2t} fixes the digit's shape early, so the label matters at the start (README,
     # "Guidance interval", has the sweep that chose these times).
@@ -141,7 +142,10 @@ class ContinuousFlow:
         uncertainty="σ of θ (1/√ρ)",
         explanation="θ is a best guess μ of each pixel's value, held with a certainty ρ that is the same for every "
         "pixel and grows every step (σ = 1/√ρ is how far off μ might still be); the output distribution is the "
-        "network's predicted image x̂.",
+        "network's predicted image x̂. At t = 0 x̂ is flat grey (the network has seen nothing); from the first step "
+        "on it is a sharp, speckled digit, as the precision σ1^−2t fixes the digit's shape early: the classifier "
+        "usually names the final digit (★) within the first tenth of the steps, inside the guidance band, so here "
+        "guidance helps choose the digit.",
     )
 
     def __post_init__(self) -> None:
@@ -193,14 +197,31 @@ class ContinuousFlow:
     def step_accuracy(self, i: int | Tensor, n: int) -> float | Tensor:
         return step_accuracy(i, n, self.sigma1)
 
-    def sample_step(
-        self, theta: GaussianBelief, output: Tensor, alpha: float, generator: torch.Generator | None = None
-    ) -> GaussianBelief:
-        """One generative step: observe x̂ through the sender with accuracy α, update (μ, ρ)."""
+    def receiver_sample(self, output: Tensor, alpha: float, generator: torch.Generator | None = None) -> Observation:
+        """y ~ p_R(· | θ; t, α) = N(x̂, α⁻¹ I): the sender's observation of the predicted x̂ (Algorithm 3)."""
+        return Observation(alpha, sender_sample(output, alpha, generator), None)
+
+    def update(self, theta: GaussianBelief, observation: Observation) -> GaussianBelief:
         mu, rho = theta
-        y = sender_sample(output, alpha, generator)
-        mu, rho = bayesian_update(mu, rho.reshape(-1, *([1] * (mu.dim() - 1))), y, alpha)
+        mu, rho = bayesian_update(mu, rho.reshape(-1, *([1] * (mu.dim() - 1))), observation.y, observation.alpha)
         return GaussianBelief(mu, rho.flatten())
+
+    def update_in_numbers(self, theta: float, precision: float | None, output: float, alpha: float,
+                          y: tuple[float, ...], drawn: int | None) -> UpdateInNumbers:
+        """μ' = (ρμ + αy) / (ρ + α), ρ' = ρ + α for one pixel (eqs. 49–50), from μ, ρ, x̂, α and y before."""
+        (y,) = y
+        mu, rho = bayesian_update(torch.tensor(theta, dtype=torch.float64), precision, torch.tensor(y, dtype=torch.float64), alpha)
+        n = latex_number
+        latex = "\n\n".join([
+            rf"The sender observes the network's predicted pixel $\hat x = {n(output)}$ with accuracy $\alpha = {n(alpha)}$:",
+            rf"$$y \sim \mathcal{{N}}\!\left(\hat x,\ \alpha^{{-1}}\right) = \mathcal{{N}}\!\left({n(output)},\ {n(1 / alpha)}\right) "
+            rf"\quad\Rightarrow\quad y = {n(y)}$$",
+            "Bayes' rule adds the accuracy to the precision and moves the mean towards y by its share of it:",
+            rf"$$\rho' = \rho + \alpha = {n(precision)} + {n(alpha)} = {n(rho)}$$",
+            rf"$$\mu' = \frac{{\rho \mu + \alpha y}}{{\rho + \alpha}} = \frac{{{n(precision)} \cdot {n(theta)} + {n(alpha)} \cdot {n(y)}}}"
+            rf"{{{n(rho)}}} = {n(float(mu))}$$",
+        ])  # fmt: skip
+        return UpdateInNumbers(latex, float(mu), float(rho))
 
     def final_sample(self, output: Tensor, generator: torch.Generator | None = None) -> Tensor:
         """The generated data: x̂(θ_n, 1), the output distribution's point mass at t = 1."""

@@ -61,6 +61,50 @@ class FlowDisplay:
     explanation: str
 
 
+def latex_number(value: float, digits: int = 4) -> str:
+    """A number for a KaTeX equation: `digits` significant digits, powers of ten written out (1.2 × 10^{5})."""
+    text = f"{value:.{digits}g}"
+    if "e" not in text:
+        return text
+    mantissa, exponent = text.split("e")
+    return rf"{mantissa} \times 10^{{{int(exponent)}}}"
+
+
+@dataclass(frozen=True)
+class Observation:
+    """What one generative step observed: the sender sample y of every dimension, its accuracy and its centre.
+
+    The paper's step draws y from the receiver distribution (a class k ~ p_O, then y from the sender around
+    it) and updates θ by Bayes' rule with it; keeping what was drawn lets a view show one update in numbers.
+
+    Attributes:
+        alpha: α_i, the accuracy of the sender sample.
+        y: the sender sample, data-shaped with the flow's trailing axes: (B, C, H, W, K) for discrete data
+            (one number per class), (B, C, H, W) for continuous data.
+        drawn: the class k per dimension that y was drawn around, (B, C, H, W); None where the sender observes
+            the output distribution itself (continuous data: y is drawn around x̂).
+    """
+
+    alpha: float
+    y: Tensor
+    drawn: Tensor | None
+
+
+@dataclass(frozen=True)
+class UpdateInNumbers:
+    """One dimension's Bayesian update with the numbers filled in, as a flow writes it.
+
+    Attributes:
+        latex: the equations, each a KaTeX display block between $$ … $$, with short Markdown between them.
+        theta: θ after the update, in the flow's `theta_view` terms (p(on), or μ).
+        precision: ρ after the update; None where θ has no separate precision.
+    """
+
+    latex: str
+    theta: float
+    precision: float | None
+
+
 @dataclass(frozen=True)
 class NllUnit:
     """The unit a flow's likelihood is reported in, and the conversion from nats per image."""
@@ -122,8 +166,18 @@ class Flow(Protocol[ThetaT]):
     def step_accuracy(self, i: int | Tensor, n: int) -> float | Tensor:
         """α_i, the accuracy of sender sample i of n."""
 
-    def sample_step(self, theta: ThetaT, output: Tensor, alpha: float, generator: torch.Generator | None = None) -> ThetaT:
-        """Draw from the receiver distribution and apply the Bayesian update."""
+    num_classes: int | None  # K, the classes a sender sample is drawn around; None for continuous data
+
+    def receiver_sample(self, output: Tensor, alpha: float, generator: torch.Generator | None = None) -> Observation:
+        """y from the receiver distribution p_R(· | θ; t, α) with the output distribution `output`."""
+
+    def update(self, theta: ThetaT, observation: Observation) -> ThetaT:
+        """The Bayesian update of θ by the sender sample y with accuracy α."""
+
+    def update_in_numbers(self, theta: float, precision: float | None, output: float, alpha: float,
+                          y: tuple[float, ...], drawn: int | None) -> UpdateInNumbers:
+        """One dimension's update in numbers, from its views: θ (`theta_view`), ρ, the output (`output_view`),
+        α, y (its `num_classes` numbers, or one) and the drawn class (None for continuous data)."""
 
     def final_sample(self, output: Tensor, generator: torch.Generator | None = None) -> Tensor:
         """The generated data from the output distribution at t = 1."""

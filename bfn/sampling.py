@@ -24,7 +24,7 @@ from typing import Protocol
 import torch
 from torch import Tensor
 
-from bfn.flow import Flow, Theta
+from bfn.flow import Flow, Observation, Theta
 from bfn.model import BFNModel
 from bfn.solvers import SolverUpdate, time_grid
 
@@ -50,6 +50,10 @@ class StepState:
             known data exactly at the known pixels.
         value_range: the range of `theta`, `output` and `sample`, for display: (0, 1) or (−1, 1).
         guidance: the guidance weight in effect for `output`: the run's, or 1 outside its guidance interval.
+        observation: the sender sample whose Bayesian update turned the previous state's θ into this one's,
+            per image and pixel: y (B, H, W, m) with m numbers per pixel (one per class, or one) and the drawn
+            class (B, H, W) where the flow draws one. None at step 0, for samplers whose update is not a
+            Bayesian update of a sender sample (the solvers), and where resampling replaced that θ.
     """
 
     step: int
@@ -61,6 +65,7 @@ class StepState:
     sample: Tensor | None = None
     value_range: tuple[float, float] = (0.0, 1.0)
     guidance: float = 1.0
+    observation: Observation | None = None
 
     @property
     def is_final(self) -> bool:
@@ -164,8 +169,16 @@ def guidance_at(t: float, guidance: float, interval: tuple[float, float]) -> flo
     return guidance if guidance <= 1 or start <= t <= end else 1.0
 
 
+def _observation_view(observation: Observation | None) -> Observation | None:
+    """An observation as the states report it: image-shaped (B, H, W, m) y and (B, H, W) classes, on the CPU."""
+    if observation is None:
+        return None
+    y, drawn = observation.y[:, 0], observation.drawn
+    return Observation(observation.alpha, y.reshape(*y.shape[:3], -1).cpu(), None if drawn is None else drawn[:, 0].cpu())
+
+
 def _state(flow: Flow, step: int, n: int, t: float, theta: Theta, output: Tensor, guidance: float,
-           sample: Tensor | None = None) -> StepState:
+           sample: Tensor | None = None, observation: Observation | None = None) -> StepState:
     precision = flow.precision_view(theta)
     return StepState(
         step=step,
@@ -177,17 +190,21 @@ def _state(flow: Flow, step: int, n: int, t: float, theta: Theta, output: Tensor
         sample=None if sample is None else flow.sample_view(sample)[:, 0].cpu(),
         value_range=flow.display.value_range,
         guidance=guidance,
+        observation=_observation_view(observation),
     )
 
 
 class Update(Protocol):
-    """One run's update rule: (i, θ_{i−1}, output distribution at t_{i−1}) → θ_i, for i = 1 … n, in order.
+    """One run's update rule: (i, θ_{i−1}, output distribution at t_{i−1}) → (θ_i, what it observed), i = 1 … n.
+
+    What it observed is the sender sample of a Bayesian update, or None for a rule that makes no such update
+    (a solver integrating the ODE or SDE).
 
     A step may be taken again from a θ_{i−1} that the rule did not return (resampling steps back); a rule
     that carries state from step to step (a multistep solver) then restarts from that θ.
     """
 
-    def __call__(self, i: int, theta: Theta, output: Tensor) -> Theta: ...
+    def __call__(self, i: int, theta: Theta, output: Tensor) -> tuple[Theta, Observation | None]: ...
 
 
 MakeUpdate = Callable[[Flow, Sequence[float], torch.Generator], Update]
@@ -277,6 +294,7 @@ def run_sampler(
     shape = (label_idx.shape[0], *model.data_shape)
     theta = flow.prior(shape, device)
     takes = 1
+    observation = None  # what the update that led to the next state observed
     if known is not None:
         point, mask = known_output(flow, known, shape, device)
         takes = resample if bool(mask.any()) else 1
@@ -302,11 +320,11 @@ def run_sampler(
             if take:
                 theta = forget(flow, theta, betas[i], betas[i - 1], generator)
             output, weight = predict(t)
-            if take == takes - 1:
-                yield _state(flow, i - 1, steps, t, theta, output, weight)
-            theta = update(i, theta, observed(output))
+            if take == takes - 1:  # a later take's θ was forgotten and is not what the last update made
+                yield _state(flow, i - 1, steps, t, theta, output, weight, observation=None if take else observation)
+            theta, observation = update(i, theta, observed(output))
     output, weight = predict(1.0)
-    yield _state(flow, steps, steps, 1.0, theta, output, weight, flow.final_sample(observed(output), generator))
+    yield _state(flow, steps, steps, 1.0, theta, output, weight, flow.final_sample(observed(output), generator), observation)
 
 
 @dataclass
@@ -317,8 +335,9 @@ class AncestralUpdate:
     times: Sequence[float]
     generator: torch.Generator
 
-    def __call__(self, i: int, theta: Theta, output: Tensor) -> Theta:
-        return self.flow.sample_step(theta, output, self.flow.step_accuracy(i, len(self.times) - 1), self.generator)
+    def __call__(self, i: int, theta: Theta, output: Tensor) -> tuple[Theta, Observation]:
+        observation = self.flow.receiver_sample(output, self.flow.step_accuracy(i, len(self.times) - 1), self.generator)
+        return self.flow.update(theta, observation), observation
 
 
 @dataclass(frozen=True)
@@ -335,6 +354,7 @@ class Sampler:
     make_update: MakeUpdate
     grid: str = "uniform"
     default_steps: int = 100
+    observes: bool = False  # its update is a Bayesian update: its states carry what it observed (`StepState.observation`)
 
     @torch.inference_mode()  # a generator: torch enters the mode around each step, not across the caller's work
     def __call__(
@@ -359,7 +379,7 @@ def _solver(order: int, stochastic: bool) -> MakeUpdate:
     return functools.partial(SolverUpdate, order=order, stochastic=stochastic)
 
 
-bfn_sampler = Sampler("bfn", "The paper's generative procedure (Algorithms 3 and 9 of Graves et al. 2023).", AncestralUpdate)
+bfn_sampler = Sampler("bfn", "The paper's generative procedure (Algorithms 3 and 9 of Graves et al. 2023).", AncestralUpdate, observes=True)
 ode1_sampler = Sampler("ode1", "First-order probability-flow ODE solver (DDIM-like) with a random start.", _solver(1, False), "logsnr", 20)
 ode2_sampler = Sampler("ode2", "Second-order multistep probability-flow ODE solver (x̂ linear in λ).", _solver(2, False), "logsnr", 20)
 sde1_sampler = Sampler("sde1", "First-order SDE solver using the mean prediction x̂ (no class draw).", _solver(1, True), "logsnr", 20)

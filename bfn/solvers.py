@@ -110,8 +110,9 @@ class SolverUpdate:
         self.lams = [0.5 * math.log(b) if b > 0 else -math.inf for b in self.betas]
         self.noise_std = math.sqrt(self.flow.evidence_noise_var)
 
-    def __call__(self, i: int, theta: Theta, output: Tensor) -> Theta:
-        """θ_{i−1} (through `z`) and the output distribution at t_{i−1} → θ_i."""
+    def __call__(self, i: int, theta: Theta, output: Tensor) -> tuple[Theta, None]:
+        """θ_{i−1} (through `z`) and the output distribution at t_{i−1} → θ_i, with no sender sample: the step
+        integrates the ODE or SDE instead of making a Bayesian update."""
         if self.last is not None and theta is not self.last:
             self.z, self.prev = self.flow.evidence(theta), None
         x_hat = self.flow.evidence_target(output)
@@ -138,4 +139,4 @@ class SolverUpdate:
             z_next = u_next * w_next
         self.z, self.prev = z_next, x_hat
         self.last = self.flow.theta_from_evidence(z_next, b_next)
-        return self.last
+        return self.last, None

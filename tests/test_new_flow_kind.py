@@ -18,8 +18,8 @@ import pytest
 import torch
 from torch import Tensor
 
-from bfn.continuous import bayesian_update, reconstruction_loss, sender_sample
-from bfn.flow import FlowDisplay, GaussianBelief, NllUnit
+from bfn.continuous import ContinuousFlow, bayesian_update, reconstruction_loss, sender_sample
+from bfn.flow import FlowDisplay, GaussianBelief, NllUnit, Observation, UpdateInNumbers
 from bfn.flows import FLOWS
 from bfn.model import BFNModel
 from bfn.sampling import SAMPLERS, sample
@@ -36,6 +36,7 @@ class LinearGaussianFlow:
     kind = "linear-gaussian"
     channels_per_dim = 1
     binary = False
+    num_classes = None
     nll_unit = NllUnit("bits/dim", per_dim=True, per_bit=True)
     default_guidance_interval = (0.0, 1.0)
     display = FlowDisplay("Linear Gaussian (toy)", "toy", "grey levels in [−1, 1].", "**θ**: μ", "**output**: x̂",
@@ -81,9 +82,15 @@ class LinearGaussianFlow:
     def step_accuracy(self, i, n: int):
         return self.beta1 / n + 0 * i
 
-    def sample_step(self, theta: GaussianBelief, output: Tensor, alpha: float, generator=None) -> GaussianBelief:
-        mu, rho = bayesian_update(theta.mu, theta.rho.reshape(-1, 1, 1, 1), sender_sample(output, alpha, generator), alpha)
+    def receiver_sample(self, output: Tensor, alpha: float, generator=None) -> Observation:
+        return Observation(alpha, sender_sample(output, alpha, generator), None)
+
+    def update(self, theta: GaussianBelief, observation: Observation) -> GaussianBelief:
+        mu, rho = bayesian_update(theta.mu, theta.rho.reshape(-1, 1, 1, 1), observation.y, observation.alpha)
         return GaussianBelief(mu, rho.flatten())
+
+    def update_in_numbers(self, theta, precision, output, alpha, y, drawn) -> UpdateInNumbers:
+        return ContinuousFlow().update_in_numbers(theta, precision, output, alpha, y, drawn)  # the same conjugate update
 
     def final_sample(self, output: Tensor, generator=None) -> Tensor:
         return output

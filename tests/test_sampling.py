@@ -98,7 +98,7 @@ def manual_run(model: BFNModel, labels: list[int], guidance_labels: list[int] | 
     for i in range(1, STEPS + 1):
         out = output(theta, (i - 1) / STEPS)
         outputs.append(flow.output_view(out)[:, 0])
-        theta = flow.sample_step(theta, out, flow.step_accuracy(i, STEPS), generator)
+        theta = flow.update(theta, flow.receiver_sample(out, flow.step_accuracy(i, STEPS), generator))
     out = output(theta, 1.0)
     outputs.append(flow.output_view(out)[:, 0])
     return outputs, flow.sample_view(flow.final_sample(out, generator))[:, 0]
