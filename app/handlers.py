@@ -28,7 +28,7 @@ from gradio.components.plot import PlotData
 from app import render
 from app.frames import Frames
 from app.models import ModelBank
-from app.params import MAX_STEPS, parse_click, parse_int, parse_settings
+from app.params import MAX_STEPS, parse_click, parse_int, parse_settings, plural
 from app.session import Run, RunState, Session, SessionStore
 
 log = logging.getLogger(__name__)
@@ -168,10 +168,11 @@ class Handlers:
             if frames.precision is not None and step >= 0:  # θ holds a precision: say how sure it is
                 rho = float(frames.precision[step].mean())
                 parts.append(f"{name} ρ = {rho:.3g}, σ = {1 / math.sqrt(rho):.3g}")
+        done = max(run.latest, 0)  # state 0 is the prior: step k is the k-th update
         if run.running:
-            parts.append(f"{run.latest + 1} of {n + 1} steps sampled")
+            parts.append(f"{done} of {plural(n, 'step')} sampled")
         else:
-            parts.append(f"{run.latest + 1} steps in {elapsed:.1f} s")
+            parts.append(f"{plural(done, 'step')} in {elapsed:.1f} s")
         line = " · ".join(parts)
         if note:
             line += f" · {note}"

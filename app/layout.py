@@ -13,6 +13,8 @@ Public API endpoints (stable names, for `gradio_client`):
     /export_gif     → the run as an animated GIF file
     /export_png     → the final grid as a PNG file
     /score, /flow_at, /complete, /complete_scrub, /complete_stop: "Your digit through the BFN" (`app.digit_layout`)
+    /duel, /duel_scrub, /duel_stop: the "Sampler duel" tab (`app.duel_layout`)
+The page's URL holds its settings and open tab (`app.links`): opening such a link restores them and runs them.
 Views are, in order (`app.handlers.Views`): status (Markdown), θ and output images of each loaded model in
 turn (None for a model not in the run), the step slider, and four Plotly figures (pixel heatmap, pixel
 trajectories, step summary, and which digit the classifier sees per step). The digit view of /add_pixel and
@@ -29,7 +31,10 @@ import gradio as gr
 from app.digit import DigitHandlers
 from app.digit_layout import CSS as DIGIT_CSS
 from app.digit_layout import digit_section
+from app.duel import DuelHandlers
+from app.duel_layout import duel_tab
 from app.handlers import GENERATED, PIXEL, SHOWN, Handlers, Views
+from app.links import link_controls, wire_links
 from app.models import ModelBank
 from app.params import (
     BOTH,
@@ -59,21 +64,27 @@ def explanation(bank: ModelBank) -> str:
             f"* **{titles[name]}** — {d.explanation} Guidance above 1 acts at t = {start:g}–{end:g}."
         )
     return f"""
-**What am I looking at?** A Bayesian Flow Network does not paint a digit pixel by pixel, and it does not
-denoise a noisy picture either. It keeps a *belief* about every pixel and sharpens all of them at once.
+A Bayesian Flow Network does not paint a digit pixel by pixel, and it does not denoise a noisy picture either.
+It keeps a *belief* about every pixel and sharpens all of them at once.
 
 * **Input distribution θ** — the current belief about every pixel, shown as an image: grey = "no idea",
   white = "surely ink", black = "surely background". What it holds per pixel depends on the model (below).
-* **Output distribution** — what the neural network, looking at θ, predicts the finished digit will be. It
-  is sharp early on; θ then moves towards it a little with every noisy observation, and the network
-  predicts again. At the last step the output distribution *is* the generated digit.
+* **Output distribution** — what the neural network, looking at θ, predicts the finished digit will be.
+  Early on it is a guess from almost no evidence (each model below says what that guess looks like); θ
+  moves a little towards it with every noisy observation, and the network predicts again. By the last step
+  it is all but certain: the generated digit (the binarised model's PNG export is a draw of on/off pixels
+  from it).
 * **Guidance** — how strongly the chosen digit is enforced. 0 ignores the digit (the network's own idea of
   "some digit"), 1 is the plain conditional model, larger values exaggerate what makes a 3 look like a 3:
-  cleaner digits, less variety, and eventually a cartoonish look. Guidance above 1 acts only while the digit
-  is being decided (each model's interval of time is below); the plain conditional model draws the rest:
-  digits as clear, more varied, and fewer network passes.
-* **Steps** — how many small observations are made. More steps: smoother, better digits; fewer steps: faster
-  but rougher. Each step costs one pass of the network (two where guidance acts).
+  cleaner digits, less variety, and eventually a cartoonish look. Guidance above 1 acts only in each model's
+  interval of time (below, and the shaded band in *Which digit?*), chosen for that model by sample quality
+  (README); the plain conditional model draws the rest, with fewer network passes. Compare the band with the
+  ★ in *Which digit?* (the step from which the classifier's top digit stops changing and is at least 50%
+  sure): where the ★ comes first,
+  guidance refines a digit already chosen; where it falls inside the band, guidance helps choose it.
+* **Steps** — how many small observations are made. More steps: smoother digits; fewer steps: faster, and
+  rougher with the paper's sampler (the few-step solvers are made for few steps). Each step costs one pass of
+  the network (two where guidance acts).
 
 The models here:
 
@@ -82,6 +93,16 @@ The models here:
 Click any pixel of any image to follow it in *Pixel trajectories* and the heatmap; drag the step slider to
 scrub through the run; ▶ replays it.
 """
+
+
+BELIEFS_CAPTION = (
+    "<small>A small digit classifier (weights/classifier, see its model card) reads the output distribution at every "
+    "step; the ★ marks the step from which it sees the final digit for good (top digit, at least 50%); the shaded "
+    "band, the steps where guidance above 1 acts. The first outputs are a blurry grey average of the digit asked for "
+    "(binarised) or flat grey (continuous), and the classifier, trained on sharp digits, reads them as an 8 whatever "
+    "the digit: early readings say little. Choose *Unconditional* to watch a digit decide itself. Click any image "
+    "above to show that one.</small>"
+)
 
 
 @dataclass(frozen=True)
@@ -214,6 +235,7 @@ def build(handlers: Handlers) -> gr.Blocks:
                 with gr.Row():
                     generate_btn = gr.Button("Generate", variant="primary", elem_id="generate-btn", scale=2)
                     stop_btn = gr.Button("Stop", variant="stop", elem_id="stop-btn", scale=1)
+                link = link_controls()  # "Copy link", and the link it copied
                 settings = [model, digits, digit, guidance, steps, seed, sampler]
                 examples = gr.Examples(
                     [p.inputs(menu) for p in presets], inputs=settings, example_labels=[p.label for p in presets],
@@ -229,7 +251,7 @@ def build(handlers: Handlers) -> gr.Blocks:
                 with gr.Row(equal_height=True):
                     step_slider = gr.Slider(0, menu.recommended.steps, value=0, step=1, label="Step (drag to scrub)", scale=6, elem_id="step-slider")
                     play_btn = gr.Button("▶ Play", scale=1, size="sm", elem_id="play-btn", elem_classes=["compact-btn"])
-                with gr.Tabs():
+                with gr.Tabs() as tabs:
                     with gr.Tab("Pixel heatmap", id="heatmap"):
                         heatmap = gr.Plot(label="Pixel heatmap", show_label=False, elem_id="heatmap")
                     with gr.Tab("Pixel trajectories", id="trajectories"):
@@ -245,19 +267,13 @@ def build(handlers: Handlers) -> gr.Blocks:
                         summary = gr.Plot(label="Step summary", show_label=False, elem_id="summary")
                     with gr.Tab("Which digit?", id="classifier"):
                         beliefs = gr.Plot(label="Which digit?", show_label=False, elem_id="digit-beliefs")
-                        gr.Markdown(
-                            "<small>A small digit classifier (weights/classifier, see its model card) reads the "
-                            "output distribution at every step; the ★ marks the step from which it sees the final "
-                            "digit for good (top digit, at least 50%); the shaded band, the steps where guidance "
-                            "above 1 acts. With a digit asked for, the network's very "
-                            "first prediction is already an average of that digit; choose *Unconditional* to watch "
-                            "a digit decide itself. Click any image above to show that one.</small>"
-                        )
+                        gr.Markdown(BELIEFS_CAPTION)
                     with gr.Tab("Export", id="export"):
                         with gr.Row():
                             gif_btn = gr.Button("Make animated GIF", elem_id="gif-btn")
                             png_btn = gr.Button("Make PNG of the final grid", elem_id="png-btn")
                         export_file = gr.File(label="Download", interactive=False, elem_id="export-file")
+                    duel = duel_tab(DuelHandlers(handlers), [model, digits, digit, guidance, seed], demo)
         components = Views(
             status=status, images=images, slider=step_slider, heatmap=heatmap, trajectories=trajectories,
             summary=summary, beliefs=beliefs, columns=columns,
@@ -299,6 +315,7 @@ def build(handlers: Handlers) -> gr.Blocks:
         )  # fmt: skip
         digits.change(lambda d: gr.Radio(visible=d == "one"), inputs=digits, outputs=digit, queue=False, api_visibility="private", show_progress="hidden")
         digit_section(DigitHandlers(handlers), demo)  # "Your digit through the BFN", below the generation views
+        wire_links(handlers, demo, settings, components.outputs(menu.names, GENERATED), duel, tabs, link)
         demo.unload(handlers.forget)
     demo.queue(default_concurrency_limit=1, max_size=QUEUE_SIZE)
     return demo

@@ -101,9 +101,14 @@ class RunSettings:
         n = self.menu.num_labels
         what = {"all": f"digits 0–{n - 1}", "one": f"digit {self.digit}", "none": f"{n} unconditional samples"}[self.digits]
         return (
-            f"{self.menu.choices[self.model]} · {what} · guidance {self.guidance:g} · {self.steps} steps · "
+            f"{self.menu.choices[self.model]} · {what} · guidance {self.guidance:g} · {plural(self.steps, 'step')} · "
             f"seed {self.seed} · sampler {self.sampler}"
         )
+
+
+def plural(count: int, noun: str) -> str:
+    """"1 step", "2 steps": a count with its noun (regular plurals only)."""
+    return f"{count} {noun}" if count == 1 else f"{count} {noun}s"
 
 
 ECHO_CHARS = 60  # the most of a received value that a message quotes
