@@ -19,6 +19,7 @@ from huggingface_hub import PyTorchModelHubMixin, constants, hf_hub_download
 from torch import Tensor, nn
 from torch.nn.utils.fusion import fuse_conv_bn_eval
 
+from bfn.digits import CENTRE, SIZE
 from bfn.images import to_unit
 
 WEIGHTS_FILE = "model.safetensors"
@@ -143,13 +144,53 @@ def fast_classifier(classifier: DigitClassifier) -> DigitClassifier:
     return fast.to(memory_format=torch.channels_last)
 
 
+def digit_parts(label_names: tuple[str, ...] | list[str]) -> int:
+    """How many digits each label of a model spells, side by side in its images: 1 for MNIST's "0" … "9", 2 for
+    "00" … "99"; 0 where the labels are not all digit strings of one length (Fashion-MNIST's names, EMNIST's
+    letters), for which a digit classifier says nothing."""
+    lengths = {len(name) for name in label_names}
+    return lengths.pop() if len(lengths) == 1 and all(name.isdigit() for name in label_names) else 0
+
+
+def centre_ink(images: Tensor, size: int = SIZE) -> Tensor:
+    """Images (N, H, W) in [0, 1] → (N, size, size): the window whose centre is each image's centre of ink mass,
+    zero outside the image, where MNIST puts a digit's centre of mass (`bfn.digits.CENTRE`). One gather."""
+    n, h, w = images.shape
+    mass = images.sum((1, 2)).clamp_min(1e-6)
+    rows = torch.arange(h, dtype=images.dtype, device=images.device)
+    cols = torch.arange(w, dtype=images.dtype, device=images.device)
+    com_row = (images.sum(2) @ rows) / mass
+    com_col = (images.sum(1) @ cols) / mass
+    top = torch.floor(com_row - CENTRE[0] + 0.5).long()
+    left = torch.floor(com_col - CENTRE[1] + 0.5).long()
+    r = top[:, None] + torch.arange(size, device=images.device)  # (N, size): source row of each window row
+    c = left[:, None] + torch.arange(size, device=images.device)
+    inside = ((r >= 0) & (r < h))[:, :, None] & ((c >= 0) & (c < w))[:, None, :]
+    batch = torch.arange(n, device=images.device)[:, None, None]
+    picked = images[batch, r.clamp(0, h - 1)[:, :, None], c.clamp(0, w - 1)[:, None, :]]
+    return torch.where(inside, picked, torch.zeros((), dtype=images.dtype, device=images.device))
+
+
+def digits_of(images: Tensor, parts: int) -> Tensor:
+    """Images (N, H, W) in [0, 1] of `parts` digits side by side → the digits (N, parts, 28, 28), as the
+    classifier reads them: each of the `parts` equal column strips with its ink centred in 28×28. An image that
+    already is one MNIST digit goes in as it is."""
+    n, h, w = images.shape
+    if parts == 1 and (h, w) == (SIZE, SIZE):
+        return images[:, None]
+    strips = images.reshape(n, h, parts, w // parts).permute(0, 2, 1, 3).reshape(n * parts, h, w // parts)
+    return centre_ink(strips).reshape(n, parts, SIZE, SIZE)
+
+
 @torch.inference_mode()
-def classify_states(classifier: DigitClassifier, outputs: Tensor, value_range: tuple[float, float]) -> Tensor:
-    """What the classifier sees in each step's output distribution: (S, B, H, W) → probabilities (S, B, 10).
+def classify_states(classifier: DigitClassifier, outputs: Tensor, value_range: tuple[float, float], parts: int = 1) -> Tensor:
+    """What the classifier sees in each step's output distribution: (S, B, H, W) → probabilities
+    (S, B, parts · 10), the ten digits of each part (`digits_of`) in turn, from the left.
 
     `outputs` stacks the `output` images of S sampling states (p_O(pixel on) or x̂); the app plots, for
-    each image, the ten probabilities against the step: the moment a digit decides itself.
+    each image, the probabilities against the step: the moment a digit (each digit of a number) decides itself.
     """
     s, b = outputs.shape[:2]
-    probs = classifier.probabilities(to_unit(outputs.reshape(s * b, *outputs.shape[2:]).float(), value_range))
+    digits = digits_of(to_unit(outputs.reshape(s * b, *outputs.shape[2:]).float(), value_range), parts)
+    probs = classifier.probabilities(digits.reshape(-1, SIZE, SIZE))
     return probs.reshape(s, b, -1)

@@ -1,6 +1,7 @@
 """Command line completion: `python -m bfn.complete --model weights/discrete --images digit.png --keep top --out grid.png`.
 
-The user's digit through the BFN: each drawing becomes an MNIST digit (`bfn.digits.to_mnist`), the pixels
+The user's digit through the BFN: each drawing becomes the model's input (`bfn.digits.to_field`: an MNIST digit,
+or one per digit of a two-digit model's numbers), the pixels
 to keep are marked (a half, or a mask image), and the sampler completes the rest with the known pixels
 observed as the data they are (`bfn.sampling.run_sampler`'s `known`), resampled `RESAMPLE` times per step
 so that what it generates agrees with them. A thin shell like `python -m bfn.sample`, whose options,
@@ -17,14 +18,16 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from bfn.digits import HALVES, SIZE, half_mask, load_image, mask_from_image, to_mnist, unit_values
+from bfn.classifier import digit_parts
+from bfn.digits import HALVES, half_mask, load_image, mask_from_image, to_field, unit_values
 from bfn.flow import Flow
 from bfn.images import make_grid, save_png, to_uint8, to_unit
 from bfn.sample import (
-    NO_CLASS, _digit, _Parser, add_model_options, add_output_options, add_run_options, final_state, load_run, run_cli,
-    write_npz,
+    NO_CLASS, ROW, _entry, _Parser, add_model_options, add_output_options, add_run_options, final_state, label_indices,
+    load_run, run_cli, write_npz,
 )
-from bfn.sampling import StepState, resolve_labels
+from bfn.model import BFNModel
+from bfn.sampling import StepState
 
 # Each step is taken this many times, as in RePaint: in a single pass the generated pixels commit to a digit
 # before the known ones are observed well enough for the two to agree.
@@ -35,7 +38,7 @@ UNKNOWN_GREY = 64  # how the grid shows pixels that were not kept: the grid's pa
 def build_parser() -> argparse.ArgumentParser:
     p = _Parser(
         prog="python -m bfn.complete",
-        description="Complete MNIST digits with a trained Bayesian Flow Network: keep part of each image and let the "
+        description="Complete MNIST digits (or a model's other images) with a trained Bayesian Flow Network: keep part of each image and let the "
         "model generate the rest, with the kept pixels observed as the data they are.",
         epilog="Example: python -m bfn.complete --model weights/discrete --images my_digit.png --keep top --out grid.png "
         "--npz completions.npz",
@@ -49,25 +52,26 @@ def build_parser() -> argparse.ArgumentParser:
         metavar="FILE",
         help="drawings (PNG or any image Pillow reads, any size; ink bright on dark, dark on light, or strokes on a "
         "transparent canvas), each made MNIST-like (its ink's bounding box scaled to 20×20, centre of mass at the "
-        "centre of 28×28); and/or .npz archives whose 'images' (N×28×28 in [0, 1], as bfn.sample writes) are used as "
-        "they are. Discrete models binarise every image by a Bernoulli draw with p = intensity, seeded by --seed",
+        "centre of the MNIST field; for a two-digit model one such digit in each half, the drawing cut between its "
+        "digits); and/or .npz archives whose 'images' (N×H×W in [0, 1], the model's size, as bfn.sample writes) are "
+        "used as they are. Discrete models binarise every image by a Bernoulli draw with p = intensity, seeded by --seed",
     )
     p.add_argument(
         "--keep",
         required=True,
         metavar="|".join(HALVES) + "|MASK.png",
-        help="which pixels are known: one half of the 28×28 image, or a 28×28 mask image (white = known). A mask must "
+        help="which pixels are known: one half of the model's image, or a mask image of its size (white = known). A mask must "
         "keep at least one pixel; one that keeps every pixel is allowed and returns the input (as binarised, for a "
         "discrete model)",
     )
     p.add_argument(
         "--digits",
         nargs="+",
-        type=_digit,
-        default=[None],
-        metavar="DIGIT",
-        help=f"the digit to complete towards, a class 0-9 or '{NO_CLASS}' (the model decides); one for all images or "
-        f"one per image (default: {NO_CLASS})",
+        type=_entry,
+        default=[NO_CLASS],
+        metavar="LABEL",
+        help=f"the label to complete towards, by its name or number as in bfn.sample (a digit 0-9 for MNIST), or "
+        f"'{NO_CLASS}' (the model decides); one for all images or one per image (default: {NO_CLASS})",
     )
     add_run_options(p)
     p.add_argument(
@@ -77,52 +81,55 @@ def build_parser() -> argparse.ArgumentParser:
         help=f"take every step this many times (RePaint-style resampling), 1 to 100; 1 is a single pass, which is "
         f"faster but agrees less with the kept pixels (default: {RESAMPLE})",
     )
-    add_output_options(p, "completions.png", "'images' (N×28×28 float32 in [0, 1], the completions as bfn.sample writes "
-                       "samples, with the kept pixels as given), 'labels' (int, -1 for none) and 'known' (N×28×28 bool)")
+    add_output_options(p, "completions.png", "'images' (N×H×W float32 in [0, 1], the completions as bfn.sample writes "
+                       "samples, with the kept pixels as given), 'labels' (int, -1 for none) and 'known' (N×H×W bool)")
     return p
 
 
-def read_images(paths: Sequence[Path]) -> np.ndarray:
-    """The images named on the command line as MNIST digits (N, 28, 28) in [0, 1], in order."""
+def read_images(paths: Sequence[Path], model: BFNModel) -> np.ndarray:
+    """The images named on the command line as the model's inputs (N, H, W) in [0, 1], in order."""
+    shape, parts = model.data_shape[1:], max(1, digit_parts(model.label_names))
     digits = []
     for path in paths:
         if path.suffix.lower() == ".npz":
-            digits.extend(_npz_images(path))
+            digits.extend(_npz_images(path, shape))
             continue
         drawing = load_image(path)
         try:
-            digits.append(to_mnist(drawing))
+            digits.append(to_field(drawing, shape, parts))
         except ValueError as e:
             raise ValueError(f"{path}: {e}") from None
     return np.stack(digits).astype(np.float32)
 
 
-def _npz_images(path: Path) -> np.ndarray:
-    """The 'images' of an .npz archive: MNIST-sized, in [0, 1] (or uint8, as `bfn.digits.unit_values` reads them)."""
+def _npz_images(path: Path, shape: tuple[int, int]) -> np.ndarray:
+    """The 'images' of an .npz archive: of `shape`, the model's, in [0, 1] (or uint8, as `bfn.digits.unit_values`
+    reads them)."""
     try:
         with np.load(path) as archive:
             images = archive["images"]
     except (OSError, KeyError, ValueError) as e:
         raise ValueError(f"{path}: not an .npz archive with 'images' ({' '.join(str(e).split())})") from None
-    if images.ndim != 3 or images.shape[1:] != (SIZE, SIZE) or len(images) == 0:
-        raise ValueError(f"{path}: 'images' must be N×{SIZE}×{SIZE} with N ≥ 1, got shape {images.shape}")
+    if images.ndim != 3 or images.shape[1:] != tuple(shape) or len(images) == 0:
+        raise ValueError(f"{path}: 'images' must be N×{shape[0]}×{shape[1]} (the model's images) with N ≥ 1, got shape "
+                         f"{images.shape}")
     try:
         return unit_values(images)
     except ValueError as e:
         raise ValueError(f"{path}: 'images': {e}") from None
 
 
-def read_mask(keep: str) -> np.ndarray:
-    """--keep → (28, 28) bool, refusing a mask that keeps nothing (that is plain sampling)."""
+def read_mask(keep: str, shape: tuple[int, int]) -> np.ndarray:
+    """--keep → bool of `shape` (H, W), the model's, refusing a mask that keeps nothing (that is plain sampling)."""
     if keep not in HALVES and not Path(keep).is_file():
         raise ValueError(f"--keep {keep!r} is neither one of {', '.join(HALVES)} nor a mask image file")
-    mask = half_mask(keep) if keep in HALVES else mask_from_image(Path(keep))
+    mask = half_mask(keep, shape) if keep in HALVES else mask_from_image(Path(keep), shape)
     if not mask.any():
         raise ValueError(f"the mask {keep} keeps no pixel: nothing to complete from (python -m bfn.sample samples)")
     return mask
 
 
-def per_image(labels: Sequence[int | None], n: int) -> list[int | None]:
+def per_image(labels: Sequence[str], n: int) -> list[str]:
     """--digits: one entry for every image, or one per image."""
     if len(labels) == 1:
         return list(labels) * n
@@ -132,7 +139,7 @@ def per_image(labels: Sequence[int | None], n: int) -> list[int | None]:
 
 
 def known_data(flow: Flow, images: np.ndarray, seed: int) -> torch.Tensor:
-    """Images in [0, 1] → the flow's data (N, 1, 28, 28), through uint8 as the models were trained; a discrete
+    """Images in [0, 1] → the flow's data (N, 1, H, W), through uint8 as the models were trained; a discrete
     flow binarises by a Bernoulli draw seeded by `seed`."""
     return flow.data_from_images(torch.from_numpy(to_uint8(images)), torch.Generator().manual_seed(seed))
 
@@ -150,7 +157,7 @@ def completed_images(flow: Flow, final: StepState, x: torch.Tensor, mask: torch.
 
 def grid_tiles(known: np.ndarray, completions: np.ndarray, nrow: int) -> np.ndarray:
     """Tiles for `make_grid`: each row of kept parts (unknown pixels grey) above the row of their completions."""
-    blank = np.full((1, SIZE, SIZE), UNKNOWN_GREY, dtype=np.uint8)
+    blank = np.full((1, *known.shape[1:]), UNKNOWN_GREY, dtype=np.uint8)
     tiles = []
     for start in range(0, len(known), nrow):
         for row in (known[start : start + nrow], completions[start : start + nrow]):
@@ -159,17 +166,16 @@ def grid_tiles(known: np.ndarray, completions: np.ndarray, nrow: int) -> np.ndar
 
 
 def _complete(args: argparse.Namespace) -> None:
-    images = read_images(args.images)
-    mask = read_mask(args.keep)
-    labels = per_image(args.digits, len(images))
     model, run = load_run(args, resample=args.resample)
-    resolve_labels(labels, model.num_labels)  # fail before the progress bar starts
+    images = read_images(args.images, model)
+    mask = read_mask(args.keep, model.data_shape[1:])
+    labels = label_indices(per_image(args.digits, len(images)), model.label_names)  # fail before the progress bar
     x = known_data(model.flow, images, args.seed)
     known = torch.from_numpy(mask)
     final = final_state(model, run, args, labels, known=(x, known[None, None]), resample=args.resample)
     completions = completed_images(model.flow, final, x, known)
     shown = np.where(mask, to_uint8(known_view(model.flow, x), final.value_range), UNKNOWN_GREY).astype(np.uint8)
-    nrow = args.nrow or min(len(images), 10)
+    nrow = args.nrow or min(len(images), ROW)
     grid = make_grid(grid_tiles(shown, to_uint8(completions), nrow), nrow=nrow, pad_value=UNKNOWN_GREY)
     save_png(grid, args.out, scale=args.scale)
     if args.npz is not None:

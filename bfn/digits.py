@@ -112,22 +112,70 @@ def load_image(path: str | Path) -> np.ndarray:
     return np.asarray(img.convert("RGBA" if has_alpha else "L"))
 
 
-def half_mask(keep: str) -> np.ndarray:
-    """Which pixels of a 28×28 digit are known when one half is kept: (28, 28) bool, True = known."""
-    mask = np.zeros((SIZE, SIZE), dtype=bool)
-    half = SIZE // 2
-    regions = {"top": np.s_[:half, :], "bottom": np.s_[half:, :], "left": np.s_[:, :half], "right": np.s_[:, half:]}
+def to_field(drawing: np.ndarray, shape: tuple[int, int], parts: int = 1) -> np.ndarray:
+    """A drawing → a model's input of `shape` (H, W) in [0, 1]: `parts` MNIST digits side by side.
+
+    A model of two-digit numbers sees a digit in each half of its image, a model of MNIST one digit in all of
+    it. The ink's bounding box is cut into `parts` columns of equal width (each cut moved to the emptiest
+    column near it, where the gap between two digits is), each part becomes an MNIST digit (`to_mnist`), and
+    each digit goes to the middle of its own column strip of the field. For a 28×28 field and one part this
+    is `to_mnist` itself. ValueError for a part without ink, or a field too small for its digits.
+    """
+    if parts == 1 and tuple(shape) == (SIZE, SIZE):
+        return to_mnist(drawing)
+    height, width = shape
+    if parts < 1 or height < SIZE or width // parts < SIZE:
+        raise ValueError(f"a {height}×{width} image has no room for {parts} MNIST digit(s) of {SIZE}×{SIZE} side by side")
+    level = ink(drawing)
+    cols = np.nonzero((level >= INK_LEVEL).any(0))[0]
+    if cols.size == 0:
+        raise ValueError("the drawing is empty: no pixel stands out from its background as ink")
+    cuts = _cuts(level[:, cols[0] : cols[-1] + 1].sum(0), parts) + cols[0]
+    field = np.zeros(shape, dtype=np.float32)
+    strip = width // parts
+    top = (height - SIZE) // 2
+    for k, (start, end) in enumerate(zip([0, *cuts], [*cuts, level.shape[1]])):
+        try:
+            digit = to_mnist(level[:, start:end])
+        except ValueError:
+            raise ValueError(f"part {k + 1} of {parts} of the drawing (from the left) is empty: draw one digit in each") from None
+        left = k * strip + (strip - SIZE) // 2
+        field[top : top + SIZE, left : left + SIZE] = digit
+    return field
+
+
+def _cuts(column_ink: np.ndarray, parts: int) -> np.ndarray:
+    """Where to cut the ink's columns into `parts` digits: at equal widths, each moved to the column of least
+    ink within a sixth of the width around it."""
+    width = column_ink.size
+    reach = width // (6 * parts)
+    cuts = []
+    for k in range(1, parts):
+        at = round(k * width / parts)
+        lo, hi = max(1, at - reach), min(width - 1, at + reach)
+        cuts.append(lo + int(np.argmin(column_ink[lo : hi + 1])) if hi >= lo else at)
+    return np.array(cuts, dtype=int)
+
+
+def half_mask(keep: str, shape: tuple[int, int] = (SIZE, SIZE)) -> np.ndarray:
+    """Which pixels of an image of `shape` (an MNIST digit by default) are known when one half is kept: bool,
+    True = known."""
+    height, width = shape
+    mask = np.zeros(shape, dtype=bool)
+    regions = {"top": np.s_[: height // 2, :], "bottom": np.s_[height // 2 :, :], "left": np.s_[:, : width // 2],
+               "right": np.s_[:, width // 2 :]}
     if keep not in regions:
         raise ValueError(f"keep must be one of {', '.join(HALVES)}, got {keep!r}")
     mask[regions[keep]] = True
     return mask
 
 
-def mask_from_image(path: str | Path) -> np.ndarray:
-    """A 28×28 mask image → (28, 28) bool: white (grey level ≥ ½, opaque) is known, black unknown."""
+def mask_from_image(path: str | Path, shape: tuple[int, int] = (SIZE, SIZE)) -> np.ndarray:
+    """A mask image of `shape` (H, W) → bool of that shape: white (grey level ≥ ½, opaque) is known, black unknown."""
     image = load_image(path)
-    if image.shape[:2] != (SIZE, SIZE):
-        raise ValueError(f"{path}: a mask must be {SIZE}×{SIZE} pixels, got {image.shape[1]}×{image.shape[0]}")
+    if image.shape[:2] != tuple(shape):
+        raise ValueError(f"{path}: a mask must be {shape[1]}×{shape[0]} pixels (the model's image), got "
+                         f"{image.shape[1]}×{image.shape[0]}")
     values = unit_values(image)
     if values.ndim == 3:  # RGBA: transparent counts as black
         values = values[..., :3].mean(-1) * values[..., 3]

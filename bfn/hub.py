@@ -9,7 +9,6 @@ never opened.
 
 from __future__ import annotations
 
-import contextlib
 import json
 from pathlib import Path
 
@@ -26,7 +25,7 @@ CONFIG_FILE = constants.CONFIG_NAME
 UNREADABLE = (OSError, UnicodeDecodeError, json.JSONDecodeError)  # what reading a JSON file can raise
 WEIGHTS_DIR = Path(__file__).resolve().parent.parent / "weights"
 DEFAULT_KIND = "discrete"
-SHIPPED_MODELS = ("discrete", "continuous")  # the model folders under weights/ that the app and bench load by default
+SHIPPED_MODELS = ("discrete", "continuous", "two-digit")  # the model folders this repository ships under weights/, in order
 HOW_TO_GET_WEIGHTS = (
     "To get weights, clone the repository with its weights/ folder, train and export one with "
     "`python -m training export ...`, or pass a Hugging Face Hub repo id (owner/name)."
@@ -41,13 +40,28 @@ def _fail(what: str, why: str, hint: str = HOW_TO_GET_WEIGHTS) -> ModelLoadError
     return ModelLoadError(f"cannot load a BFN model from {what}: {why}. {hint}")
 
 
+def _is_model_folder(folder: Path) -> bool:
+    """Whether `folder` holds a BFN model: weights, and a config.json naming a flow kind (not the classifier's)."""
+    if not (folder / WEIGHTS_FILE).is_file():
+        return False
+    try:
+        return _config_kind(folder) in FLOWS
+    except UNREADABLE:
+        return False
+
+
+def model_folders(root: Path | None = None) -> list[Path]:
+    """Every model folder in `root` (default: weights/): the shipped ones that are there, in `SHIPPED_MODELS`'
+    order, then any other, by name; so a model folder added next to them is picked up as they are."""
+    root = WEIGHTS_DIR if root is None else root
+    found = [folder for folder in sorted(root.glob("*/")) if _is_model_folder(folder)]
+    rank = {name: k for k, name in enumerate(SHIPPED_MODELS)}
+    return sorted(found, key=lambda folder: (rank.get(folder.name, len(rank)), folder.name))
+
+
 def _model_folders() -> str:
     """What does exist under weights/, so that a misspelt name comes with the right ones."""
-    names = []
-    for weights in sorted(WEIGHTS_DIR.glob(f"*/{WEIGHTS_FILE}")):
-        with contextlib.suppress(*UNREADABLE):
-            if _config_kind(weights.parent) in FLOWS:  # not the classifier, say
-                names.append(weights.parent.name)
+    names = sorted(folder.name for folder in model_folders())
     return f"model folders in {WEIGHTS_DIR}: {', '.join(names) or 'none'}"
 
 

@@ -23,9 +23,10 @@ from bfn.model import BFNModel
 from bfn.settings import SamplingSettings
 from bfn.hub import ModelLoadError, load_model
 from bfn.images import make_grid, save_png, to_uint8, to_unit
-from bfn.sampling import SAMPLERS, StepState, get_sampler, resolve_labels, validate_run
+from bfn.sampling import SAMPLERS, StepState, get_sampler, validate_run
 
 NO_CLASS = "none"
+ROW = 10  # images in a run of "every label" at most: one row of a grid, however many labels a model knows
 
 
 class _Parser(argparse.ArgumentParser):
@@ -35,20 +36,53 @@ class _Parser(argparse.ArgumentParser):
         self.exit(2, f"{self.prog}: error: {message} (see --help)\n")
 
 
-def _digit(text: str) -> int | None:
-    """A --digits entry: an integer class, or "none" for an unconditional sample (range checked later)."""
+def _entry(text: str) -> str:
+    """A --digits entry as given: a label's name or number, or "none"; which labels exist is the model's to say
+    (`label_indices`, once it is loaded)."""
+    return text.strip()
+
+
+def label_index(text: str, names: Sequence[str]) -> int | None:
+    """A label given by its name ("42", "07", "Bag"), or where every name is a number by that number ("7" is
+    "07" of a two-digit model), or "none" → its index, None for "no class"; ValueError listing what is allowed."""
     if text.lower() == NO_CLASS:
         return None
-    try:
-        return int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"{text!r} is not a digit or '{NO_CLASS}'") from None
+    if text in names:
+        return names.index(text)
+    if text.isdigit() and all(n.isdigit() for n in names):
+        by_number = {int(n): k for k, n in enumerate(names)}
+        if int(text) in by_number:
+            return by_number[int(text)]
+    raise ValueError(f"{text!r} is not a label of this model; give {allowed_labels(names)}, or '{NO_CLASS}'")
+
+
+def allowed_labels(names: Sequence[str], shown: int = 6) -> str:
+    """The form a label takes, for a message: a number range where the names are numbers, else the names."""
+    if all(n.isdigit() for n in names):
+        return f"a number {names[0]}–{names[-1]}"
+    listed = ", ".join(repr(n) for n in names[:shown]) + (", …" if len(names) > shown else "")
+    return f"one of the {len(names)} label names ({listed})"
+
+
+def label_indices(entries: Sequence[str] | None, names: Sequence[str]) -> list[int | None]:
+    """--digits entries → label indices (None: "no class"); no entries: a row of labels (`label_row`)."""
+    if entries is None:
+        return list(label_row(len(names)))
+    return [label_index(text, names) for text in entries]
+
+
+def label_row(num_labels: int, count: int = ROW) -> tuple[int, ...]:
+    """`count` labels spread evenly over 0 … num_labels−1 from the first to the last (all of them if there are
+    no more): what a run of "every label" draws, one image each (00, 11, …, 99 for a hundred numbers)."""
+    if num_labels <= count:
+        return tuple(range(num_labels))
+    return tuple(round(k * (num_labels - 1) / (count - 1)) for k in range(count))
 
 
 def build_parser() -> argparse.ArgumentParser:
     p = _Parser(
         prog="python -m bfn.sample",
-        description="Generate MNIST digits with a trained Bayesian Flow Network and save them as a PNG grid.",
+        description="Generate images (MNIST digits, two-digit numbers, …) with a trained Bayesian Flow Network and save them as a PNG grid.",
         epilog="Example: python -m bfn.sample --model weights/discrete --digits 0 1 2 3 4 5 6 7 8 9 "
         "--guidance 2 --steps 100 --seed 0 --out grid.png",
     )
@@ -56,14 +90,15 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument(
         "--digits",
         nargs="+",
-        type=_digit,
-        default=list(range(10)),
-        metavar="DIGIT",
-        help=f"one image per entry: a class 0-9, or '{NO_CLASS}' for an unconditional sample; mixable, e.g. "
-        f"--digits 3 3 {NO_CLASS} (default: 0 1 ... 9)",
+        type=_entry,
+        default=None,
+        metavar="LABEL",
+        help=f"one image per entry: a label by its name (a two-digit model's 42 or 07; a number may drop its "
+        f"leading zeros, 7 = 07), or '{NO_CLASS}' for an unconditional sample; mixable, e.g. --digits 3 3 {NO_CLASS} "
+        f"(default: every label, or {ROW} spread over them: 0 1 ... 9 for MNIST, 00 11 ... 99 for two digits)",
     )
     add_run_options(p)
-    add_output_options(p, "samples.png", "'images' (N×28×28 float32 in [0, 1]: p(pixel on) for discrete models, "
+    add_output_options(p, "samples.png", "'images' (N×H×W, the model's image size, float32 in [0, 1]: p(pixel on) for discrete models, "
                        "(x+1)/2 for continuous ones) and 'labels' (int, -1 for unconditional)")
     return p
 
@@ -131,7 +166,7 @@ def add_output_options(p: argparse.ArgumentParser, default_out: str, npz_content
     p.add_argument("--out", type=Path, default=Path(default_out), help=f"PNG grid to write (default: {default_out})")
     p.add_argument("--npz", type=Path, default=None, help=f"also write an .npz with {npz_contents}")
     p.add_argument("--scale", type=int, default=4, help="enlarge the PNG this many times, 1 to 32 (default: 4)")
-    p.add_argument("--nrow", type=int, default=None, help="images per grid row (default: all in one row, at most 10)")
+    p.add_argument("--nrow", type=int, default=None, help=f"images per grid row (default: all in one row, at most {ROW})")
     p.add_argument("--threads", type=int, default=None, help="CPU threads for torch (default: torch's choice)")
 
 
@@ -192,7 +227,7 @@ def write_npz(path: Path, images: np.ndarray, labels: Sequence[int | None], **ar
 
 
 def write_outputs(images: np.ndarray, labels: Sequence[int | None], args: argparse.Namespace) -> None:
-    grid = make_grid(to_uint8(images), nrow=args.nrow or min(len(images), 10))
+    grid = make_grid(to_uint8(images), nrow=args.nrow or min(len(images), ROW))
     save_png(grid, args.out, scale=args.scale)
     if args.npz is not None:
         write_npz(args.npz, images, labels)
@@ -217,8 +252,8 @@ def run_cli(parser: argparse.ArgumentParser, argv: Sequence[str] | None, body: C
 
 def _sample(args: argparse.Namespace) -> None:
     model, run = load_run(args)
-    resolve_labels(args.digits, model.num_labels)  # fail before the progress bar starts
-    write_outputs(unit_images(final_state(model, run, args, args.digits)), args.digits, args)
+    labels = label_indices(args.digits, model.label_names)  # fail before the progress bar starts
+    write_outputs(unit_images(final_state(model, run, args, labels)), labels, args)
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -3,13 +3,15 @@
     p(y | x) = exp(−L_y(x)) p(y) / Σ_y' exp(−L_y'(x)) p(y'),
 
 with L_y(x) = L^∞ + L^r ≥ −ln p(x | y) the bound under label y (bfn.objective.label_bounds) standing in for
-the negative log-likelihood, and a uniform prior over the ten digits. The bounds are estimated with common
+the negative log-likelihood, and a uniform prior over the model's labels (the ten digits, the hundred
+two-digit numbers, or whatever names its config gives them). The bounds are estimated with common
 random numbers: every label sees the same times and the same draws from the Bayesian flow, so the
 differences between labels, which are all that Bayes' rule reads, are precise with few network passes
 (2 · S · 11 per image for S samples).
 
 Command line: `python -m bfn.score --model weights/discrete --images a.png b.png` or `--npz FILE`, one JSON line
-per image (see `build_parser`). PNG inputs must be 28×28 grey, a white digit on black as in MNIST: other sizes
+per image (see `build_parser`). PNG inputs must be grey at the model's image size (28×28 for MNIST), white ink on
+black as in MNIST: other sizes
 are refused rather than resized, because a drawing needs MNIST's cropping, centring and stroke width, not
 just a size, before its score means anything (a later feature will prepare drawings). Inputs in [0, 1]
 become uint8 and then the flow's data (`Flow.data_from_images`); for the binarised model that is one
@@ -38,7 +40,6 @@ from bfn.model import BFNModel
 from bfn.objective import LabelBounds, label_bounds
 from bfn.sample import NO_CLASS, _Parser
 
-SIZE = 28  # MNIST's side, in pixels
 MAX_SAMPLES = 1024  # more draws than any use needs; also keeps a typo from asking for hours of work
 
 
@@ -64,8 +65,9 @@ def predictions(bounds: LabelBounds, num_labels: int) -> tuple[Tensor, Tensor]:
     return posterior, posterior.argmax(-1)
 
 
-def read_png(path: Path) -> np.ndarray:
-    """A 28×28 grey PNG (or any image Pillow reads) as uint8 (28, 28); ValueError for anything else."""
+def read_png(path: Path, shape: tuple[int, int]) -> np.ndarray:
+    """A grey PNG (or any image Pillow reads) of `shape` (H, W), the model's image size, as uint8; ValueError for
+    anything else."""
     if not path.is_file():
         raise ValueError(f"{path}: no such file")
     try:
@@ -73,14 +75,15 @@ def read_png(path: Path) -> np.ndarray:
             grey = np.asarray(img.convert("L"))
     except (UnidentifiedImageError, OSError) as e:
         raise ValueError(f"{path} is not a readable image ({' '.join(str(e).split())})") from None
-    if grey.shape != (SIZE, SIZE):
-        raise ValueError(f"{path} is {grey.shape[1]}×{grey.shape[0]} pixels; scoring needs a 28×28 MNIST-style digit "
-                         "(white on black), so crop and resize it first: it is not resized here")
+    if grey.shape != tuple(shape):
+        raise ValueError(f"{path} is {grey.shape[1]}×{grey.shape[0]} pixels; scoring needs the model's {shape[1]}×{shape[0]} "
+                         "images (white on black, MNIST-style), so crop and resize it first: it is not resized here")
     return grey
 
 
-def read_npz(path: Path) -> tuple[np.ndarray, np.ndarray | None]:
-    """'images' (N×28×28 in [0, 1]) as uint8, and 'labels' (N, ints, −1 = unlabelled) if present."""
+def read_npz(path: Path, shape: tuple[int, int]) -> tuple[np.ndarray, np.ndarray | None]:
+    """'images' (N×H×W in [0, 1], (H, W) = `shape`, the model's) as uint8, and 'labels' (N, ints, −1 = unlabelled)
+    if present."""
     if not path.is_file():
         raise ValueError(f"{path}: no such file")
     with path.open("rb") as f:
@@ -92,10 +95,10 @@ def read_npz(path: Path) -> tuple[np.ndarray, np.ndarray | None]:
     except Exception as e:  # numpy raises many kinds (BadZipFile, ValueError, EOFError, ...) for a bad archive
         raise ValueError(f"{path} is not a readable .npz archive ({' '.join(str(e).split()) or type(e).__name__})") from None
     if "images" not in arrays:
-        raise ValueError(f"{path} has no 'images' array (N×28×28 in [0, 1])")
+        raise ValueError(f"{path} has no 'images' array (N×{shape[0]}×{shape[1]} in [0, 1])")
     images = arrays["images"]
-    if images.ndim != 3 or images.shape[1:] != (SIZE, SIZE):
-        raise ValueError(f"{path}: 'images' has shape {images.shape}, expected N×28×28")
+    if images.ndim != 3 or images.shape[1:] != tuple(shape):
+        raise ValueError(f"{path}: 'images' has shape {images.shape}, expected N×{shape[0]}×{shape[1]} (the model's images)")
     if images.shape[0] == 0:
         raise ValueError(f"{path}: 'images' holds no images")
     if not np.issubdtype(images.dtype, np.number) or np.issubdtype(images.dtype, np.complexfloating):
@@ -114,9 +117,9 @@ def read_npz(path: Path) -> tuple[np.ndarray, np.ndarray | None]:
 def build_parser() -> argparse.ArgumentParser:
     p = _Parser(
         prog="python -m bfn.score",
-        description="Classify MNIST digits by Bayes' rule over a class-conditional BFN's likelihood bounds: one "
-        "JSON line per image with the bound under each digit and 'none' (nats), the posterior over the ten "
-        "digits and the predicted digit.",
+        description="Classify images (MNIST digits, two-digit numbers, …) by Bayes' rule over a class-conditional "
+        "BFN's likelihood bounds: one JSON line per image with the bound under each label and 'none' (nats), the "
+        "posterior over the labels and the predicted label.",
         epilog="Example: python -m bfn.score --model weights/discrete --images three.png --seed 0",
     )
     p.add_argument("--model", default=None,
@@ -124,9 +127,9 @@ def build_parser() -> argparse.ArgumentParser:
                    "default: this repository's weights/discrete/")
     source = p.add_mutually_exclusive_group(required=True)
     source.add_argument("--images", nargs="+", type=Path, metavar="PNG",
-                        help="28×28 grey images, a white digit on black as in MNIST (other sizes are refused)")
+                        help="grey images of the model's size (28×28 for MNIST), white on black as in MNIST (other sizes are refused)")
     source.add_argument("--npz", type=Path,
-                        help="an .npz with 'images' (N×28×28 in [0, 1], MNIST orientation) and optional 'labels' "
+                        help="an .npz with 'images' (N×H×W in [0, 1], the model's size, MNIST orientation) and optional 'labels' "
                         "(ints, -1 = unlabelled; bfn.sample --npz writes this layout); with labels a last line "
                         "gives the accuracy")
     p.add_argument("--samples", type=int, default=32,
@@ -155,43 +158,44 @@ def _check(args: argparse.Namespace) -> None:
         raise ValueError(f"--seed must be at least 0, got {args.seed}")
 
 
-def label_names(num_labels: int) -> list[str]:
-    """The JSON keys of the labels: "0" … "9", then "none" for the "no class" label."""
-    return [str(k) for k in range(num_labels)] + [NO_CLASS]
+def label_keys(model: BFNModel) -> list[str]:
+    """The JSON keys of the labels: the model's label names ("0" … "9" for MNIST), then "none" for "no class"."""
+    return [*model.label_names, NO_CLASS]
 
 
-def _per_label(values: Sequence[float], num_labels: int, digits: int) -> dict[str, float]:
-    return {name: round(float(v), digits) for name, v in zip(label_names(num_labels), values)}
+def _per_label(values: Sequence[float], model: BFNModel, digits: int) -> dict[str, float]:
+    return {name: round(float(v), digits) for name, v in zip(label_keys(model), values)}
 
 
 def image_record(bounds: LabelBounds, k: int, model: BFNModel, posterior: Tensor, predicted: Tensor) -> dict:
     """The JSON line of image k of `bounds`: nll per label (nats; also bits/dim where that is the flow's unit),
-    the posterior over the digits, the prediction, and each label's curve if one was computed (per label
+    the posterior over the labels, the prediction (its index and its name), and each label's curve if one was computed (per label
     rather than the unconditional one alone: where in t the labels part is what the curve is for)."""
-    n, unit = model.num_labels, model.flow.nll_unit
-    record = {"nll": _per_label(bounds.total[k].tolist(), n, 4)}
+    unit = model.flow.nll_unit
+    record = {"nll": _per_label(bounds.total[k].tolist(), model, 4)}
     if unit.per_dim:
-        record[unit.name.replace("/", "_per_")] = _per_label(bounds.in_unit(unit)[k].tolist(), n, 5)
+        record[unit.name.replace("/", "_per_")] = _per_label(bounds.in_unit(unit)[k].tolist(), model, 5)
     record["posterior"] = [float(f"{p:.4g}") for p in posterior[k].tolist()]
     record["predicted"] = int(predicted[k])
+    record["predicted_label"] = model.label_names[int(predicted[k])]
     if bounds.curve is not None:
-        curves = {name: [round(v, 3) for v in row] for name, row in zip(label_names(n), bounds.curve[k].tolist())}
+        curves = {name: [round(v, 3) for v in row] for name, row in zip(label_keys(model), bounds.curve[k].tolist())}
         record["curve"] = {"t": [round(t, 5) for t in bounds.times.tolist()], "nats_per_unit_time": curves}
     return record
 
 
-def read_inputs(args: argparse.Namespace) -> tuple[list[str | int], np.ndarray, np.ndarray | None]:
-    """(a name per image, uint8 images (N, 28, 28), labels or None) from --images or --npz."""
+def read_inputs(args: argparse.Namespace, shape: tuple[int, int]) -> tuple[list[str | int], np.ndarray, np.ndarray | None]:
+    """(a name per image, uint8 images (N, H, W) of `shape`, labels or None) from --images or --npz."""
     if args.npz is not None:
-        images, labels = read_npz(args.npz)
+        images, labels = read_npz(args.npz, shape)
         return list(range(len(images))), images, labels
-    return [str(p) for p in args.images], np.stack([read_png(p) for p in args.images]), None
+    return [str(p) for p in args.images], np.stack([read_png(p, shape) for p in args.images]), None
 
 
 def _check_labels(labels: np.ndarray | None, num_labels: int) -> None:
     if labels is not None and ((labels < -1) | (labels >= num_labels)).any():
         bad = int(labels[(labels < -1) | (labels >= num_labels)][0])
-        raise ValueError(f"'labels' must be digits 0-{num_labels - 1} or -1 (unlabelled), found {bad}")
+        raise ValueError(f"'labels' must be label indices 0-{num_labels - 1} or -1 (unlabelled), found {bad}")
 
 
 def score_inputs(args: argparse.Namespace) -> dict | None:
@@ -199,8 +203,8 @@ def score_inputs(args: argparse.Namespace) -> dict | None:
     _check(args)
     if args.threads is not None:
         torch.set_num_threads(args.threads)
-    names, images, labels = read_inputs(args)
     model = load_model(args.model)
+    names, images, labels = read_inputs(args, model.data_shape[1:])
     _check_labels(labels, model.num_labels)
     generator = torch.Generator().manual_seed(args.seed)
     x = model.flow.data_from_images(torch.from_numpy(images), generator)

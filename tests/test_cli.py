@@ -100,8 +100,8 @@ def test_npz_holds_the_final_output_distribution(model: BFNModel, saved: Path, t
 @pytest.mark.parametrize(
     "args, reason",
     [
-        (["--digits", "10"], "label 10"),
-        (["--digits", "x"], "'x' is not a digit"),
+        (["--digits", "10"], "'10' is not a label of this model; give a number 0–9, or 'none'"),
+        (["--digits", "x"], "'x' is not a label of this model"),
         (["--steps", "0"], "steps must be"),
         (["--guidance", "-1"], "guidance must be"),
         (["--guidance", "nan"], "guidance must be"),

@@ -174,7 +174,7 @@ def test_cli_writes_completions_with_the_kept_pixels_as_given(model: BFNModel, s
     # No --sampler or --guidance: the model's recommended settings for 3 steps, as bfn.sample takes them.
     from bfn.complete import completed_images, known_data, read_images
 
-    x = known_data(model.flow, read_images([png, archive]), seed=1)
+    x = known_data(model.flow, read_images([png, archive], model), seed=1)
     rec = model.sampling
     final = sample(model, [2, None, 5], sampler=rec.sampler_for(3), steps=3, guidance=rec.guidance, seed=1,
                    known=(x, torch.from_numpy(known[:1, None])), resample=2)
@@ -239,7 +239,7 @@ def _files(tmp_path: Path) -> dict[str, Path]:
         ("drawing", "black_mask", [], "keeps no pixel"),
         ("drawing", "middle", [], "neither one of top, bottom, left, right nor a mask image"),
         ("drawing", "top", ["--digits", "1", "2"], "one entry for all images or one per image"),
-        ("drawing", "top", ["--digits", "12"], "label 12"),
+        ("drawing", "top", ["--digits", "12"], "'12' is not a label of this model; give a number 0–9"),
         ("drawing", "top", ["--resample", "0"], "resample must be"),
         ("drawing", "top", ["--steps", "0"], "steps must be"),
     ],
