@@ -1,0 +1,97 @@
+"""The "Sampler duel" tab: its components, its words, and which handler each event runs (`app.duel.DuelHandlers`).
+
+`app.layout.build` opens the tab among the generation views; the model, digits, guidance and seed are the
+page's own settings, the duel adds a sampler and a step count per side.
+
+Public API endpoints (stable names, for `gradio_client`):
+    /duel        (model, digits, digit, guidance, seed, left_sampler, left_steps, right_sampler, right_steps)
+                 → streamed views, both sides at the latest t both have reached; ends with t = 1
+    /duel_scrub  (t) → both sides at t: each at its latest step at or before t
+    /duel_stop   → stop both sides; their views where they got to
+Views are, in order (`app.duel.DuelViews`): status, the left and right captions (Markdown), per model its
+left θ, left output, right θ and right output images (and, from /duel only, its left and right groups),
+the t slider and the timeline figure.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import gradio as gr
+
+from app.duel import DUELED, SHOWN, SIDES, DuelHandlers, DuelViews, duel_defaults
+from app.params import MAX_STEPS, MIN_STEPS, SAMPLER_CHOICES
+
+DUEL_TAB = "duel"  # the tab's id: links name it
+
+INTRO = (
+    "<small>The same model, digits, guidance and seed (the settings on the left) through two samplers. Their steps "
+    "fall at different times, so one clock drives both: at any t each side shows its latest step at or before "
+    "t, and says which.</small>"
+)
+
+
+@dataclass(frozen=True)
+class DuelPanel:
+    """What the rest of the page needs of the duel: its own settings, in `DUEL_FIELDS` order, and the components
+    /duel streams to, in `DUELED` order (links restore the one and run the other)."""
+
+    inputs: list
+    outputs: list
+    handlers: DuelHandlers
+
+
+def duel_tab(duel: DuelHandlers, shared: Sequence[gr.components.Component], demo: gr.Blocks) -> DuelPanel:
+    """Build the tab inside the open `gr.Tabs` and wire its events; `shared` are the page's model, digits, digit,
+    guidance and seed."""
+    menu, names = duel.menu, duel.menu.names
+    defaults = duel_defaults(menu)
+    views = DuelViews(images={}, groups={})
+    with gr.Tab("Sampler duel", id=DUEL_TAB):
+        gr.Markdown(INTRO)
+        inputs = []
+        with gr.Row(equal_height=True):
+            for side in SIDES:
+                inputs.append(gr.Dropdown(list(SAMPLER_CHOICES), value=defaults[f"{side}_sampler"], label=f"{side.capitalize()}: sampler",
+                                          min_width=120, elem_id=f"duel-{side}-sampler"))  # fmt: skip
+                inputs.append(gr.Number(value=defaults[f"{side}_steps"], precision=0, minimum=MIN_STEPS, maximum=MAX_STEPS,
+                                        label=f"{side.capitalize()}: steps", min_width=90, elem_id=f"duel-{side}-steps"))  # fmt: skip
+            with gr.Column(min_width=140):
+                run_btn = gr.Button("Run the duel", variant="primary", elem_id="duel-btn")
+                stop_btn = gr.Button("Stop", variant="stop", size="sm", elem_id="duel-stop-btn")
+        views.status = gr.Markdown("Choose two samplers and press **Run the duel**.", elem_id="duel-status")
+        views.slider = gr.Slider(0, 1, value=0, step=0.001, label="t — one clock for both runs (drag to scrub)", elem_id="duel-t")
+        images: dict[str, list] = {name: [] for name in names}
+        groups: dict[str, list] = {name: [] for name in names}
+        with gr.Row(equal_height=False):
+            for side in SIDES:
+                with gr.Column(min_width=260):
+                    setattr(views, side, gr.Markdown(f"**{side.capitalize()}**", elem_id=f"duel-{side}-caption"))
+                    for name in names:
+                        display = duel.bank.models[name].flow.display
+                        with gr.Column() as group:
+                            gr.Markdown(f"**{menu.titles[name]}**", elem_classes=["caption"])
+                            with gr.Row():
+                                for caption, view in ((display.theta_caption, "theta"), (display.output_caption, "output")):
+                                    images[name].append(gr.Image(
+                                        label=caption.replace("**", ""), show_label=True, type="numpy", format="png", height=200,
+                                        interactive=False, buttons=["fullscreen"], elem_classes=["pixelated"],
+                                        elem_id=f"duel-{side}-{name}-{view}", placeholder="Run the duel", min_width=120,
+                                    ))  # fmt: skip
+                        groups[name].append(group)
+        views.images = {name: tuple(images[name]) for name in names}
+        views.groups = {name: tuple(groups[name]) for name in names}
+        views.timeline = gr.Plot(label="When each side's steps fall", show_label=False, elem_id="duel-timeline")
+    outputs, shown = views.outputs(names, DUELED), views.outputs(names, SHOWN)
+    run_event = run_btn.click(
+        duel.duel, inputs=[*shared, *inputs], outputs=outputs, api_name="duel", preprocess=False,
+        concurrency_limit=2, concurrency_id="duel", show_progress="minimal",
+    )  # fmt: skip
+    stop_btn.click(duel.stop, outputs=shown, api_name="duel_stop", cancels=[run_event], concurrency_limit=None)
+    views.slider.input(
+        duel.scrub, inputs=views.slider, outputs=shown, api_name="duel_scrub", preprocess=False,
+        trigger_mode="always_last", show_progress="hidden", concurrency_limit=None,
+    )  # fmt: skip
+    demo.unload(duel.forget)
+    return DuelPanel(inputs=inputs, outputs=outputs, handlers=duel)
