@@ -29,12 +29,15 @@ def write_idx(path: Path, array: np.ndarray) -> None:
     path.write_bytes(gzip.compress(data) if path.suffix == ".gz" else data)
 
 
-def write_mnist(root: Path, train: int = 300, test: int = 100, gz: bool = False) -> Path:
-    raw = root / "MNIST" / "raw"
+def write_split(raw: Path, split: str, images: np.ndarray, labels: np.ndarray, gz: bool = False, prefix: str = "") -> None:
+    """One split ("train" or "t10k") as the IDX pair MNIST-format sets use, e.g. emnist-balanced-train-images-idx3-ubyte."""
     raw.mkdir(parents=True, exist_ok=True)
-    for prefix, n, seed in (("train", train, 1), ("t10k", test, 2)):
-        images, labels = synthetic_digits(n, seed)
-        suffix = ".gz" if gz else ""
-        write_idx(raw / f"{prefix}-images-idx3-ubyte{suffix}", images)
-        write_idx(raw / f"{prefix}-labels-idx1-ubyte{suffix}", labels)
+    suffix = ".gz" if gz else ""
+    write_idx(raw / f"{prefix}{split}-images-idx3-ubyte{suffix}", images)
+    write_idx(raw / f"{prefix}{split}-labels-idx1-ubyte{suffix}", labels)
+
+
+def write_mnist(root: Path, train: int = 300, test: int = 100, gz: bool = False) -> Path:
+    for split, n, seed in (("train", train, 1), ("t10k", test, 2)):
+        write_split(root / "MNIST" / "raw", split, *synthetic_digits(n, seed), gz=gz)
     return root

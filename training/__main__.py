@@ -13,6 +13,7 @@ import sys
 from bfn.flows import FLOWS, make_flow
 from bfn.hub import ModelLoadError
 from training import bayes_accuracy, classifier, evaluate, evaluate_samples, export, loss_curve
+from training.datasets import DATASETS
 from training.loop import TrainConfig
 
 
@@ -26,7 +27,11 @@ def register_train(sub: argparse._SubParsersAction) -> None:
                        formatter_class=argparse.ArgumentDefaultsHelpFormatter)
     p.add_argument("--kind", choices=tuple(FLOWS), required=True,
                    help="discrete = dynamically binarised MNIST; continuous = pixels scaled to [-1, 1]")
-    p.add_argument("--data-dir", default=d.data_dir, help="folder holding MNIST/raw/ (torchvision's MNIST(root) layout)")
+    p.add_argument("--dataset", choices=tuple(DATASETS), default=d.dataset,
+                   help="the images and labels: MNIST digits, Fashion-MNIST, EMNIST balanced (47 classes), or "
+                        "two-digit numbers 00–99 on 64×64 built from MNIST; the model's labels and image size follow it")
+    p.add_argument("--data-dir", default=d.data_dir,
+                   help="folder holding MNIST/raw/ (FashionMNIST/raw/, EMNIST/raw/: torchvision's layout)")
     p.add_argument("--out", required=True, help="run folder: checkpoint/, metrics.jsonl, samples/, config.json")
     start = p.add_mutually_exclusive_group()
     start.add_argument("--resume", action="store_true", help="continue the run in --out from its last checkpoint")
@@ -83,7 +88,7 @@ def run_train(args: argparse.Namespace) -> None:
             "attention": not args.no_attention, "dropout": args.dropout,
             "evidence": args.evidence}
     cfg = TrainConfig(
-        kind=args.kind, data_dir=args.data_dir, out=args.out, flow=flow, unet=unet, batch_size=args.batch_size,
+        kind=args.kind, dataset=args.dataset, data_dir=args.data_dir, out=args.out, flow=flow, unet=unet, batch_size=args.batch_size,
         lr=args.lr, weight_decay=args.weight_decay, warmup_steps=args.warmup_steps, max_steps=args.max_steps,
         grad_clip=args.grad_clip, ema_decay=args.ema_decay, label_dropout=args.label_dropout, loss=args.loss,
         loss_steps=args.loss_steps, checkpoint_every=args.checkpoint_every, eval_every=args.eval_every,

@@ -21,12 +21,13 @@ from tqdm import tqdm
 
 from bfn.model import BFNModel
 from bfn.objective import nll_terms
-from training.data import Split, test_split
+from training.data import Split
+from training.datasets import DATASETS, check_fits, get_dataset
 
 
 @torch.inference_mode()
 def evaluate_nll(model: BFNModel, data: Split, steps: int = 0, repeats: int = 1, batch_size: int = 500, seed: int = 0) -> dict:
-    """Average bound over `data` × `repeats`, conditional and unconditional, in the flow's unit."""
+    """Average bound over `data` × `repeats`, conditional and unconditional, in the flow's unit (and in nats per pixel)."""
     device = next(model.parameters()).device
     generator = torch.Generator(device=device).manual_seed(seed)
     sums = {"conditional": [0.0, 0.0], "unconditional": [0.0, 0.0]}
@@ -39,12 +40,13 @@ def evaluate_nll(model: BFNModel, data: Split, steps: int = 0, repeats: int = 1,
             sums[mode][0] += terms.loss.sum().item()
             sums[mode][1] += terms.reconstruction.sum().item()
     n = len(data) * repeats
-    dims = math.prod(data.images.shape[1:])
+    dims = math.prod(model.data_shape)
     unit = model.flow.nll_unit
     result = {"kind": model.kind, "unit": unit.name, "steps": steps or "continuous-time", "test_images": len(data), "repeats": repeats}
     for mode, (loss, recon) in sums.items():
         result[f"nll_{mode}"] = round(unit.convert((loss + recon) / n, dims), 4)
         result[f"reconstruction_{mode}"] = round(unit.convert(recon / n, dims), 4)
+        result[f"nll_{mode}_nats_per_pixel"] = round((loss + recon) / n / dims, 5)  # comparable across image sizes
     return result
 
 
@@ -52,7 +54,8 @@ def register(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("evaluate", help="test-set NLL bound (nats/image for discrete, bits/dim for continuous)",
                        formatter_class=argparse.ArgumentDefaultsHelpFormatter)
     p.add_argument("--model", required=True, help="model folder (config.json + model.safetensors) or Hub repo id")
-    p.add_argument("--data-dir", default="data", help="folder holding MNIST/raw/")
+    p.add_argument("--dataset", choices=tuple(DATASETS), default="mnist", help="the data set the model was trained on")
+    p.add_argument("--data-dir", default="data", help="folder holding MNIST/raw/ (or the data set's torchvision folder)")
     p.add_argument("--steps", type=int, default=0, help="0 = continuous-time loss L∞; N = the N-step loss L^N")
     p.add_argument("--limit", type=int, default=0, help="evaluate only the first N test images (0 = all 10,000)")
     p.add_argument("--repeats", type=int, default=1, help="Monte-Carlo passes over the test images")
@@ -73,7 +76,9 @@ def run(args: argparse.Namespace) -> None:
     if args.threads:
         torch.set_num_threads(args.threads)
     model = load_model(args.model, device="cuda" if torch.cuda.is_available() else "cpu")
-    data = test_split(args.data_dir)
+    dataset = get_dataset(args.dataset)
+    check_fits(model, dataset, args.dataset)
+    data = dataset.test(args.data_dir)
     if args.limit:
         data = data.subset(slice(0, args.limit))
     result = evaluate_nll(model, data, args.steps, args.repeats, args.batch_size, args.seed)

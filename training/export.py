@@ -14,9 +14,9 @@ from pathlib import Path
 import torch
 from huggingface_hub import HfApi
 
-from bfn.model import BFNModel
 from training.card import MEASUREMENTS, SOURCE_TRAINING, TRAINING, write_card
 from training.checkpoint import load_checkpoint
+from training.loop import TrainConfig, build_model
 
 DTYPES = {"float32": torch.float32, "float16": torch.float16, "bfloat16": torch.bfloat16}
 
@@ -47,7 +47,7 @@ def export_run(run: Path, to: Path, dtype: str = "float32", push_to_hub: str | N
     cfg = state["config"]
     previous = to / "config.json"
     sampling = json.loads(previous.read_text()).get("sampling") if previous.is_file() else None
-    model = BFNModel(cfg["kind"], cfg["flow"], cfg["unet"], sampling)
+    model = build_model(TrainConfig(**cfg), sampling)
     model.load_state_dict(state["ema"])
     model.to(DTYPES[dtype])
     to.mkdir(parents=True, exist_ok=True)

@@ -32,12 +32,14 @@ from bfn.objective import Net, diffusion_loss
 from bfn.sampling import sample
 from training.card import SOURCE_TRAINING, TRAINING
 from training.checkpoint import has_checkpoint, load_checkpoint, restore_optimizer_state, save_checkpoint
-from training.data import Split, train_val_split
+from training.data import Split
+from training.datasets import get_dataset
 
 
 @dataclass
 class TrainConfig:
     kind: str = "discrete"
+    dataset: str = "mnist"  # a name in training.datasets.DATASETS: it sets the labels and the image size
     data_dir: str = "data"
     out: str = "runs/default"
     flow: dict = field(default_factory=dict)  # e.g. {"beta1": 3.0} or {"sigma1": 0.001}
@@ -145,8 +147,10 @@ def validation_loss(model: BFNModel, val: Split, cfg: TrainConfig, device: torch
 
 
 def write_sample_grid(model: BFNModel, path: Path, steps: int = 50, guidance: float = 2.0) -> None:
-    """Digits 0–9 in columns, two seeds in rows, then a row of unconditional samples."""
-    labels = [d for _ in range(2) for d in range(10)] + [None] * 10
+    """Ten labels spread over the model's (0–9 for ten) in columns, two seeds in rows, then a row of
+    unconditional samples."""
+    spread = [k * model.num_labels // 10 for k in range(10)]
+    labels = spread * 2 + [None] * 10
     final = sample(model, labels, steps=steps, guidance=guidance, seed=0)
     save_png(make_grid(to_uint8(final.output, final.value_range), nrow=10), path, scale=2)
 
@@ -220,8 +224,11 @@ def rewind_metrics(path: Path, step: int) -> None:
         path.write_text("".join(kept))
 
 
-def build_model(cfg: TrainConfig) -> BFNModel:
-    return BFNModel(cfg.kind, cfg.flow, cfg.unet)
+def build_model(cfg: TrainConfig, sampling: dict | None = None) -> BFNModel:
+    """The model `cfg` trains: its labels and image size are those of `cfg.dataset`."""
+    dataset = get_dataset(cfg.dataset)
+    unet = {**cfg.unet, "num_labels": len(dataset.label_names), "image_size": list(dataset.image_size)}
+    return BFNModel(cfg.kind, cfg.flow, unet, sampling, labels=list(dataset.label_names))
 
 
 def start_run_folder(out: Path, resume: bool, overwrite: bool, is_main: bool = True) -> None:
@@ -281,7 +288,7 @@ def train(cfg: TrainConfig, resume: bool = False, data: tuple[Split, Split] | No
     source = load_model(cfg.init_from, kind=cfg.kind) if saved is None and cfg.init_from else None
     if source is not None:
         cfg = init_config_from(cfg, source)
-    train_set, val_set = data or train_val_split(cfg.data_dir, cfg.val_size, cfg.seed)
+    train_set, val_set = data or get_dataset(cfg.dataset).train_val(cfg.data_dir, cfg.val_size, cfg.seed)
     train_set, val_set = train_set.to(device), val_set.to(device)
 
     torch.manual_seed(cfg.seed)

@@ -1,0 +1,108 @@
+"""The two-digit data set: numbers made of the digits they name, each in its half, fixed by a seed, and
+training numbers made of training digits only."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+from tests.mnist_fixture import write_mnist
+from training.data import Split, load_mnist
+from training.datasets import get_dataset
+from training.two_digit import HALF, MAX_OFFSET, TwoDigits, centre_ink, place, split_halves
+
+
+@pytest.fixture(scope="module")
+def mnist_dir(tmp_path_factory) -> Path:
+    return write_mnist(tmp_path_factory.mktemp("mnist"), train=120, test=40)
+
+
+@pytest.fixture(scope="module")
+def digits(mnist_dir: Path) -> Split:
+    return Split(*load_mnist(mnist_dir, train=True))
+
+
+def test_each_half_holds_its_digit_at_its_offset_and_the_label_is_the_number(digits):
+    numbers = TwoDigits.build(digits, 200, seed=3)
+    batch = numbers.subset(slice(None))
+    assert batch.images.shape == (200, 64, 64) and batch.images.dtype == torch.uint8
+    for i in range(200):
+        (ra, ca), (rb, cb) = numbers.offsets[i].tolist()
+        a, b = numbers.pairs[i].tolist()
+        left, right = batch.images[i, :, :HALF], batch.images[i, :, HALF:]
+        for half, digit, r, c in ((left, a, ra, ca), (right, b, rb, cb)):
+            torch.testing.assert_close(half[r : r + 28, c : c + 28], digits.images[digit])
+            outside = half.clone()
+            outside[r : r + 28, c : c + 28] = 0
+            assert outside.sum() == 0  # nothing else in the half
+        assert batch.labels[i] == 10 * digits.labels[a] + digits.labels[b]
+    torch.testing.assert_close(numbers.labels, batch.labels)
+
+
+def test_offsets_cover_exactly_the_allowed_ranges(digits):
+    offsets = TwoDigits.build(digits, 4000, seed=0).offsets
+    rows, cols = offsets[..., 0], offsets[..., 1]
+    assert rows.min() == 0 and rows.max() == MAX_OFFSET[0] == 36
+    assert cols.min() == 0 and cols.max() == MAX_OFFSET[1] == 4
+    assert set(rows.flatten().tolist()) == set(range(37)) and set(cols.flatten().tolist()) == set(range(5))
+
+
+def test_a_seed_fixes_pairing_offsets_and_images(digits):
+    one, two, other = (TwoDigits.build(digits, 64, seed=s) for s in (5, 5, 6))
+    torch.testing.assert_close(one.pairs, two.pairs)
+    torch.testing.assert_close(one.offsets, two.offsets)
+    torch.testing.assert_close(one.subset(slice(None)).images, two.subset(slice(None)).images)
+    assert not torch.equal(one.pairs, other.pairs) and not torch.equal(one.offsets, other.offsets)
+    index = torch.tensor([7, 3, 7])  # a batch by index is the same numbers as the whole set, in that order
+    torch.testing.assert_close(one.subset(index).images, one.subset(slice(None)).images[index])
+
+
+def test_splits_pair_digits_of_their_own_mnist_split_only(mnist_dir):
+    dataset = get_dataset("two-digit")
+    train, val = dataset.train_val(mnist_dir, val_size=20, seed=0)
+    test = dataset.test(mnist_dir)
+    assert len(train) == 8 * 100 and len(val) == 20 and len(test) == 40
+    assert train.labels.max() < 100 and set(train.labels.tolist()) > {0}
+
+    def used(numbers: TwoDigits) -> set[bytes]:
+        """The digits (as bytes) that the numbers show, read back from the composed images."""
+        images = numbers.subset(slice(None)).images
+        found = set()
+        for i, ((ra, ca), (rb, cb)) in enumerate(numbers.offsets.tolist()):
+            found.add(images[i, ra : ra + 28, ca : ca + 28].numpy().tobytes())
+            found.add(images[i, rb : rb + 28, HALF + cb : HALF + cb + 28].numpy().tobytes())
+        return found
+
+    test_digits = {d.numpy().tobytes() for d in load_mnist(mnist_dir, train=False)[0]}
+    train_numbers, val_numbers, test_numbers = used(train), used(val), used(test)
+    assert not train_numbers & test_digits and not val_numbers & test_digits
+    assert not train_numbers & val_numbers  # validation digits are held out of the training numbers
+    assert test_numbers <= test_digits
+
+
+def test_place_cuts_off_what_falls_outside():
+    image = torch.arange(1, 10, dtype=torch.uint8).reshape(1, 3, 3)
+    out = place(image, torch.tensor([-1]), torch.tensor([3]), (4, 5))
+    expected = torch.zeros(4, 5, dtype=torch.uint8)
+    expected[0:2, 3:5] = image[0, 1:3, 0:2]
+    torch.testing.assert_close(out[0], expected)
+
+
+def test_centring_a_half_undoes_where_the_digit_was_put(digits):
+    numbers = TwoDigits.build(digits, 30, seed=1)
+    left, right = split_halves(numbers.subset(slice(None)).images.float() / 255)
+    for half, side in ((left, 0), (right, 1)):
+        centred = centre_ink(half)
+        alone = centre_ink(digits.images[numbers.pairs[:, side]].float() / 255)  # the digit itself, centred
+        torch.testing.assert_close(centred, alone)
+    blob = torch.zeros(1, 64, 32)
+    blob[0, 40:47, 20:24] = torch.linspace(0.2, 1, 4)  # ink anywhere in a half: its centre of mass lands at (14, 14)
+    centred = centre_ink(blob)[0]
+    assert centred.sum() == blob.sum()
+    row = (centred.sum(1) @ torch.arange(28.0)) / centred.sum()
+    col = (centred.sum(0) @ torch.arange(28.0)) / centred.sum()
+    assert abs(row - 14) <= 0.5 and abs(col - 14) <= 0.5
+    assert centre_ink(torch.zeros(1, 64, 32)).sum() == 0  # an inkless half stays blank
