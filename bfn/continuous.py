@@ -56,11 +56,21 @@ def bayesian_update(mu: Tensor, rho: Tensor | float, y: Tensor, alpha: float | T
     return (rho * mu + alpha * y) / rho_new, rho_new
 
 
+def bayesian_flow_moments(x: Tensor, t: Tensor, sigma1: float) -> tuple[Tensor, Tensor]:
+    """E[μ] = γ(t) x and Var[μ] = γ(t)(1 − γ(t)) under the Bayesian flow distribution p_F(μ | x; t) (eq. 77).
+
+    `t` broadcasts against `x`: the spread grows from 0 at t = 0 to at most 1/4 (at γ = 1/2) and falls back
+    to σ1²(1 − σ1²) at t = 1, while the mean travels from the prior's 0 to (1 − σ1²) x.
+    """
+    g = gamma(t, sigma1)
+    return g * x, g * (1 - g)
+
+
 def bayesian_flow_sample(x: Tensor, t: Tensor, sigma1: float, generator: torch.Generator | None = None) -> Tensor:
-    """μ ~ N(γ(t) x, γ(t)(1 − γ(t)) I): the input mean after time t (eq. 77)."""
-    g = gamma(t, sigma1).reshape(-1, *([1] * (x.dim() - 1)))
+    """μ ~ N(γ(t) x, γ(t)(1 − γ(t)) I): the input mean after time t (eq. 77), `t` one entry per image."""
+    mean, var = bayesian_flow_moments(x, t.reshape(-1, *([1] * (x.dim() - 1))), sigma1)
     noise = torch.randn(x.shape, generator=generator, device=x.device, dtype=x.dtype)
-    return g * x + (g * (1 - g)).sqrt() * noise
+    return mean + var.sqrt() * noise
 
 
 def output_prediction(mu: Tensor, eps_hat: Tensor, t: Tensor, sigma1: float, t_min: float) -> Tensor:

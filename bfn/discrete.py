@@ -75,6 +75,18 @@ def bayesian_flow_sample(x_onehot: Tensor, t: Tensor, beta1: float, generator: t
     return class_softmax(sender_sample(x_onehot, beta, generator))
 
 
+def binary_flow_density(p: Tensor, t: Tensor | float, beta1: float, x: int) -> Tensor:
+    """The density of θ_on = p(class 1) under p_F(θ | x; t) for K = 2, at p in (0, 1), for t > 0 (eq. 185).
+
+    With K = 2, θ_on = σ(y_1 − y_0), and y_1 − y_0 ~ N(±2β(t), 4β(t)) (+ for x = 1): θ_on is logit-normal,
+    with density N(logit p; ±2β, 4β) / (p (1 − p)).
+    """
+    beta = accuracy_schedule(torch.as_tensor(t, dtype=p.dtype), beta1)
+    mean, var = (2 * x - 1) * 2 * beta, 4 * beta
+    logit = torch.log(p) - torch.log1p(-p)
+    return torch.exp(-0.5 * (logit - mean) ** 2 / var) / torch.sqrt(2 * math.pi * var) / (p * (1 - p))
+
+
 def binary_entropy_bits(p: Tensor) -> Tensor:
     """H(p) = −p log₂ p − (1 − p) log₂(1 − p), the uncertainty of a binary belief in bits."""
     p = p.clamp(1e-7, 1 - 1e-7)
