@@ -1,6 +1,7 @@
 """The handlers of "Your digit through the BFN": a drawing (or a digit just generated) through every loaded model.
 
-A digit comes from the sketchpad (made MNIST-like by `bfn.digits.to_mnist`) or is the final sample of an image
+A digit comes from the sketchpad (made MNIST-like by `bfn.digits.to_field`: one MNIST digit, or one per digit
+of a two-digit model's numbers) or is the final sample of an image
 of this session's last generation, and becomes each model's data through `bfn.complete.known_data` (the seed
 fixes any random draw, e.g. a binarisation). Then, per model:
 
@@ -36,7 +37,7 @@ from app.frames import Frames
 from app.handlers import UNSET, Handlers, Views, _invalid, _per_model, _session_id, plot
 from app.params import MAX_GUIDANCE, MAX_SEED, MIN_GUIDANCE, echo, parse_float, parse_int
 from bfn.complete import RESAMPLE, UNKNOWN_GREY, completed_images, known_data, known_view
-from bfn.digits import HALVES, INK_LEVEL, half_mask, to_mnist
+from bfn.digits import HALVES, INK_LEVEL, half_mask, to_field
 from bfn.flow import NllUnit
 from bfn.images import to_uint8, to_unit
 from bfn.model import BFNModel
@@ -65,7 +66,7 @@ class DigitViews:
     """What an event of the digit view shows (or, in the layout, its components), as `app.handlers.Views`.
 
     Attributes:
-        status: the Markdown line of the scoring; prepared: the 28×28 MNIST-like digit.
+        status: the Markdown line of the scoring; prepared: the MNIST-like digit (the models' input).
         data: per model, the digit as that model's data; posterior: the bar chart of p(y | x).
         costs: the loss curves; tables, bounds: per model, the bounds per label (a table) and in one line.
         flow_images: per model (θ, output distribution) at t; flow_heatmaps: per model, their heatmap;
@@ -173,7 +174,7 @@ class Completion:
 class DigitSession:
     """A session's digit: where it came from, each model's verdict, and its latest completion."""
 
-    image: np.ndarray | None = None  # (28, 28) in [0, 1]
+    image: np.ndarray | None = None  # (H, W) in [0, 1], the models' image size
     source: str = ""
     seed: int = 0
     scores: dict[str, Scored] = field(default_factory=dict)
@@ -224,7 +225,7 @@ def _label(name: str, value: Any, num_labels: int, other: str) -> int | None:
 
 
 def drawing_image(drawing: Any) -> np.ndarray:
-    """The sketchpad's value (its preprocessed dict, or an image array) → the drawing as an array `to_mnist` takes."""
+    """The sketchpad's value (its preprocessed dict, or an image array) → the drawing as an array `to_field` takes."""
     if isinstance(drawing, dict):
         image = drawing.get("composite")
         if image is None and drawing.get("layers"):
@@ -239,7 +240,7 @@ def drawing_image(drawing: Any) -> np.ndarray:
 
 def known_mask(keep: str, digit: np.ndarray) -> np.ndarray:
     """Which pixels a completion keeps: a half, or the digit's ink (the strokes); refuses none and all."""
-    mask = half_mask(keep) if keep in HALVES else digit >= INK_LEVEL
+    mask = half_mask(keep, digit.shape) if keep in HALVES else digit >= INK_LEVEL
     if not mask.any():
         raise ValueError("the mask keeps no pixel: there is nothing to complete from (draw more ink, or keep a half)")
     if mask.all():
@@ -274,6 +275,11 @@ class DigitHandlers:
         self.handlers = handlers
         self.bank = handlers.bank
         self.menu = handlers.menu
+        # One drawing is one input of one shape: the section runs the models that share the first one's labels
+        # and image size (`ModelMenu.side_by_side`); a model of other labels is left to the generation above.
+        self.names = self.menu.side_by_side
+        self.models = {name: self.bank.models[name] for name in self.names}
+        self.labels = self.menu.labels[self.names[0]]
         self.samples, self.curve_points = samples, curve_points
         self.store = store or DigitStore()
 
@@ -282,17 +288,18 @@ class DigitHandlers:
         return self.handlers.stream_interval
 
     def outputs(self, views: DigitViews, fields: tuple[str, ...]) -> list:
-        return views.outputs(self.menu.names, fields)
+        return views.outputs(self.names, fields)
 
     # ------------------------------------------------------------------------------------------ inputs
     def _digit(self, drawing: Any, source: Any, generated_by: Any, image: Any, request: gr.Request | None) -> tuple[np.ndarray, str]:
-        """(the 28×28 digit in [0, 1], what it is) from the chosen source; ValueError with what is wrong."""
+        """(the models' input in [0, 1]: an MNIST-like digit, or one per digit of a number; what it is) from the
+        chosen source; ValueError with what is wrong."""
         if _choice("source", source, SOURCES) == "drawing":
-            return to_mnist(drawing_image(drawing)), "your drawing"
+            return to_field(drawing_image(drawing), self.labels.shape, max(1, self.labels.digit_parts)), "your drawing"
         run = self.handlers.store.get(_session_id(request)).run
         if run is None:
             raise ValueError("no digit has been generated in this session yet: press Generate above first, or use your drawing")
-        name = _choice("generated_by", generated_by, self.menu.names)
+        name = _choice("generated_by", generated_by, self.names)
         frames = run.frames.get(name)
         if frames is None:
             raise ValueError(f"the last generation did not run the {self.menu.titles[name]} model; it ran: "
@@ -324,7 +331,7 @@ class DigitHandlers:
         labels = self._labels(session, label)
         frames, curves, bounds, heatmaps = {}, [], {}, {}
         for name, scored in session.scores.items():
-            model, title = self.bank.models[name], self.menu.titles[name]
+            model, title = self.models[name], self.menu.titles[name]
             fr = frames[name] = Frames(model.flow, 1, 0, title=title)
             fr.record(flow_state(model, scored.x, t, labels[name], session.seed))
             heatmap = render.pixel_heatmap({name: fr}, 0, 0, (), [labels[name]])
@@ -397,7 +404,7 @@ class DigitHandlers:
             raise _invalid(e) from None
         session = self._session(request)
         scores = {}
-        for name, model in self.bank.models.items():
+        for name, model in self.models.items():
             x = known_data(model.flow, digit[None], seed)
             start = time.perf_counter()
             generator = torch.Generator().manual_seed(seed)
@@ -413,10 +420,10 @@ class DigitHandlers:
         views.prepared = picture(to_uint8(digit[None]))
         views.data = {}
         for name, s in scores.items():
-            flow = self.bank.models[name].flow
+            flow = self.models[name].flow
             views.data[name] = picture(to_uint8(known_view(flow, s.x), flow.display.value_range))
         views.posterior = plot(posterior_figure({self.menu.titles[n]: s.posterior for n, s in scores.items()}, probs))
-        views.tables = {name: bound_table(self._rows(self.bank.models[name], s)) for name, s in scores.items()}
+        views.tables = {name: bound_table(self._rows(self.models[name], s)) for name, s in scores.items()}
         views.status = self._score_status(session)
         return self.outputs(views, SCORED)
 
@@ -463,7 +470,7 @@ class DigitHandlers:
         session = self._session(request)
         if session.completion is not None:
             session.completion.stop()
-        completion = session.completion = Completion(self.bank.models, self.menu.titles, image_01, mask, label, guidance, seed)
+        completion = session.completion = Completion(self.models, self.menu.titles, image_01, mask, label, guidance, seed)
         next_at, steps = -math.inf, completion.advance()
         try:
             for _ in steps:

@@ -60,8 +60,8 @@ def _image(caption: str, elem_id: str, height: int = 150, placeholder: str | Non
 
 def digit_section(digit: DigitHandlers, demo: gr.Blocks) -> None:
     """Build the section inside the open Blocks `demo` and wire its events."""
-    menu, models = digit.menu, digit.bank.models
-    names, titles, n = menu.names, menu.titles, menu.num_labels
+    menu, models = digit.menu, digit.models
+    names, titles, n = digit.names, menu.titles, menu.num_labels
     digit_choices = [(str(d), str(d)) for d in range(n)]
     views = DigitViews(data={}, tables={}, bounds={}, flow_images={}, flow_heatmaps={}, completion={}, completion_heatmaps={})
     gr.Markdown(INTRO, elem_id="digit-intro")
@@ -80,7 +80,7 @@ def digit_section(digit: DigitHandlers, demo: gr.Blocks) -> None:
             seed = gr.Number(value=0, precision=0, minimum=0, maximum=MAX_SEED, label="Seed", info="for every random draw below", elem_id="digit-seed")
             score_btn = gr.Button("Score this digit", variant="primary", elem_id="score-btn")
         with gr.Column(scale=2, min_width=220):
-            views.prepared = _image("**As an MNIST digit** (28×28)", "digit-prepared", 210, "Press Score")
+            views.prepared = _image(f"**As an MNIST digit** ({digit.labels.shape[0]}×{digit.labels.shape[1]})", "digit-prepared", 210, "Press Score")
             with gr.Row():
                 for m in names:
                     views.data[m] = _image(f"**{titles[m]}**: its data", f"digit-{m}-data", 120)
@@ -89,7 +89,7 @@ def digit_section(digit: DigitHandlers, demo: gr.Blocks) -> None:
             views.posterior = gr.Plot(label="Which digit?", show_label=False, elem_id="digit-posterior")
             gr.Markdown(
                 "<small>How a drawing becomes each model's data: its ink is cropped, scaled to fit 20×20 and centred by "
-                "its mass in 28×28, as MNIST was made; then "
+                "its mass in MNIST's field, as MNIST was made (for numbers, each digit in its half); then "
                 + "; ".join(f"**{titles[m]}**: {models[m].flow.display.data.rstrip('.')}" for m in names)
                 + ". Random draws use the seed.</small>"
             )

@@ -7,7 +7,7 @@ digit probabilities it gives each image's output distribution. Arrays are alloca
 θ and the output in pages of their own (`app.memory.frame_array`: returned to the system when the run is
 dropped), so memory is only touched as steps arrive and the size is known up front:
 
-    bytes ≈ (steps + 1) × images × 28 × 28 × 2 bytes × 2 arrays
+    bytes ≈ (steps + 1) × images × height × width × 2 bytes × 2 arrays
 
 A run whose sampler makes Bayesian updates (`Sampler.observes`) also keeps what each update observed, so that
 any pixel's update can be shown in numbers afterwards (`Frames.update_in_numbers`): the sender sample y as
@@ -25,6 +25,7 @@ from __future__ import annotations
 import numpy as np
 
 from app.memory import frame_array
+from app.params import DEFAULT_LABELS, LabelSet
 from bfn.flow import Flow, FlowDisplay, UpdateInNumbers
 from bfn.sampling import StepState
 
@@ -57,17 +58,21 @@ class Frames:
         title: how the model is named on screen (default: the flow's title).
         digit_classes: the digit classifier's classes, 0 when the app has no classifier.
         observes: whether the states carry what their update observed (`Sampler.observes`), to be kept.
+        labels: the model's labels and image size (MNIST's by default). The classifier reads each digit of a
+            label (`LabelSet.digit_parts`: `digit_probs` holds each part's classes in turn, from the left), and
+            nothing where the labels are not digits.
     """
 
     def __init__(
-        self, flow: Flow, batch: int, num_steps: int, *, title: str | None = None, digit_classes: int = 0, size: int = 28,
-        observes: bool = False,
+        self, flow: Flow, batch: int, num_steps: int, *, title: str | None = None, digit_classes: int = 0,
+        observes: bool = False, labels: LabelSet = DEFAULT_LABELS,
     ):
         self.flow = flow
         self.title = title or flow.display.title
         self.batch = batch
         self.num_steps = num_steps
-        shape = (num_steps + 1, batch, size, size)
+        self.labels = labels
+        shape = (num_steps + 1, batch, *labels.shape)
         self.theta = frame_array(shape, FRAME_DTYPE)  # pages of their own, returned when the run is dropped
         self.output = frame_array(shape, FRAME_DTYPE)
         self.t = np.zeros(num_steps + 1, np.float32)
@@ -76,7 +81,8 @@ class Frames:
         # so that whether there is one is the states' answer, not a guess made here.
         self.precision: np.ndarray | None = None
         self.stats = np.zeros((num_steps + 1, STATISTICS), np.float32)
-        self.digit_probs = np.zeros((num_steps + 1, batch, digit_classes), np.float32) if digit_classes else None
+        classes = digit_classes * labels.digit_parts
+        self.digit_probs = np.zeros((num_steps + 1, batch, classes), np.float32) if classes else None
         self.sample: np.ndarray | None = None
         # per step i ≥ 1, what the update from step i − 1 to i observed: α_i, y and the drawn class
         self.alpha = np.full(num_steps + 1, np.nan) if observes else None

@@ -328,8 +328,10 @@ class Handlers:
         """Follow (or stop following) pixel (row, col) of image `image`."""
         session, run = self._session_run(request)
         batch = len(run.labels) if run is not None else self.menu.num_labels
+        height, width = (run.settings.label_set if run is not None else self.menu.label_set(self.menu.names[0])).shape
         try:
-            pixel = (parse_int("image", image, 0, batch - 1), parse_int("row", row, 0, 27), parse_int("col", col, 0, 27))
+            pixel = (parse_int("image", image, 0, batch - 1), parse_int("row", row, 0, height - 1),
+                     parse_int("col", col, 0, width - 1))
         except ValueError as e:
             raise _invalid(e) from None
         session.add_pixel(pixel)
@@ -340,7 +342,7 @@ class Handlers:
         session, run = self._session_run(request)
         if run is None:
             return self.outputs(Views(), PIXEL)
-        layout = render.GridLayout(len(run.labels))
+        layout = render.GridLayout(len(run.labels), run.settings.label_set.shape)
         try:
             x, y = parse_click(click, layout.width, layout.height)
         except ValueError as e:

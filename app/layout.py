@@ -39,7 +39,6 @@ from app.models import ModelBank
 from app.params import (
     BOTH,
     DEFAULT_SAMPLER,
-    DIGIT_MODE_LABELS,
     DIGIT_MODES,
     MAX_GUIDANCE,
     MAX_SEED,
@@ -169,6 +168,17 @@ PIXEL_CLICK_JS = """
 """
 
 
+def label_pickers(menu: ModelMenu, choice: str, digit: object) -> tuple[gr.Radio, gr.Radio]:
+    """The Digits choice and the label picker for the models of `choice`: their words ("One number") and their
+    label names (00 … 99 for two-digit numbers), keeping the label picked where the new models know it."""
+    labels = menu.label_set(choice)
+    modes = menu.mode_labels(choice)
+    keep = isinstance(digit, int) and 0 <= digit < len(labels.names)
+    return (gr.Radio(choices=[(modes[d], d) for d in DIGIT_MODES]),
+            gr.Radio(choices=menu.label_choices(choice), value=digit if keep else min(3, len(labels.names) - 1),
+                     label=f"Which {labels.word}"))
+
+
 def theme() -> gr.themes.Theme:
     """A calm theme with system fonts only (nothing is fetched from the internet)."""
     system = ["ui-sans-serif", "system-ui", "-apple-system", "Segoe UI", "Roboto", "sans-serif"]
@@ -216,8 +226,9 @@ def build(handlers: Handlers) -> gr.Blocks:
         with gr.Row(equal_height=False):
             with gr.Column(scale=1, min_width=300):
                 model = gr.Radio([(label, value) for value, label in choices.items()], value=default_model, label="Model", elem_id="model")
-                digits = gr.Radio([(DIGIT_MODE_LABELS[d], d) for d in DIGIT_MODES], value="all", label="Digits", elem_id="digits")
-                digit = gr.Radio(list(range(menu.num_labels)), value=min(3, menu.num_labels - 1), label="Which digit", visible=False, elem_id="digit")
+                modes = menu.mode_labels(default_model)
+                digits = gr.Radio([(modes[d], d) for d in DIGIT_MODES], value="all", label="Digits", elem_id="digits")
+                digit = gr.Radio(menu.label_choices(default_model), value=min(3, menu.num_labels - 1), label="Which digit", visible=False, elem_id="digit")
                 guidance = gr.Slider(
                     MIN_GUIDANCE, MAX_GUIDANCE, value=menu.recommended.guidance, step=0.5, label="Guidance",
                     info="0: ignore the digit · 1: plain conditional · higher: more typical digits",
@@ -247,7 +258,7 @@ def build(handlers: Handlers) -> gr.Blocks:
                 columns, images = {}, {}
                 with gr.Row(equal_height=True):
                     for name in menu.names:
-                        columns[name], images[name] = _model_panel(handlers, name, default_model in (BOTH, name))
+                        columns[name], images[name] = _model_panel(handlers, name, name in menu.models(default_model))
                 with gr.Row(equal_height=True):
                     step_slider = gr.Slider(0, menu.recommended.steps, value=0, step=1, label="Step (drag to scrub)", scale=6, elem_id="step-slider")
                     play_btn = gr.Button("▶ Play", scale=1, size="sm", elem_id="play-btn", elem_classes=["compact-btn"])
@@ -258,8 +269,9 @@ def build(handlers: Handlers) -> gr.Blocks:
                         trajectories = gr.Plot(label="Pixel trajectories", show_label=False, elem_id="trajectories")
                         with gr.Row(equal_height=True):
                             px_image = gr.Number(value=0, precision=0, minimum=0, maximum=menu.num_labels - 1, label="Image", min_width=80)
-                            px_row = gr.Number(value=14, precision=0, minimum=0, maximum=27, label="Row", min_width=80)
-                            px_col = gr.Number(value=14, precision=0, minimum=0, maximum=27, label="Column", min_width=80)
+                            height, width = (max(s.shape[k] for s in menu.labels.values()) for k in (0, 1))
+                            px_row = gr.Number(value=14, precision=0, minimum=0, maximum=height - 1, label="Row", min_width=80)
+                            px_col = gr.Number(value=14, precision=0, minimum=0, maximum=width - 1, label="Column", min_width=80)
                             add_btn = gr.Button("Add / remove pixel", size="sm", elem_classes=["compact-btn"])
                             clear_btn = gr.Button("Clear pixels", size="sm", elem_classes=["compact-btn"])
                         gr.Markdown("<small>Or click a pixel in any image above (the heatmap then shows that image). Up to 8 pixels; choosing a pixel again removes it.</small>")
@@ -310,8 +322,9 @@ def build(handlers: Handlers) -> gr.Blocks:
         png_btn.click(handlers.export_png, outputs=export_file, api_name="export_png", concurrency_limit=2, concurrency_id="export")
         dice.click(None, js=f"() => Math.floor(Math.random() * {MAX_SEED})", outputs=seed)
         model.change(
-            lambda m: [gr.Column(visible=m in (BOTH, name)) for name in menu.names],
-            inputs=model, outputs=components.outputs(menu.names, ("columns",)), queue=False, api_visibility="private", show_progress="hidden",
+            lambda m, d: [*(gr.Column(visible=name in menu.models(m)) for name in menu.names), *label_pickers(menu, m, d)],
+            inputs=[model, digit], outputs=[*components.outputs(menu.names, ("columns",)), digits, digit], queue=False,
+            api_visibility="private", show_progress="hidden",
         )  # fmt: skip
         digits.change(lambda d: gr.Radio(visible=d == "one"), inputs=digits, outputs=digit, queue=False, api_visibility="private", show_progress="hidden")
         digit_section(DigitHandlers(handlers), demo)  # "Your digit through the BFN", below the generation views

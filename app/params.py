@@ -7,7 +7,8 @@ are the app's own (what stays responsive on a small CPU host); `bfn.sampling.val
 run itself.
 
 Which models there are is not known here: a `ModelMenu` (built from the loaded models, `app.models`) says
-what the Model choice may be and how many digits the models know.
+what the Model choice may be and, per model, what its labels are called and how large its images are (a
+`LabelSet`): MNIST's ten digits at 28×28, a hundred two-digit numbers at 64×64, Fashion-MNIST's names.
 """
 
 from __future__ import annotations
@@ -18,8 +19,11 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
+from bfn.classifier import digit_parts
 from bfn.hub import SHIPPED_MODELS
-from bfn.model import BFNModel
+from bfn.model import BFNModel, check_labels
+from bfn.nets import UNetConfig
+from bfn.sample import label_row
 from bfn.sampling import SAMPLERS
 from bfn.settings import SamplingSettings
 
@@ -35,19 +39,71 @@ DEFAULT_SAMPLER = RECOMMENDED
 SAMPLER_CHOICES = (RECOMMENDED, *sorted(SAMPLERS))
 
 
+NUMBER_WORDS = {2: "Two", 3: "Three", 4: "Four"}  # "Two digits (64×64)": how many digits a label spells
+
+
+@dataclass(frozen=True)
+class LabelSet:
+    """A model's labels (their names, in label order) and the (height, width) of its images: what a run of it
+    draws, how its labels are offered and told, and which models can run side by side (those of one set)."""
+
+    names: tuple[str, ...]
+    shape: tuple[int, int]
+
+    @classmethod
+    def of(cls, model: BFNModel) -> "LabelSet":
+        return cls(tuple(model.label_names), tuple(model.data_shape[1:]))
+
+    @property
+    def digit_parts(self) -> int:
+        """The digits each label spells side by side (1 for MNIST, 2 for two-digit numbers); 0: not digits."""
+        return digit_parts(self.names)
+
+    @property
+    def word(self) -> str:
+        """What one label is: a digit, a number (of several digits), or a label (names that are not digits)."""
+        return {0: "label", 1: "digit"}.get(self.digit_parts, "number")
+
+    @property
+    def row(self) -> tuple[int, ...]:
+        """The labels of an "all" run, one image each: every label, or a row spread over them (00, 11, …, 99)."""
+        return label_row(len(self.names))
+
+    def describe(self, label: int | None) -> str:
+        """One label on screen: "digit 7", "number 42", "label Bag", or "unconditional" for None."""
+        return "unconditional" if label is None else f"{self.word} {self.names[label]}"
+
+    def title(self, flow_title: str, name: str) -> str:
+        """A model's title on screen: its flow's for MNIST's labels and size; otherwise what its images are
+        ("Two digits (64×64)"), or, for labels that are not digits, its name."""
+        size = f"{self.shape[0]}×{self.shape[1]}"
+        if self == DEFAULT_LABELS:
+            return flow_title
+        if self.digit_parts > 1:
+            return f"{NUMBER_WORDS.get(self.digit_parts, str(self.digit_parts))} digits ({size})"
+        if self.digit_parts == 1:
+            return f"{flow_title} ({size})"
+        return f"{name} · {flow_title} ({size})"
+
+
+# A model of the default configuration's labels and size: MNIST's ten digits, 28×28.
+DEFAULT_LABELS = LabelSet(check_labels(None, UNetConfig.num_labels), UNetConfig.image_size)
+
+
 @dataclass(frozen=True)
 class ModelMenu:
-    """What the Model choice offers: the loaded models by name (in display order) and the digits they know.
+    """What the Model choice offers: the loaded models by name (in display order) and the labels each knows.
 
     Attributes:
-        titles: model name → its title on screen (the flow's title, `app.models.model_titles`).
-        num_labels: the class labels every model knows; an "all" or "none" run has this many images.
+        titles: model name → its title on screen (`app.models.model_titles`).
+        labels: model name → its `LabelSet`. Side by side (`BOTH`) runs the models that share the first
+            model's set; a model of other labels or size runs on its own.
         recommended: the first model's recommended sampling settings (its config), which the settings
             widgets start from.
     """
 
     titles: Mapping[str, str]
-    num_labels: int
+    labels: Mapping[str, LabelSet]
     recommended: SamplingSettings = SamplingSettings()
 
     @property
@@ -55,16 +111,49 @@ class ModelMenu:
         return tuple(self.titles)
 
     @property
+    def side_by_side(self) -> tuple[str, ...]:
+        """The models a `BOTH` run holds: those whose labels and image size are the first model's (the views
+        of one run show one set of labels on one grid)."""
+        first = self.labels[self.names[0]]
+        return tuple(name for name in self.names if self.labels[name] == first)
+
+    @property
+    def num_labels(self) -> int:
+        """How many labels the first model (and every model side by side with it) knows."""
+        return len(self.labels[self.names[0]].names)
+
+    @property
     def choices(self) -> dict[str, str]:
-        """Choice value → label: every model by its title, then `BOTH` where there is more than one model."""
+        """Choice value → label: every model by its title, then `BOTH` where more than one can run side by side."""
         choices = dict(self.titles)
-        if len(choices) > 1:
-            choices[BOTH] = "Both, side by side" if len(choices) == 2 else f"All {len(choices)}, side by side"
+        together = self.side_by_side
+        if len(together) > 1:
+            if len(together) == len(choices):
+                choices[BOTH] = "Both, side by side" if len(choices) == 2 else f"All {len(choices)}, side by side"
+            else:
+                choices[BOTH] = " + ".join(self.titles[name] for name in together) + ", side by side"
         return choices
 
     def models(self, choice: str) -> tuple[str, ...]:
         """The names of the models a choice runs."""
-        return self.names if choice == BOTH else (choice,)
+        return self.side_by_side if choice == BOTH else (choice,)
+
+    def label_set(self, choice: str) -> LabelSet:
+        """The labels and image size of the models a choice runs."""
+        return self.labels[self.models(choice)[0]]
+
+    def mode_labels(self, choice: str) -> dict[str, str]:
+        """The Digits choice's words for `choice`'s labels: "All ten digits" for MNIST, a row of numbers for two."""
+        labels = self.label_set(choice)
+        row, word = labels.row, labels.word
+        every = DIGIT_MODE_LABELS["all"] if labels == DEFAULT_LABELS else (
+            f"All {len(row)} {word}s" if len(row) == len(labels.names)
+            else f"{len(row)} {word}s, {labels.names[row[0]]} to {labels.names[row[-1]]}")
+        return {"all": every, "one": f"One {word}", "none": DIGIT_MODE_LABELS["none"]}
+
+    def label_choices(self, choice: str) -> list[tuple[str, int]]:
+        """The picker's (name, label index) pairs for `choice`'s labels."""
+        return [(name, k) for k, name in enumerate(self.label_set(choice).names)]
 
 
 @dataclass(frozen=True)
@@ -88,18 +177,25 @@ class RunSettings:
         return model.sampling.sampler_for(self.steps) if self.sampler == RECOMMENDED else self.sampler
 
     @property
+    def label_set(self) -> LabelSet:
+        return self.menu.label_set(self.model)
+
+    @property
     def labels(self) -> list[int | None]:
-        """One entry per image: a digit, or None for "no class"."""
-        n = self.menu.num_labels
+        """One entry per image: a label's index, or None for "no class"."""
+        row = self.label_set.row
         if self.digits == "all":
-            return list(range(n))
+            return list(row)
         if self.digits == "one":
             return [self.digit]
-        return [None] * n
+        return [None] * len(row)
 
     def describe(self) -> str:
-        n = self.menu.num_labels
-        what = {"all": f"digits 0–{n - 1}", "one": f"digit {self.digit}", "none": f"{n} unconditional samples"}[self.digits]
+        labels = self.label_set
+        names, row = labels.names, labels.row
+        every = f"{names[0]}–{names[-1]}" if len(row) == len(names) else ", ".join(names[k] for k in row)
+        what = {"all": f"{labels.word}s {every}", "one": labels.describe(self.digit),
+                "none": f"{len(row)} unconditional samples"}[self.digits]
         return (
             f"{self.menu.choices[self.model]} · {what} · guidance {self.guidance:g} · {plural(self.steps, 'step')} · "
             f"seed {self.seed} · sampler {self.sampler}"
@@ -162,6 +258,11 @@ def _model_choice(value: Any, menu: ModelMenu) -> str:
     if value in offered:
         return value
     available = ", ".join(menu.names)
+    if value == BOTH and len(menu.names) > 1:
+        sets = "; ".join(f"{name}: {len(menu.labels[name].names)} {menu.labels[name].word}s at "
+                         f"{menu.labels[name].shape[0]}×{menu.labels[name].shape[1]}" for name in menu.names)
+        raise ValueError(f"{BOTH!r} runs models of the same labels and image size side by side, but the models here "
+                         f"differ ({sets}): choose one model")
     if value == BOTH:
         raise ValueError(f"{BOTH!r} runs several models side by side, but this server has loaded only {available}")
     if value in SHIPPED_MODELS:
@@ -209,6 +310,17 @@ def parse_float(name: str, value: Any, lo: float, hi: float) -> float:
     return float(x)
 
 
+def parse_label(name: str, value: Any, labels: LabelSet) -> int:
+    """A label of `labels`: its index (an int, or a numeric string, as the picker and API callers send it) or its
+    name ("42", "Bag")."""
+    if isinstance(value, str) and value.strip() in labels.names:
+        return labels.names.index(value.strip())
+    if isinstance(value, str) and labels.digit_parts == 0 and not value.strip().isdigit():
+        raise ValueError(f"{name} must be one of the model's labels ({labels.names[0]!r} … {labels.names[-1]!r}) or its "
+                         f"index from 0 to {len(labels.names) - 1}; got {echo(value)}")
+    return parse_int(name, value, 0, len(labels.names) - 1)
+
+
 def parse_click(value: Any, width: float, height: float) -> tuple[float, float]:
     """A click on an image as the page's script sends it, "x,y,stamp" (image pixels; the stamp only makes
     every click a change), → (x, y), each from 0 to the picture's `width` and `height`."""
@@ -232,7 +344,7 @@ def parse_settings(
     """Raw widget/API values → `RunSettings` for the models in `menu`, or `ValueError` naming the first bad field."""
     model = _model_choice(model, menu)
     digits = _choice("digits", digits, DIGIT_MODES)
-    digit = parse_int("digit", digit, 0, menu.num_labels - 1) if digits == "one" or digit is not None else 0
+    digit = parse_label("digit", digit, menu.label_set(model)) if digits == "one" or digit is not None else 0
     return RunSettings(
         model=model,
         digits=digits,

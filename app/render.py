@@ -21,12 +21,13 @@ import numpy as np
 from PIL import Image, ImageDraw, ImageFont
 
 from app.frames import Frames, decision_step
+from app.params import DEFAULT_LABELS, LabelSet
 from bfn.flow import DECIDED
 from bfn.images import make_grid, to_uint8, to_unit
 
 PAD = 2  # grey pixels between images in a grid
 PAD_VALUE = 64
-# Live images are sent at their true size (28 pixels a digit) and enlarged by the browser with CSS
+# Live images are sent at their true size (one pixel per pixel of the model's images) and enlarged by the browser with CSS
 # `image-rendering: pixelated`: an enlargement by k on the server would send k² times the pixels, at up to
 # 10 updates per second. Exports are enlarged here.
 MAX_COLS = 5
@@ -49,7 +50,7 @@ class GridLayout:
     `locate` maps a click back, from the same numbers, so a click always lands on the pixel drawn there."""
 
     batch: int
-    size: int = 28
+    shape: tuple[int, int] = DEFAULT_LABELS.shape  # (height, width) of one image
     scale: int = 1
 
     @property
@@ -63,11 +64,11 @@ class GridLayout:
     @property
     def width(self) -> int:
         """The enlarged picture's width in pixels (what `draw` returns), the range of a click's x."""
-        return (self.cols * (self.size + PAD) + PAD) * self.scale
+        return (self.cols * (self.shape[1] + PAD) + PAD) * self.scale
 
     @property
     def height(self) -> int:
-        return (self.rows * (self.size + PAD) + PAD) * self.scale
+        return (self.rows * (self.shape[0] + PAD) + PAD) * self.scale
 
     def draw(self, images: np.ndarray) -> np.ndarray:
         """uint8 images (B, H, W) → the grid picture, enlarged `scale`× with nearest-neighbour."""
@@ -77,10 +78,9 @@ class GridLayout:
     def locate(self, x: float, y: float) -> Pixel | None:
         """The (image, row, column) under point (x, y) of the enlarged picture; None on the padding or outside."""
         gx, gy = int(x // self.scale), int(y // self.scale)
-        cell = self.size + PAD
-        c_img, col = divmod(gx - PAD, cell)
-        r_img, row = divmod(gy - PAD, cell)
-        if gx < PAD or gy < PAD or col >= self.size or row >= self.size or c_img >= self.cols or r_img >= self.rows:
+        c_img, col = divmod(gx - PAD, self.shape[1] + PAD)
+        r_img, row = divmod(gy - PAD, self.shape[0] + PAD)
+        if gx < PAD or gy < PAD or col >= self.shape[1] or row >= self.shape[0] or c_img >= self.cols or r_img >= self.rows:
             return None
         index = r_img * self.cols + c_img
         return (index, row, col) if index < self.batch else None
@@ -88,7 +88,7 @@ class GridLayout:
 
 def image_grid(values: np.ndarray, value_range: tuple[float, float], scale: int = 1) -> np.ndarray:
     """(B, H, W) values in `value_range` → one uint8 grey picture, rows of up to 5 images, enlarged `scale`×."""
-    return GridLayout(values.shape[0], values.shape[-1], scale).draw(to_uint8(values.astype(np.float32), value_range))
+    return GridLayout(values.shape[0], values.shape[-2:], scale).draw(to_uint8(values.astype(np.float32), value_range))
 
 
 def theta_image(frames: Frames, step: int) -> np.ndarray:
@@ -201,9 +201,10 @@ def _clamp(step: int, frames: Frames) -> int:
     return max(0, min(step, frames.latest))
 
 
-def image_label(labels: Sequence[int | None] | None, image: int) -> str:
-    label = None if labels is None else labels[image]
-    return f"image {image} · " + ("unconditional" if label is None else f"digit {label}")
+def image_label(labels: Sequence[int | None] | None, image: int, names: LabelSet = DEFAULT_LABELS) -> str:
+    """ "image 2 · digit 2", "image 0 · number 42", "image 1 · unconditional": `labels` are the run's, `names` the
+    model's (`Frames.labels`)."""
+    return f"image {image} · " + names.describe(None if labels is None else labels[image])
 
 
 def pixel_heatmap(
@@ -221,7 +222,7 @@ def pixel_heatmap(
     for k, fr in enumerate(frames_by_model.values(), start=1):
         s = _clamp(step, fr)
         sx = "" if k == 1 else str(k)
-        extra = image_label(labels, image)
+        extra = image_label(labels, image, fr.labels)
         if fr.precision is not None:
             extra += f" · σ = {1 / math.sqrt(float(fr.precision[s, image])):.3g}"
         lo, hi = fr.value_range
@@ -261,9 +262,10 @@ def pixel_heatmap(
                     "showlegend": False,
                 }
             )
-        _axis(layout, "x", k, range=[-0.5, 27.5], constrain="domain", showgrid=False, zeroline=False)
-        _axis(layout, "y", k, range=[27.5, -0.5], scaleanchor=f"x{sx}", constrain="domain", showgrid=False, zeroline=False)
-    title = f"{image_label(labels, image)} at step {_clamp(step, first)}"
+        height, width = fr.labels.shape
+        _axis(layout, "x", k, range=[-0.5, width - 0.5], constrain="domain", showgrid=False, zeroline=False)
+        _axis(layout, "y", k, range=[height - 0.5, -0.5], scaleanchor=f"x{sx}", constrain="domain", showgrid=False, zeroline=False)
+    title = f"{image_label(labels, image, first.labels)} at step {_clamp(step, first)}"
     fig = _figure(data, layout, 360, title)
     fig["layout"]["width"] = 120 + 330 * len(frames_by_model)  # square pixels: a fixed size keeps each colour bar beside its map
     return fig
@@ -325,13 +327,14 @@ def digit_beliefs(
     for good (`decision_step`, over the steps recorded so far): the moment the digit "decides itself". A
     shaded band marks the steps where guidance acted, so one sees guidance at work where the digit is chosen.
     """
-    layout = _subplots(_titles(frames_by_model), spacing=0.08)
+    panels = _digit_panels(frames_by_model)
+    layout = _subplots([title for _, _, title in panels], spacing=0.08)
     layout["shapes"] = []
     first = next(iter(frames_by_model.values()))
     image = min(max(image, 0), first.batch - 1)
     target = None if labels is None else labels[image]
     data = []
-    for k, fr in enumerate(frames_by_model.values(), start=1):
+    for k, (fr, part, _) in enumerate(panels, start=1):
         sx = "" if k == 1 else str(k)
         _axis(layout, "x", k, range=[0, max(fr.num_steps, 1)], title={"text": "step"})
         _axis(layout, "y", k, range=[0, 1.02], title={"text": "P(digit)"} if k == 1 else {})
@@ -342,7 +345,8 @@ def digit_beliefs(
         if fr.digit_probs is None or fr.count == 0:
             continue
         steps = np.arange(fr.count, dtype=np.int32)
-        probs = fr.digit_probs[: fr.count, image]
+        probs = _part_probs(fr, part)[: fr.count, image]
+        wanted = None if target is None else int(fr.labels.names[target][part])  # this part's digit of the label
         for digit in range(probs.shape[1]):
             data.append(
                 {
@@ -355,7 +359,7 @@ def digit_beliefs(
                     "name": str(digit),
                     "legendgroup": str(digit),
                     "showlegend": k == 1,
-                    "line": {"color": DIGIT_COLOURS[digit % len(DIGIT_COLOURS)], "width": 3.5 if digit == target else 1.6},
+                    "line": {"color": DIGIT_COLOURS[digit % len(DIGIT_COLOURS)], "width": 3.5 if digit == wanted else 1.6},
                     "hovertemplate": f"step %{{x}}: P({digit}) = %{{y:.2f}}<extra>{fr.title}</extra>",
                 }
             )
@@ -381,14 +385,45 @@ def digit_beliefs(
                 "hovertemplate": f"the classifier sees a {top} (≥ 50%) from step {decided} on<extra>{fr.title}</extra>",
             }
         )
-    if first.digit_probs is None:
-        layout["annotations"].append(
-            {"text": "No digit classifier loaded (weights/classifier): this view is off", "showarrow": False, "x": 0.5, "y": 0.5, "xref": "paper", "yref": "paper"}
-        )
-    title = f"Which digit does the classifier see in the output distribution? {image_label(labels, image)}"
+    names = first.labels.names
+    if first.labels.digit_parts == 0:
+        note = (f"The labels of {first.title} are not digits ({', '.join(names[:3])}, …): the digit classifier does "
+                "not apply")
+    else:
+        note = "No digit classifier loaded (weights/classifier): this view is off" if first.digit_probs is None else None
+    if note:
+        layout["annotations"].append({"text": note, "showarrow": False, "x": 0.5, "y": 0.5, "xref": "paper", "yref": "paper"})
+    title = f"Which digit does the classifier see in the output distribution? {image_label(labels, image, first.labels)}"
+    if first.labels.digit_parts > 1:
+        title = f"Which number does the classifier see in the output distribution? {image_label(labels, image, first.labels)}"
+        if first.digit_probs is not None and first.count:
+            s = _clamp(step, first)
+            reading = "".join(str(int(_part_probs(first, p)[s, image].argmax())) for p in range(first.labels.digit_parts))
+            title += f" · it reads {reading} at step {s}"
     fig = _figure(data, layout, 380, title)
     fig["layout"]["legend"]["title"] = {"text": "digit "}
     return fig
+
+
+PLACES = ("units", "tens", "hundreds", "thousands")  # a number's digits, from the right
+
+
+def _digit_panels(frames_by_model: Mapping[str, Frames]) -> list[tuple[Frames, int, str]]:
+    """The "which digit?" subplots: (frames, part, title) per model, one per digit of its labels (a number's
+    digits from the left, each read in its own column strip by `bfn.classifier.digits_of`)."""
+    panels = []
+    for fr in frames_by_model.values():
+        parts = max(fr.labels.digit_parts, 1)
+        for p in range(parts):
+            place = PLACES[parts - 1 - p] if parts <= len(PLACES) else f"{p + 1}."
+            panels.append((fr, p, fr.title if parts == 1 else f"{fr.title} · {place} digit"))
+    return panels
+
+
+def _part_probs(fr: Frames, part: int) -> np.ndarray:
+    """The classifier's probabilities of one digit of the labels: (steps, images, classes)."""
+    classes = fr.digit_probs.shape[-1] // fr.labels.digit_parts
+    return fr.digit_probs[..., part * classes : (part + 1) * classes]
 
 
 HIST_BINS = 20

@@ -54,7 +54,8 @@ class Run:
         self.labels = settings.labels
         self.frames: dict[str, Frames] = {
             name: Frames(models[name].flow, len(self.labels), settings.steps, title=settings.menu.titles[name],
-                         digit_classes=digit_classes(classifier), observes=get_sampler(settings.sampler_for(models[name])).observes)
+                         digit_classes=digit_classes(classifier), observes=get_sampler(settings.sampler_for(models[name])).observes,
+                         labels=settings.menu.labels[name])
             for name in settings.models
         }  # fmt: skip
         self._models = {name: models[name] for name in settings.models}
@@ -89,7 +90,7 @@ class Run:
             for state in states:
                 if self._stop.is_set():
                     break
-                self.frames[name].record(state, self._digit_probs(state))
+                self.frames[name].record(state, self._digit_probs(state, self.frames[name]))
                 with self._changed:
                     self._changed.notify_all()
                 if time.monotonic() - self.last_seen > IDLE_STOP_S:
@@ -115,11 +116,11 @@ class Run:
             return RunState.DONE
         return RunState.STOPPED
 
-    def _digit_probs(self, state: StepState) -> np.ndarray | None:
-        """What the classifier sees in this step's output distribution, (B, digits)."""
-        if self._classifier is None:
+    def _digit_probs(self, state: StepState, frames: Frames) -> np.ndarray | None:
+        """What the classifier sees in this step's output distribution, (B, digits of each part of a label)."""
+        if frames.digit_probs is None:  # no classifier, or labels that are not digits
             return None
-        return classify_states(self._classifier, state.output[None], state.value_range)[0].numpy()
+        return classify_states(self._classifier, state.output[None], state.value_range, frames.labels.digit_parts)[0].numpy()
 
     def stop(self, wait: float = 0.0) -> None:
         self._stop.set()
@@ -225,7 +226,9 @@ class SessionStore:
         with self._lock:
             session.run = run
             session.step = 0
-            session.pixels = [p for p in session.pixels if p[0] < len(run.labels)] or [(0, 14, 14)]
+            height, width = settings.label_set.shape  # pixels followed before must lie in this run's images
+            session.pixels = [p for p in session.pixels if p[0] < len(run.labels) and p[1] < height and p[2] < width] or [
+                (0, height // 2, width // 2)]
             session.image = min(session.image, len(run.labels) - 1)
             self._evict(keep=session_id)
         return run.start()

@@ -1,10 +1,14 @@
-"""`python -m bfn.bench`: how fast is sampling? ms per step and total time for 10 digits × N steps.
+"""`python -m bfn.bench`: how fast is sampling? ms per step and total time for a row of images × N steps.
 
-For each shipped model (weights/discrete, weights/continuous; an untrained model of the same architecture
-stands in for a missing one, flagged `untrained`) and for a reference network the size of the official
+A row is ten images (`bfn.sample.label_row`: the ten digits, or ten numbers 00, 11, …, 99 of a two-digit
+model). For each shipped model (weights/discrete, weights/continuous, weights/two-digit; for a missing one of
+the first two an untrained model of the same architecture stands in, flagged `untrained`) and for a reference
+network the size of the official
 MNIST BFN U-Net (Graves et al.'s: ~25M parameters, 128 base channels, multipliers 1-2-2, 2 residual
-blocks, attention at 7×7; here our own U-Net at that size), on CPU with 1 and 2 threads and on the GPU
-when there is one, it prints one JSON line per measurement, then the reference ÷ shipped ratio per setting.
+blocks, attention at the lowest resolution; here our own U-Net at that size, for the model's image size and
+labels), on CPU with 1 and 2 threads and on the GPU
+when there is one, it prints one JSON line per measurement, then the reference ÷ shipped ratio per setting and
+each further model's total time ÷ the first's (each at its own settings).
 Each model is timed at its recommended settings (its config's `sampling`: sampler, steps, guidance, guidance
 interval; options override them); the reference, and the shipped models once more for the ratio, guide at
 every step.
@@ -24,8 +28,10 @@ from collections.abc import Iterator
 
 import torch
 
+from bfn.flows import FLOWS
+from bfn.hub import SHIPPED_MODELS, WEIGHTS_DIR
 from bfn.model import BFNModel
-from bfn.hub import SHIPPED_MODELS
+from bfn.sample import label_row
 from bfn.sampling import SAMPLERS, guidance_interval_for, sample
 
 RECOMMENDED = "recommended"  # the --sampler value that times each model with its own recommended sampler
@@ -33,14 +39,17 @@ RECOMMENDED = "recommended"  # the --sampler value that times each model with it
 REFERENCE_UNET = {"channels": [128, 256, 256], "patch": 1, "res_blocks": 2, "attention": True, "groups": 32}
 
 
-def shipped_model(kind: str, device: str) -> tuple[BFNModel, bool]:
-    """The shipped model of `kind`, or an untrained one of the default architecture if none is shipped."""
+def shipped_model(name: str, device: str) -> tuple[BFNModel, bool] | None:
+    """The shipped model weights/`name`, or where it is missing and `name` is a flow kind an untrained one of
+    the default architecture; None for another missing model."""
     from bfn.hub import ModelLoadError, load_model
 
     try:
-        return load_model(kind=kind, device=device), True
+        return load_model(WEIGHTS_DIR / name, device=device), True
     except ModelLoadError:
-        return BFNModel(kind).eval().requires_grad_(False).to(device), False
+        if name not in FLOWS:
+            return None
+        return BFNModel(name).eval().requires_grad_(False).to(device), False
 
 
 def models_to_time(args: argparse.Namespace, device: str) -> Iterator[tuple[str, tuple[BFNModel, bool]]]:
@@ -51,12 +60,15 @@ def models_to_time(args: argparse.Namespace, device: str) -> Iterator[tuple[str,
         for source in args.models:
             yield source, (load_model(source, device=device), True)
     else:
-        for kind in args.kinds:
-            yield f"weights/{kind}", shipped_model(kind, device)
+        for name in args.kinds:
+            if (found := shipped_model(name, device)) is not None:
+                yield f"weights/{name}", found
 
 
-def reference_model(kind: str, device: str, channels_last: bool) -> BFNModel:
-    model = BFNModel(kind, unet=REFERENCE_UNET).eval().requires_grad_(False).to(device)
+def reference_model(kind: str, device: str, channels_last: bool, like: BFNModel | None = None) -> BFNModel:
+    """The reference-size network of `kind`, for the image size and labels of the model `like` (MNIST's by default)."""
+    size = {} if like is None else {"image_size": list(like.data_shape[1:]), "num_labels": like.num_labels}
+    model = BFNModel(kind, unet={**REFERENCE_UNET, **size}).eval().requires_grad_(False).to(device)
     return model.to(memory_format=torch.channels_last) if channels_last else model
 
 
@@ -70,9 +82,9 @@ EVERY_STEP = (0.0, 1.0)  # the guidance interval of plain classifier-free guidan
 
 def time_sampling(model: BFNModel, sampler: str, steps: int, guidance: float, device: str, repeats: int = 1,
                   interval: tuple[float, float] | None = None) -> float:
-    """Best-of-`repeats` seconds for one run of 10 digits × `steps` (after a short warm-up run), with the model's
-    recommended rescaled guidance."""
-    labels = list(range(10))
+    """Best-of-`repeats` seconds for one run of a row of labels (`label_row`) × `steps` (after a short warm-up
+    run), with the model's recommended rescaled guidance."""
+    labels = list(label_row(model.num_labels))
     sample(model, labels, sampler=sampler, steps=2, guidance=guidance, seed=0, guidance_interval=EVERY_STEP)  # both batch sizes
     best = float("inf")
     for r in range(repeats):
@@ -109,7 +121,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--sampler", nargs="+", default=[RECOMMENDED],
                    help=f"sampler(s) to time: {RECOMMENDED} (each model's own for the step count), {', '.join(sorted(SAMPLERS))}")
     p.add_argument("--threads", type=int, nargs="+", default=[1, 2], help="CPU thread counts to try")
-    p.add_argument("--kinds", nargs="+", choices=SHIPPED_MODELS, default=list(SHIPPED_MODELS), help="shipped models to time")
+    p.add_argument("--kinds", nargs="+", choices=SHIPPED_MODELS, default=list(SHIPPED_MODELS), help="shipped model folders (weights/NAME) to time; a missing one is skipped")
     p.add_argument("--models", nargs="+", metavar="MODEL", default=[],
                    help="time these model folders / Hub ids instead of the shipped models (e.g. a candidate run's export)")
     p.add_argument("--reference-steps", type=int, default=5, help="steps actually timed for the 25M reference (0: skip it)")
@@ -130,6 +142,7 @@ def main(argv: list[str] | None = None) -> int:
     for device, threads in settings:
         if threads is not None:
             torch.set_num_threads(threads)
+        first = None  # the first model's run at its first sampler: what the others' total times are compared with
         for name, (model, trained) in models_to_time(args, device):
             kind = model.kind
             steps = args.steps or model.sampling.steps
@@ -140,6 +153,12 @@ def main(argv: list[str] | None = None) -> int:
                                 args.repeats, args.guidance_interval, layout="channels_last" if device == "cpu" else "default",
                                 **({} if trained else {"untrained": True}))
                 print(json.dumps(small), flush=True)
+                if choice == args.sampler[0]:
+                    if first is None:
+                        first = small
+                    else:  # e.g. a row of 64×64 numbers against a row of MNIST digits, each at its own defaults
+                        ratios.append({"ratio": f"{name} ÷ {first['model']}", "device": device, "threads": threads,
+                                       "total_s": round(small["total_s"] / first["total_s"], 2)})
                 if args.layouts and device == "cpu":
                     plain = model.to(memory_format=torch.contiguous_format)
                     print(json.dumps(measure(name, plain, sampler, steps, steps, guidance, device,
@@ -152,7 +171,7 @@ def main(argv: list[str] | None = None) -> int:
                     every = measure(name, model, sampler, steps, steps, guidance, device, threads,
                                     args.repeats, EVERY_STEP, layout=layout)
                     print(json.dumps(every), flush=True)
-                    ref = reference_model(kind, device, channels_last=device == "cpu")
+                    ref = reference_model(kind, device, channels_last=device == "cpu", like=model)
                     big = measure("reference-25M", ref, sampler, steps, min(args.reference_steps, steps),
                                   guidance, device, threads, 1, EVERY_STEP, layout=layout)
                     print(json.dumps(big), flush=True)

@@ -11,6 +11,11 @@ JSON line with:
 - diversity: the mean pairwise feature distance within a class, averaged over classes, with
   diversity_real, the same figure for those real images.
 
+A model of numbers (labels "00" … "99", several digits side by side) is judged digit by digit: each digit of a
+sample is read in its own column strip, its ink centred in MNIST's field (`bfn.classifier.digits_of`), and the
+metrics above are those of the digits, with accuracy_numbers, the share of samples whose every digit is the
+one asked for. Labels that are not digits (Fashion-MNIST, EMNIST) have no digit classifier to judge them.
+
 Real images are prepared like the model's data: dynamically binarised for the discrete model, grey for the
 continuous one. `--record` appends the lines to the model folder's sample_quality.jsonl and rewrites its
 sample_quality.md table (which the model card includes).
@@ -28,7 +33,7 @@ import numpy as np
 import torch
 from torch import Tensor
 
-from bfn.classifier import DigitClassifier, load_classifier
+from bfn.classifier import DigitClassifier, digit_parts, digits_of, load_classifier
 from bfn.flow import Flow
 from bfn.images import to_unit
 from bfn.sampling import SAMPLERS, guidance_interval_for, sample
@@ -47,7 +52,7 @@ CONFIDENT = 0.9  # an unconditional sample "looks like a digit" when the classif
 
 
 def classify(classifier: DigitClassifier, images: Tensor, batch_size: int = 1000) -> tuple[np.ndarray, np.ndarray]:
-    """(predicted digits (N,), penultimate features (N, D)) of images (N, 28, 28) in [0, 1]."""
+    """(predicted digits (N,), penultimate features (N, D)) of MNIST-sized digits (N, H, W) in [0, 1]."""
     feats, logits = classifier.features_and_logits(images, batch_size)
     return logits.argmax(1).cpu().numpy(), feats.double().cpu().numpy()
 
@@ -62,7 +67,7 @@ def balanced_subset(split: Split, per_class: int, seed: int = 0) -> Split:
     """`per_class` random images of each digit, ordered by class."""
     g = torch.Generator().manual_seed(seed)
     idx = []
-    for c in range(10):
+    for c in range(int(split.labels.max()) + 1):
         members = (split.labels == c).nonzero().flatten()
         if len(members) < per_class:
             raise ValueError(f"only {len(members)} images of digit {c}, {per_class} asked for")
@@ -72,7 +77,7 @@ def balanced_subset(split: Split, per_class: int, seed: int = 0) -> Split:
 
 def generate(model, sampler: str, labels: list[int], steps: int, guidance: float, seed: int, batch_size: int,
              guidance_interval: tuple[float, float] | None = None, rescaled_phi: float = 0.0) -> Tensor:
-    """Final samples (N, 28, 28) in [0, 1]; batch b uses seed + b."""
+    """Final samples (N, H, W) in [0, 1], the model's image size; batch b uses seed + b."""
     out = []
     for b, start in enumerate(range(0, len(labels), batch_size)):
         final = sample(model, labels[start : start + batch_size], sampler=sampler, steps=steps, guidance=guidance,
@@ -93,10 +98,21 @@ class Reference:
         self.diversity_real = diversity(sub_feats, sub.labels.numpy())
 
 
-def score(classifier: DigitClassifier, images: Tensor, labels: np.ndarray, ref: Reference) -> dict:
+def as_digits(images: Tensor, labels: list[int | None], names: tuple[str, ...], parts: int) -> tuple[Tensor, np.ndarray]:
+    """Samples of `parts`-digit numbers → (their digits (N · parts) in MNIST's field, each digit's label, −1 for none); a
+    model of single digits keeps its samples as they are."""
+    digit_labels = np.array([-1 if c is None else int(names[c][p]) for c in labels for p in range(parts)])
+    return (images if parts == 1 else digits_of(images, parts).flatten(0, 1)), digit_labels
+
+
+def score(classifier: DigitClassifier, images: Tensor, labels: np.ndarray, ref: Reference, parts: int = 1) -> dict:
+    """Metrics of the digits `images` asked to be `labels`; with `parts` > 1, consecutive runs of `parts` digits
+    are the numbers, and accuracy_numbers says how many have every digit right."""
     predicted, feats = classify(classifier, images)
     overall, per_class = class_accuracy(predicted, labels)
+    numbers = {"accuracy_numbers": round(float((predicted == labels).reshape(-1, parts).all(1).mean()), 4)} if parts > 1 else {}
     return {
+        **numbers,
         "accuracy": round(overall, 4),
         "accuracy_per_class": [None if a is None else round(a, 3) for a in per_class],
         "frechet": round(frechet_distance(*feature_statistics(feats), *ref.test_stats), 3),
@@ -176,7 +192,8 @@ def render_table(lines: list[dict]) -> str:
     for r in lines:
         start, end = guided(r)
         when = f"{start:g}–{end:g}" if r["guidance"] > 1 else "—"  # w ≤ 1 applies throughout (bfn.sampling.guidance_at)
-        rows.append(f"| {r['sampler']} | {r['steps']} | {guidance_cell(r)} | {when} | {r['samples']} | {r['accuracy']:.1%} | {r['frechet']:.2f} ({r['frechet_floor']:.2f}) | "
+        accuracy = f"{r['accuracy']:.1%}" if "accuracy_numbers" not in r else f"{r['accuracy_numbers']:.1%} (digits {r['accuracy']:.1%})"
+        rows.append(f"| {r['sampler']} | {r['steps']} | {guidance_cell(r)} | {when} | {r['samples']} | {accuracy} | {r['frechet']:.2f} ({r['frechet_floor']:.2f}) | "
                     f"{r['diversity']:.2f} ({r['diversity_real']:.2f}) | {r['seconds'] / r['samples']:.3f} |")
     commands = sorted({r["command"] for r in lines})
     rows += ["", "Command(s): " + "; ".join(f"`{c}`" for c in commands), ""]
@@ -216,7 +233,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--rescaled-phi", type=float, nargs="+", default=[0.0],
                    help="rescaled guidance φ value(s) in [0, 1] (0: plain guidance)")
     p.add_argument("--unconditional", action="store_true",
-                   help="sample 10 × --per-class images with no class instead: share that look like digits, spread over the digits")
+                   help="sample --per-class images per label with no class instead: share that look like digits, spread over the digits")
     p.add_argument("--per-class", type=int, default=50, help="samples per digit and setting")
     p.add_argument("--batch-size", type=int, default=250, help="images sampled at once")
     p.add_argument("--seed", type=int, default=0, help="seed of the first batch (batch b uses seed + b)")
@@ -253,10 +270,14 @@ def run(args: argparse.Namespace) -> None:
     if args.threads:
         torch.set_num_threads(args.threads)
     model = load_model(args.model, device=args.device)
+    parts = digit_parts(model.label_names)
+    if parts == 0:
+        raise ValueError(f"{args.model}'s labels are not digits ({', '.join(model.label_names[:3])}, …): the digit "
+                         "classifier cannot judge its samples")
     classifier = load_classifier(args.classifier)
     ref = Reference(classifier, model.flow, Split(*load_mnist(args.data_dir, train=False)),
                     Split(*load_mnist(args.data_dir, train=True)), args.per_class)
-    labels = [None if args.unconditional else c for c in range(10) for _ in range(args.per_class)]
+    labels = [None if args.unconditional else c for c in range(model.num_labels) for _ in range(args.per_class)]
     command = command_line(args)
     interval = guidance_interval_for(model, tuple(args.guidance_interval) if args.guidance_interval else None)
     lines = []
@@ -266,7 +287,8 @@ def run(args: argparse.Namespace) -> None:
         start = time.perf_counter()
         images = generate(model, sampler, labels, steps, guidance, args.seed, args.batch_size, interval, phi).cpu()
         seconds = time.perf_counter() - start
-        scores = score_unconditional(classifier, images, ref) if args.unconditional else score(classifier, images, np.array(labels), ref)
+        digits, digit_labels = as_digits(images, labels, model.label_names, parts)
+        scores = score_unconditional(classifier, digits, ref) if args.unconditional else score(classifier, digits, digit_labels, ref, parts)
         line = {"model": str(args.model), "kind": model.kind, "sampler": sampler, "guidance": guidance,
                 "guidance_interval": list(interval), "steps": steps, **({"rescaled_phi": phi} if phi else {}),
                 **({"unconditional": True} if args.unconditional else {}),
