@@ -14,6 +14,8 @@ Public API endpoints (stable names, for `gradio_client`):
     /export_png     → the final grid as a PNG file
     /score, /flow_at, /complete, /complete_scrub, /complete_stop: "Your digit through the BFN" (`app.digit_layout`)
     /duel, /duel_scrub, /duel_stop: the "Sampler duel" tab (`app.duel_layout`)
+    /update_numbers → the last chosen pixel's Bayesian update at the step on show, in numbers (Markdown with
+                    LaTeX), and the accuracy schedule β(t): the "One update, in numbers" tab (`app.update_view`)
 The page's URL holds its settings and open tab (`app.links`): opening such a link restores them and runs them.
 Views are, in order (`app.handlers.Views`): status (Markdown), θ and output images of each loaded model in
 turn (None for a model not in the run), the step slider, and four Plotly figures (pixel heatmap, pixel
@@ -33,6 +35,7 @@ from app.digit_layout import CSS as DIGIT_CSS
 from app.digit_layout import digit_section
 from app.duel import DuelHandlers
 from app.duel_layout import duel_tab
+from app.explainer import explainer_section
 from app.handlers import GENERATED, PIXEL, SHOWN, Handlers, Views
 from app.links import link_controls, wire_links
 from app.models import ModelBank
@@ -48,6 +51,7 @@ from app.params import (
     SAMPLER_CHOICES,
     ModelMenu,
 )
+from app.update_view import update_handler, update_section
 from bfn.sampling import guidance_interval_for
 
 QUEUE_SIZE = 32  # requests waiting beyond that are refused with "queue full"
@@ -286,6 +290,10 @@ def build(handlers: Handlers) -> gr.Blocks:
                             png_btn = gr.Button("Make PNG of the final grid", elem_id="png-btn")
                         export_file = gr.File(label="Download", interactive=False, elem_id="export-file")
                     duel = duel_tab(DuelHandlers(handlers), [model, digits, digit, guidance, seed], demo)
+                    with gr.Tab("One update, in numbers", id="update"):
+                        update_numbers = update_section()
+                    with gr.Tab("One variable's flow", id="flow"):
+                        explainer_section()  # no network: p_F(θ | x; t) of a single variable
         components = Views(
             status=status, images=images, slider=step_slider, heatmap=heatmap, trajectories=trajectories,
             summary=summary, beliefs=beliefs, columns=columns,
@@ -327,6 +335,10 @@ def build(handlers: Handlers) -> gr.Blocks:
             api_visibility="private", show_progress="hidden",
         )  # fmt: skip
         digits.change(lambda d: gr.Radio(visible=d == "one"), inputs=digits, outputs=digit, queue=False, api_visibility="private", show_progress="hidden")
+        trajectories.change(  # it follows the pixels and the step on show: so does the update in numbers
+            update_handler(handlers), outputs=list(update_numbers), api_name="update_numbers", trigger_mode="always_last",
+            show_progress="hidden", concurrency_limit=None,
+        )  # fmt: skip
         digit_section(DigitHandlers(handlers), demo)  # "Your digit through the BFN", below the generation views
         wire_links(handlers, demo, settings, components.outputs(menu.names, GENERATED), duel, tabs, link)
         demo.unload(handlers.forget)

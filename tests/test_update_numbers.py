@@ -107,3 +107,33 @@ def test_solver_runs_keep_no_observations(model) -> None:
     bfn_frames, _ = record(model, "bfn", 4)
     extra = (4 + 1) * 2 * 28 * 28 * (2 * (model.flow.num_classes or 1) + (1 if model.flow.num_classes else 0))
     assert bfn_frames.nbytes - frames.nbytes == extra + 8 * 5  # y, the drawn class, α per step
+
+
+def test_the_view_shows_the_update_or_says_plainly_why_not(discrete_model, continuous_model) -> None:
+    from app.update_view import NO_UPDATE, update_markdown
+
+    bfn_frames, _ = record(discrete_model)
+    solver_frames, _ = record(continuous_model, "solver")
+    text = update_markdown({"discrete": bfn_frames, "continuous": solver_frames}, 2, (1, 20, 9), [3, None])
+    assert "Pixel (row 20, column 9) of image 1 · unconditional" in text and "from step 2 to step 3 of 8" in text
+    assert bfn_frames.update_in_numbers(2, 1, 20, 9).latex in text and NO_UPDATE in text
+    assert "no update follows" in update_markdown({"discrete": bfn_frames}, STEPS, (0, 14, 14), [3, None])
+    assert "Click a pixel" in update_markdown({"discrete": bfn_frames}, 2, None, [3, None])
+
+
+def test_the_schedule_marks_the_step_on_show_and_the_accuracy_it_adds(model) -> None:
+    import plotly.graph_objects as go
+
+    from app.update_view import schedule_figure
+
+    frames, _ = record(model)
+    fig = schedule_figure({"m": frames}, 3)
+    go.Figure(fig)
+    curve, steps, shown, bracket = fig["data"]
+    flow = model.flow
+    assert shown["x"] == [pytest.approx(3 / STEPS)] and shown["y"] == [pytest.approx(flow.accuracy(3 / STEPS))]
+    rise = bracket["y"][1] - bracket["y"][0]
+    assert rise == pytest.approx(float(frames.alpha[4]), rel=1e-5)  # α of the update shown is β's rise over its step
+    assert curve["y"][-1] == pytest.approx(flow.accuracy(1.0)) and len(steps["x"]) == STEPS + 1
+    solver, _ = record(model, "solver", 4)
+    assert len(schedule_figure({"m": solver}, 1)["data"]) == 3  # no update: no bracket
