@@ -141,12 +141,44 @@ PRESETS = (
 CSS = """
 /* live images arrive at their true size (28 px per digit): enlarge them crisply in the browser */
 .pixelated img { image-rendering: pixelated; width: 100%; height: 100%; object-fit: contain; cursor: crosshair; }
+/* an image before the first run says what to do, not just an icon */
+.pixelated .empty::after { content: "Press Generate"; margin-left: 0.5em; color: var(--body-text-color-subdued); }
 #status { min-height: 3.2em; }
 #generate-btn { font-size: 1.05rem; }
 .compact-btn { align-self: flex-end; max-height: 2.6rem; margin-bottom: 0.55rem; }
+#seed-card .compact-btn { align-self: center; margin: 0 0.5rem; }
+#seed-card > .row, #seed-card > div { background: var(--block-background-fill); }
+.model-images { flex-wrap: nowrap !important; gap: 0.5rem; }
+.model-images { align-items: stretch !important; }
+.model-images > .column { justify-content: flex-end; }  /* captions of different lengths: images on one line */
 .model-title h3 { margin: 0.1em 0 0 0; }
-.caption p { margin: 0.3em 0 -0.4em 0; font-size: 0.9em; color: var(--body-text-color-subdued); }
+.caption p { margin: 0.3em 0 -0.4em 0; font-size: 0.85em; line-height: 1.3; color: var(--body-text-color-subdued); }
+#header h1 { margin: 0 0 0.2em 0; }
+#header p { margin: 0; }
 footer { display: none !important; }
+/* an invalid input is told once, in its message: no "Error" badge over every view */
+[data-testid="status-tracker"]:has(> .error) { display: none !important; }
+/* a phone: the settings column and the views column dissolve into one list, ordered quick, live, settings,
+   views (see `build`); the header is shorter and every tab stays in the tab bar */
+@media (max-width: 768px) {
+  #studio { flex-direction: column; }
+  #side, #main-views { display: contents; }
+  #quick { order: 1; } #live { order: 2; } #settings { order: 3; } #views { order: 4; }
+  #header h1 { font-size: 1.35rem !important; }
+  #header p { display: none; }  /* "What am I looking at?" says it all */
+  #status { font-size: 0.85rem; }
+  #quick label { padding: 0.2rem 0.55rem; font-size: 0.9rem; }
+  .model-images .pixelated { height: 80px !important; }
+  .caption p { font-size: 0.75em; line-height: 1.25; }
+  /* Gradio moves the tabs that do not fit one line into a "•••" menu: show that menu's tabs as a second row */
+  #views .tab-wrapper { flex-wrap: wrap; height: auto; padding-bottom: 0.3rem; }
+  #views .overflow-menu { position: static; flex: 1 1 100%; }
+  #views .overflow-menu > button { display: none; }
+  #views .overflow-dropdown, #views .overflow-dropdown.hide { display: flex !important; flex-wrap: wrap; position: static;
+    flex-wrap: wrap !important; width: 100%; box-shadow: none; border: none; background: none; padding: 0; min-width: 0; }
+  #views .modebar-container { display: none; }  /* Plotly's toolbar would cover a figure's title */
+  #views .overflow-dropdown button { width: auto; padding: 0.35rem 0.6rem; }
+}
 """ + DIGIT_CSS
 
 
@@ -201,15 +233,17 @@ def _model_panel(handlers: Handlers, name: str, shown: bool) -> tuple[gr.Column,
     with gr.Column(visible=shown, min_width=260) as column:
         gr.Markdown(f"### {handlers.menu.titles[name]}", elem_classes=["model-title"])
         images = []
-        for caption, view in ((display.theta_caption, "theta"), (display.output_caption, "output")):
-            gr.Markdown(caption, elem_classes=["caption"])
-            images.append(
-                gr.Image(
-                    label=caption, show_label=False, type="numpy", format="png", height=220, interactive=False,
-                    buttons=["download", "fullscreen"], elem_classes=["pixelated"],
-                    elem_id=f"{element_id(name)}-{view}", placeholder="Press Generate",
-                )
-            )  # fmt: skip
+        with gr.Row(elem_classes=["model-images"]):  # θ and the output side by side
+            for caption, view in ((display.theta_caption, "theta"), (display.output_caption, "output")):
+                with gr.Column(min_width=0):
+                    gr.Markdown(caption, elem_classes=["caption"])
+                    images.append(
+                        gr.Image(
+                            label=caption, show_label=False, type="numpy", format="png", height=100, interactive=False,
+                            buttons=["download", "fullscreen"], elem_classes=["pixelated"],
+                            elem_id=f"{element_id(name)}-{view}",
+                        )
+                    )  # fmt: skip
     return column, (images[0], images[1])
 
 
@@ -223,50 +257,57 @@ def build(handlers: Handlers) -> gr.Blocks:
     with gr.Blocks(title="BFN Studio", analytics_enabled=False) as demo:
         gr.Markdown(
             "# BFN Studio\nWatch a [Bayesian Flow Network](https://arxiv.org/abs/2308.07037) (Graves et al. 2023) "
-            "write MNIST digits: every pixel starts as a coin flip and becomes certain, step by step."
+            "write MNIST digits: every pixel starts as a pure guess and becomes certain, step by step.",
+            elem_id="header",
         )
         with gr.Accordion("What am I looking at?", open=False, elem_id="explain"):
             gr.Markdown(explanation(handlers.bank))
-        with gr.Row(equal_height=False):
-            with gr.Column(scale=1, min_width=300):
-                model = gr.Radio([(label, value) for value, label in choices.items()], value=default_model, label="Model", elem_id="model")
-                modes = menu.mode_labels(default_model)
-                digits = gr.Radio([(modes[d], d) for d in DIGIT_MODES], value="all", label="Digits", elem_id="digits")
-                digit = gr.Radio(menu.label_choices(default_model), value=min(3, menu.num_labels - 1), label="Which digit", visible=False, elem_id="digit")
-                guidance = gr.Slider(
-                    MIN_GUIDANCE, MAX_GUIDANCE, value=menu.recommended.guidance, step=0.5, label="Guidance",
-                    info="0: ignore the digit · 1: plain conditional · higher: more typical digits",
-                    elem_id="guidance",
-                )  # fmt: skip
-                steps = gr.Slider(MIN_STEPS, MAX_STEPS, value=menu.recommended.steps, step=1, label="Steps", elem_id="steps")
-                with gr.Row(equal_height=True):
-                    seed = gr.Number(value=0, precision=0, minimum=0, maximum=MAX_SEED, label="Seed", scale=3, min_width=120, elem_id="seed")
-                    dice = gr.Button("Random", scale=1, size="sm", min_width=70, elem_id="dice", elem_classes=["compact-btn"])
-                sampler = gr.Dropdown(
-                    list(SAMPLER_CHOICES), value=DEFAULT_SAMPLER, label="Sampler", elem_id="sampler",
-                    info=f"recommended: each model's own ({menu.recommended.sampler}; {menu.recommended.few_steps_sampler} "
-                    f"below {menu.recommended.few_steps_below} steps) · bfn: the paper's sampler · others: few-step solvers",
-                )  # fmt: skip
-                with gr.Row():
-                    generate_btn = gr.Button("Generate", variant="primary", elem_id="generate-btn", scale=2)
-                    stop_btn = gr.Button("Stop", variant="stop", elem_id="stop-btn", scale=1)
-                link = link_controls()  # "Copy link", and the link it copied
-                settings = [model, digits, digit, guidance, steps, seed, sampler]
-                examples = gr.Examples(
-                    [p.inputs(menu) for p in presets], inputs=settings, example_labels=[p.label for p in presets],
-                    label="Presets (click one: it runs at once)",
-                )  # fmt: skip
-            with gr.Column(scale=3):
-                status = gr.Markdown("Choose settings and press **Generate**.", elem_id="status")
-                pixel_click = gr.Textbox(visible="hidden", elem_id="pixel-click")  # written by PIXEL_CLICK_JS
-                columns, images = {}, {}
-                with gr.Row(equal_height=True):
-                    for name in menu.names:
-                        columns[name], images[name] = _model_panel(handlers, name, name in menu.models(default_model))
-                with gr.Row(equal_height=True):
-                    step_slider = gr.Slider(0, menu.recommended.steps, value=0, step=1, label="Step (drag to scrub)", scale=6, elem_id="step-slider")
-                    play_btn = gr.Button("▶ Play", scale=1, size="sm", elem_id="play-btn", elem_classes=["compact-btn"])
-                with gr.Tabs() as tabs:
+        # Four blocks (see CSS): on a wide screen the settings (#quick, #settings) stand left of the views (#live,
+        # #views); on a phone they come in the order quick, live, settings, views, so that Generate and the live
+        # images share the first screen. A new view is a tab in #views; a new setting goes in #settings.
+        with gr.Row(equal_height=False, elem_id="studio"):
+            with gr.Column(scale=1, min_width=300, elem_id="side"):
+                with gr.Column(elem_id="quick"):
+                    model = gr.Radio([(label, value) for value, label in choices.items()], value=default_model, label="Model", elem_id="model")
+                    modes = menu.mode_labels(default_model)
+                    digits = gr.Radio([(modes[d], d) for d in DIGIT_MODES], value="all", label="Digits", elem_id="digits")
+                    digit = gr.Radio(menu.label_choices(default_model), value=min(3, menu.num_labels - 1), label="Which digit", visible=False, elem_id="digit")
+                    with gr.Row():
+                        generate_btn = gr.Button("Generate", variant="primary", elem_id="generate-btn", scale=2, min_width=90)
+                        stop_btn = gr.Button("Stop", variant="stop", elem_id="stop-btn", scale=1, min_width=60)
+                    link = link_controls()  # "Copy link", and the link it copied
+                with gr.Column(elem_id="settings"):
+                    guidance = gr.Slider(
+                        MIN_GUIDANCE, MAX_GUIDANCE, value=menu.recommended.guidance, step=0.5, label="Guidance",
+                        info="0: ignore the digit · 1: plain conditional · higher: more typical digits",
+                        elem_id="guidance",
+                    )  # fmt: skip
+                    steps = gr.Slider(MIN_STEPS, MAX_STEPS, value=menu.recommended.steps, step=1, label="Steps", elem_id="steps")
+                    with gr.Group(elem_id="seed-card"), gr.Row(equal_height=True):
+                        seed = gr.Number(value=0, precision=0, minimum=0, maximum=MAX_SEED, label="Seed", scale=3, min_width=120, elem_id="seed")
+                        dice = gr.Button("Random", scale=1, size="sm", min_width=70, elem_id="dice", elem_classes=["compact-btn"])
+                    sampler = gr.Dropdown(
+                        list(SAMPLER_CHOICES), value=DEFAULT_SAMPLER, label="Sampler", elem_id="sampler",
+                        info=f"recommended: each model's own ({menu.recommended.sampler}; {menu.recommended.few_steps_sampler} "
+                        f"below {menu.recommended.few_steps_below} steps) · bfn: the paper's sampler · others: few-step solvers",
+                    )  # fmt: skip
+                    settings = [model, digits, digit, guidance, steps, seed, sampler]
+                    examples = gr.Examples(
+                        [p.inputs(menu) for p in presets], inputs=settings, example_labels=[p.label for p in presets],
+                        label="Presets (click one: it runs at once)",
+                    )  # fmt: skip
+            with gr.Column(scale=3, elem_id="main-views"):
+                with gr.Column(elem_id="live"):
+                    status = gr.Markdown("Choose settings and press **Generate**.", elem_id="status")
+                    pixel_click = gr.Textbox(visible="hidden", elem_id="pixel-click")  # written by PIXEL_CLICK_JS
+                    columns, images = {}, {}
+                    with gr.Row(equal_height=True):
+                        for name in menu.names:
+                            columns[name], images[name] = _model_panel(handlers, name, name in menu.models(default_model))
+                    with gr.Row(equal_height=True):
+                        step_slider = gr.Slider(0, menu.recommended.steps, value=0, step=1, label="Step (drag to scrub)", scale=6, elem_id="step-slider")
+                        play_btn = gr.Button("▶ Play", scale=1, size="sm", elem_id="play-btn", elem_classes=["compact-btn"])
+                with gr.Tabs(elem_id="views") as tabs:
                     with gr.Tab("Pixel heatmap", id="heatmap"):
                         heatmap = gr.Plot(label="Pixel heatmap", show_label=False, elem_id="heatmap")
                     with gr.Tab("Pixel trajectories", id="trajectories"):

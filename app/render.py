@@ -172,8 +172,10 @@ def _guidance_band(k: int, fr: Frames) -> tuple[dict, dict] | None:
     sx, first, last = "" if k == 1 else str(k), int(guided[0]), int(guided[-1])
     band = {"type": "rect", "xref": f"x{sx}", "yref": f"y{sx} domain", "x0": first - 0.5, "x1": last + 0.5, "y0": 0, "y1": 1,
             "fillcolor": "#fde68a", "opacity": 0.45, "line": {"width": 0}, "layer": "below"}
-    label = {"text": f"guidance {fr.guidance[first]:g}", "showarrow": False, "x": (first + last) / 2, "y": 0.5,
-             "xref": f"x{sx}", "yref": f"y{sx} domain", "font": {"size": 11, "color": "#92400e"}}
+    # at the band's foot, starting at its left edge: clear of the ★'s label (above) and of the y axis (left)
+    label = {"text": f"guidance {fr.guidance[first]:g}", "showarrow": False, "x": first - 0.5, "y": 0.01,
+             "xanchor": "left", "yanchor": "bottom", "xref": f"x{sx}", "yref": f"y{sx} domain",
+             "bgcolor": "rgba(255, 255, 255, 0.7)", "font": {"size": 11, "color": "#92400e"}}
     return band, label
 
 
@@ -215,7 +217,7 @@ def pixel_heatmap(
     labels: Sequence[int | None] | None = None,
 ) -> Figure:
     """One image at one step as a 28×28 heatmap per model, θ as colour; hovering shows θ and the output."""
-    layout = _subplots(_titles(frames_by_model), spacing=0.14)
+    layout = _subplots(_titles(frames_by_model), spacing=0.1)
     data = []
     first = next(iter(frames_by_model.values()))
     image = min(max(image, 0), first.batch - 1)
@@ -237,9 +239,12 @@ def pixel_heatmap(
                 "zmin": lo,
                 "zmax": hi,
                 "colorscale": HEATMAP_SCALE,
-                "colorbar": {"len": 0.9, "thickness": 10, "x": domain[1] + 0.01, "xanchor": "left"},
-                "hovertemplate": f"row %{{y}}, col %{{x}}<br>{fr.display.theta_name} = %{{z:.3f}}"
-                f"<br>{fr.display.output_name} = %{{customdata:.3f}}<extra>{extra}</extra>",
+                # under its own map, as wide as its subplot: beside the map it would run into the next one on a phone
+                "colorbar": {"orientation": "h", "len": domain[1] - domain[0], "thickness": 10, "x": (domain[0] + domain[1]) / 2,
+                             "xanchor": "center", "y": -0.1, "yanchor": "top", "tickvals": [lo, (lo + hi) / 2, hi]},
+                # everything in the one box: Plotly draws an <extra> name in a second box outside it
+                "hovertemplate": f"<b>{fr.title}</b> · {extra}<br>row %{{y}}, col %{{x}}<br>{fr.display.theta_name} = %{{z:.3f}}"
+                f"<br>{fr.display.output_name} = %{{customdata:.3f}}<extra></extra>",
                 "name": fr.title,
             }
         )
@@ -266,8 +271,9 @@ def pixel_heatmap(
         _axis(layout, "x", k, range=[-0.5, width - 0.5], constrain="domain", showgrid=False, zeroline=False)
         _axis(layout, "y", k, range=[height - 0.5, -0.5], scaleanchor=f"x{sx}", constrain="domain", showgrid=False, zeroline=False)
     title = f"{image_label(labels, image, first.labels)} at step {_clamp(step, first)}"
-    fig = _figure(data, layout, 360, title)
-    fig["layout"]["width"] = 120 + 330 * len(frames_by_model)  # square pixels: a fixed size keeps each colour bar beside its map
+    # no fixed width: the figure takes its box's width (a phone's too); square pixels shrink the maps to fit
+    fig = _figure(data, layout, 330, title)
+    fig["layout"]["margin"].update(t=56, b=72, l=40, r=16)  # no legend above; the colour bars below
     return fig
 
 
@@ -306,7 +312,11 @@ def trajectories(frames_by_model: Mapping[str, Frames], step: int, pixels: Seque
                     "hovertemplate": f"step %{{x}}<br>{fr.display.output_name} = %{{y:.3f}}<extra>{n + 1}</extra>",
                 }
             )
+        # the value range at least, and every plotted value: a continuous μ may overshoot ±1 on its way
+        plotted = [trace["y"] for trace in data if trace["xaxis"] == f"x{sx}" and len(trace["y"])]
         lo, hi = fr.value_range
+        if plotted:
+            lo, hi = min(lo, *(float(y.min()) for y in plotted)), max(hi, *(float(y.max()) for y in plotted))
         margin = 0.05 * (hi - lo)
         _axis(layout, "y", k, range=[lo - margin, hi + margin], title={"text": fr.display.theta_name}, zeroline=False)
         _axis(layout, "x", k, range=[0, max(fr.num_steps, 1)], title={"text": "step"})
@@ -315,7 +325,11 @@ def trajectories(frames_by_model: Mapping[str, Frames], step: int, pixels: Seque
         layout["annotations"].append(
             {"text": "Click a pixel in any image, or add one by coordinates", "showarrow": False, "x": 0.5, "y": 0.5, "xref": "paper", "yref": "paper"}
         )
-    return _figure(data, layout, 380, "Chosen pixels over the steps: θ solid, output distribution dotted")
+    fig = _figure(data, layout, 400, "Chosen pixels over the steps: θ solid, output distribution dotted")
+    # the pixels' legend below the panels, where more pixels add rows downwards, not up into the titles
+    fig["layout"]["legend"].update(y=-0.2, yanchor="top", x=0, xanchor="left")
+    fig["layout"]["margin"]["b"] = 96
+    return fig
 
 
 def digit_beliefs(
@@ -379,7 +393,7 @@ def digit_beliefs(
                 "y": [float(probs[decided, top])],
                 "mode": "markers+text",
                 "text": [f"{top} from step {decided}"],
-                "textposition": "bottom right",
+                "textposition": "bottom right" if decided < fr.num_steps / 2 else "bottom left",  # inside the panel
                 "marker": {"symbol": "star", "size": 14, "color": DIGIT_COLOURS[top % len(DIGIT_COLOURS)], "line": {"width": 1, "color": "#111827"}},
                 "showlegend": False,
                 "hovertemplate": f"the classifier sees a {top} (≥ 50%) from step {decided} on<extra>{fr.title}</extra>",
