@@ -14,8 +14,9 @@ TINY_UNET = {"channels": [8, 16], "groups": 2}
 TINY_FLOW = {"discrete": {"beta1": 3.0}, "continuous": {"sigma1": 0.02}}
 
 
-def make_tiny_model(kind: str, seed: int = 0) -> BFNModel:
-    """A randomly initialised tiny model whose output depends on θ, t and the label.
+def make_tiny_model(kind: str, seed: int = 0, unet: dict | None = None, labels: list[str] | None = None) -> BFNModel:
+    """A randomly initialised tiny model whose output depends on θ, t and the label (`unet` adds to the tiny
+    U-Net's fields, e.g. image_size and num_labels; `labels` names the labels).
 
     The U-Net zero-initialises its last layer so that training starts at the prior; left that way every
     output would be the same for every label and the guidance and round-trip tests could not fail, so the
@@ -24,7 +25,7 @@ def make_tiny_model(kind: str, seed: int = 0) -> BFNModel:
     by √eps, and outputs would then depend on the order of floating-point sums (e.g. the memory format).
     """
     torch.manual_seed(seed)
-    model = BFNModel(kind, flow=TINY_FLOW[kind], unet=TINY_UNET)
+    model = BFNModel(kind, flow=TINY_FLOW[kind], unet={**TINY_UNET, **(unet or {})}, labels=labels)
     head = model.net.head[-1]
     with torch.no_grad():
         head.weight.normal_(0, 0.3)
@@ -40,6 +41,22 @@ def discrete_model() -> BFNModel:
 @pytest.fixture(scope="session")
 def continuous_model() -> BFNModel:
     return make_tiny_model("continuous")
+
+
+NUMBERS = [f"{n:02d}" for n in range(100)]  # the labels of two-digit numbers
+ANIMALS = ["cat", "dog", "bird"]  # labels that are not digits (as Fashion-MNIST's names are not)
+
+
+@pytest.fixture(scope="session")
+def two_digit_model() -> BFNModel:
+    """A tiny binarised model of two-digit numbers: 64×64 images, labels "00" … "99"."""
+    return make_tiny_model("discrete", unet={"image_size": [64, 64], "num_labels": 100}, labels=NUMBERS)
+
+
+@pytest.fixture(scope="session")
+def named_model() -> BFNModel:
+    """A tiny binarised 28×28 model of three labels with names that are not digits."""
+    return make_tiny_model("discrete", unet={"num_labels": len(ANIMALS)}, labels=ANIMALS)
 
 
 @pytest.fixture(params=KINDS)
