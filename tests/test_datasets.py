@@ -88,7 +88,7 @@ def test_a_trained_model_carries_its_data_sets_labels_and_image_size(tmp_path, d
     assert json.loads((run / "config.json").read_text())["dataset"] == name  # --resume keeps the data set
 
 
-def test_evaluate_scores_two_digit_numbers_in_nats_per_image_and_per_pixel(tmp_path, data_root, capsys):
+def test_a_two_digit_model_is_evaluated_by_nll_and_by_the_digits_of_its_numbers(tmp_path, data_root, capsys):
     run, folder = tmp_path / "run", tmp_path / "model"
     assert training_cli(["train", *TINY, "--dataset", "two-digit", "--data-dir", str(data_root), "--out", str(run)]) == 0
     assert training_cli(["export", str(run), "--to", str(folder)]) == 0
@@ -100,6 +100,10 @@ def test_evaluate_scores_two_digit_numbers_in_nats_per_image_and_per_pixel(tmp_p
     for mode in ("conditional", "unconditional"):
         assert result[f"nll_{mode}_nats_per_pixel"] == pytest.approx(result[f"nll_{mode}"] / 4096, abs=1e-4)
         assert np.isfinite(result[f"nll_{mode}"]) and result[f"nll_{mode}"] > 0
+    assert training_cli(["evaluate-two-digit", "--model", str(folder), "--per-label", "1", "--steps", "2"]) == 0
+    line = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
+    assert line["numbers"] == 100 and 0 <= line["both_digits"] <= min(line["tens_digit"], line["units_digit"])
+    assert line["steps"] == 2 and line["sampler"] == "solver"  # few steps: the model's recommended few-step sampler
     assert training_cli(["evaluate", "--model", str(folder), "--data-dir", str(data_root), "--limit", "6"]) == 1
     err = capsys.readouterr().err
     assert "64×64 images with 100 labels" in err and "--dataset mnist has 28×28 images with 10" in err

@@ -12,6 +12,7 @@ import torch
 from tests.mnist_fixture import write_mnist
 from training.data import Split, load_mnist
 from training.datasets import get_dataset
+from training.evaluate_two_digit import read_digits, score_numbers
 from training.two_digit import HALF, MAX_OFFSET, TwoDigits, centre_ink, place, split_halves
 
 
@@ -106,3 +107,36 @@ def test_centring_a_half_undoes_where_the_digit_was_put(digits):
     col = (centred.sum(0) @ torch.arange(28.0)) / centred.sum()
     assert abs(row - 14) <= 0.5 and abs(col - 14) <= 0.5
     assert centre_ink(torch.zeros(1, 64, 32)).sum() == 0  # an inkless half stays blank
+
+
+class WidthReader:
+    """A stand-in digit classifier that reads glyph `c` as digit c: it counts the inked columns."""
+
+    def probabilities(self, images: torch.Tensor) -> torch.Tensor:
+        widths = (images > 0).any(dim=1).sum(dim=1)
+        return torch.nn.functional.one_hot((widths - 1).clamp(0, 9), 10).float()
+
+
+def test_both_digits_are_read_from_their_halves_and_scored():
+    glyphs = torch.zeros(10, 28, 28, dtype=torch.uint8)
+    for c in range(10):
+        glyphs[c, 10:18, 5 : 6 + c] = 255  # digit c: c + 1 columns wide
+    numbers = TwoDigits.build(Split(glyphs, torch.arange(10)), 300, seed=2)
+    batch = numbers.subset(slice(None))
+    read = read_digits(WidthReader(), batch.images.float() / 255)
+    torch.testing.assert_close(read, torch.stack([batch.labels // 10, batch.labels % 10], dim=1))
+    wrong_units = read.clone()
+    wrong_units[:100, 1] = (wrong_units[:100, 1] + 1) % 10
+    scores = score_numbers(wrong_units, batch.labels)
+    assert scores["both_digits"] == pytest.approx(200 / 300, abs=1e-4) and scores["tens_digit"] == 1.0
+    assert scores["units_digit"] == pytest.approx(200 / 300, abs=1e-4)
+    assert min(scores["worst_labels"].values()) < 1
+
+
+def test_evaluate_two_digit_refuses_a_model_of_another_shape(tmp_path, capsys):
+    from bfn.model import BFNModel
+    from training.__main__ import main as training_cli
+
+    BFNModel("discrete", {}, {"channels": [8, 16]}).save_pretrained(tmp_path)
+    assert training_cli(["evaluate-two-digit", "--model", str(tmp_path)]) == 1
+    assert "is not a two-digit model (it draws 28×28 images with 10 labels" in capsys.readouterr().err

@@ -12,6 +12,7 @@ import json
 from pathlib import Path
 
 from bfn.flows import make_flow
+from training.datasets import get_dataset
 
 EVALUATIONS = "evaluations.jsonl"
 TRAINING = "training.json"
@@ -19,6 +20,7 @@ SOURCE_TRAINING = "init_from_training.json"  # in a fine-tuning run's folder: th
 SAMPLE_QUALITY = "sample_quality.md"
 SAMPLE_RESULTS = "sample_quality.jsonl"  # every evaluate-samples line; SAMPLE_QUALITY is its table
 MEASUREMENTS = (EVALUATIONS, SAMPLE_QUALITY, SAMPLE_RESULTS)  # facts about one set of weights
+NOTES = "notes.md"  # optional hand-written sections (measurements no command records); the card ends with them
 
 
 
@@ -26,11 +28,14 @@ def _evaluation_table(lines: list[dict]) -> str:
     if not lines:
         return "Not evaluated yet: run `python -m training evaluate --model <this folder> --data-dir DIR --record`.\n"
     unit = lines[0]["unit"]
-    rows = [f"| loss | test images × repeats | NLL conditional ({unit}) | NLL unconditional ({unit}) | command |",
-            "|---|---|---|---|---|"]
+    per_pixel = all("nll_conditional_nats_per_pixel" in e for e in lines)  # recorded since images of any size
+    extra = " NLL conditional (nats/pixel) | NLL unconditional (nats/pixel) |" if per_pixel else ""
+    rows = [f"| loss | test images × repeats | NLL conditional ({unit}) | NLL unconditional ({unit}) |{extra} command |",
+            "|---|---|---|---|" + ("---|---|" if per_pixel else "") + "---|"]
     for e in lines:
+        pixels = f" {e['nll_conditional_nats_per_pixel']} | {e['nll_unconditional_nats_per_pixel']} |" if per_pixel else ""
         rows.append(f"| {e['steps']} | {e['test_images']} × {e['repeats']} | {e['nll_conditional']} | "
-                    f"{e['nll_unconditional']} | `{e['command']}` |")
+                    f"{e['nll_unconditional']} |{pixels} `{e['command']}` |")
     return "\n".join(rows) + "\n"
 
 
@@ -41,7 +46,9 @@ def render_card(folder: Path) -> str:
     quality = (folder / SAMPLE_QUALITY).read_text() if (folder / SAMPLE_QUALITY).exists() else ""
     kind = config["kind"]
     display = make_flow(kind, **config.get("flow", {})).display
-    title = display.data_name
+    data = get_dataset(training.get("config", {}).get("dataset", "mnist")).description
+    title = f"{display.data_name} {data.title}"
+    notes = (folder / NOTES).read_text() if (folder / NOTES).exists() else ""
     flow = ", ".join(f"{k} = {v}" for k, v in config.get("flow", {}).items()) or "defaults"
     params = training.get("parameters", "?")
     commands = "\n".join(training.get("commands", [])) or "(not recorded)"
@@ -56,10 +63,10 @@ tags: [bayesian-flow-network, mnist, pytorch_model_hub_mixin]
 datasets: [mnist]
 ---
 
-# BFN Studio: class-conditional Bayesian Flow Network, {title} MNIST
+# BFN Studio: class-conditional Bayesian Flow Network, {title}
 
-A Bayesian Flow Network (Graves et al. 2023, arXiv 2308.07037) for {title} MNIST, conditioned on the digit
-class with a learned "no class" label for classifier-free guidance. Flow: `{kind}` ({flow}). Network: a
+A Bayesian Flow Network (Graves et al. 2023, arXiv 2308.07037) for {title}, conditioned on {data.condition}
+with a learned "no class" label for classifier-free guidance. Flow: `{kind}` ({flow}). Network: a
 small U-Net ({params} parameters) chosen for sampling speed on a CPU.{evidence}
 
 ```python
@@ -74,7 +81,7 @@ Recommended sampling (config.json `sampling`, used by the app and by `python -m 
 
 ## Training
 
-- Data: MNIST training set (55,000 images; 5,000 held out for validation), {display.data}
+- Data: {data.training}, {display.data}
 - Steps: {training.get("steps", "?")} optimiser steps of batch {training.get("batch_size", "?")}; weights are the EMA (decay {training.get("ema_decay", "?")}).
 - Compute: {training.get("compute", "?")}
 - Command(s):
@@ -85,11 +92,10 @@ Recommended sampling (config.json `sampling`, used by the app and by `python -m 
 
 ## Test-set negative log-likelihood bound
 
-Continuous-time (or n-step) loss plus reconstruction loss on the MNIST test set. Compare the unconditional
-figure with published results (the paper reports 77.87 nats/image on binarised MNIST).
+Continuous-time (or n-step) loss plus reconstruction loss on {data.test}. {data.reference}
 
 {_evaluation_table(evals)}
-{("## Sample quality" + chr(10) + chr(10) + quality) if quality else ""}"""
+{("## Sample quality" + chr(10) + chr(10) + quality) if quality else ""}{notes}"""
 
 
 def write_card(folder: Path) -> Path:
