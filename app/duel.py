@@ -23,7 +23,7 @@ import numpy as np
 from app import render
 from app.duel_render import Side, timeline
 from app.handlers import STATE_COLOURS, UNSET, Handlers, Views, _invalid, _per_model, _raise_if_failed, _session_id, plot
-from app.params import DIGIT_MODE_LABELS, MIN_STEPS, ModelMenu, RunSettings, parse_float, parse_settings
+from app.params import DIGIT_MODE_LABELS, MIN_STEPS, ModelMenu, RunSettings, parse_float, parse_settings, plural
 from app.session import Run
 
 SIDES = ("left", "right")
@@ -138,8 +138,8 @@ class DuelHandlers:
         parts = [f"Both at t = {t:.3f}"]
         for side, run in zip(SIDES, runs):
             elapsed = (run.ended or time.monotonic()) - run.started
-            sampled = "done" if not run.running and run.latest == run.num_steps else f"{run.state.value} at step {run.latest}"
-            parts.append(f"{side}: {run.latest + 1} steps in {elapsed:.1f} s ({sampled})")
+            done = max(run.latest, 0)  # state 0 is the prior: step k is the k-th update
+            parts.append(f"{side}: {plural(done, 'step')} in {elapsed:.1f} s ({run.state.value})")
         if note:
             parts.append(note)
         s = runs[0].settings

@@ -32,6 +32,12 @@ INTRO = (
 )
 
 
+def _short(caption: str) -> str:
+    """A view's caption without its details ("**Input distribution θ**: mean μ, …" → "Input distribution θ"): four
+    pictures share a row here, and the panels above say the rest."""
+    return caption.split(":")[0]
+
+
 @dataclass(frozen=True)
 class DuelPanel:
     """What the rest of the page needs of the duel: its own settings, in `DUEL_FIELDS` order, and the components
@@ -74,11 +80,13 @@ def duel_tab(duel: DuelHandlers, shared: Sequence[gr.components.Component], demo
                             gr.Markdown(f"**{menu.titles[name]}**", elem_classes=["caption"])
                             with gr.Row():
                                 for caption, view in ((display.theta_caption, "theta"), (display.output_caption, "output")):
-                                    images[name].append(gr.Image(
-                                        label=caption.replace("**", ""), show_label=True, type="numpy", format="png", height=200,
-                                        interactive=False, buttons=["fullscreen"], elem_classes=["pixelated"],
-                                        elem_id=f"duel-{side}-{name}-{view}", placeholder="Run the duel", min_width=120,
-                                    ))  # fmt: skip
+                                    with gr.Column(min_width=120):
+                                        gr.Markdown(_short(caption), elem_classes=["caption"])
+                                        images[name].append(gr.Image(
+                                            label=caption.replace("**", ""), show_label=False, type="numpy", format="png", height=200,
+                                            interactive=False, buttons=["fullscreen"], elem_classes=["pixelated"],
+                                            elem_id=f"duel-{side}-{name}-{view}", placeholder="Run the duel",
+                                        ))  # fmt: skip
                         groups[name].append(group)
         views.images = {name: tuple(images[name]) for name in names}
         views.groups = {name: tuple(groups[name]) for name in names}

@@ -160,9 +160,7 @@ class LinkHandlers:
             return
         widgets = [link.values[k] for k in FIELDS] + ([gr.Tabs(selected=link.tab), link.tab] if link.tab else [gr.skip()] * 2)
         if link.problems:
-            message = problems_message(link.problems)
-            gr.Warning(message.replace("**", ""), title="Link")
-            yield widgets + self.handlers.outputs(Views(status=message), GENERATED) + skip_duel
+            yield widgets + self.handlers.outputs(Views(status=problems_message(link.problems)), GENERATED) + skip_duel
             return
         yield widgets + skip_generated + skip_duel
         keep = [gr.skip()] * len(widgets)
