@@ -42,7 +42,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p.add_argument("--share", action="store_true", help="also open a public *.gradio.live link (off by default)")
     p.add_argument("--threads", type=int, default=None, help="torch threads per operation (default: 1, see README)")
-    p.add_argument("--max-concurrent", type=int, default=None, help="generations running at once; more wait in the queue (default: 4)")
+    p.add_argument("--max-concurrent", type=int, default=None, help="generations running at once, taking turns on the CPU; more wait in the queue (default: 8)")
     p.add_argument(
         "--max-run-mb", type=int, default=DEFAULT_RUN_MB,
         help=f"memory for the runs kept for scrubbing, all sessions together; the oldest finished runs go beyond it (default: {DEFAULT_RUN_MB})",

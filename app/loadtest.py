@@ -141,7 +141,7 @@ def summarise(runs: list[dict]) -> dict:
 def main(argv: Sequence[str] | None = None) -> int:
     p = argparse.ArgumentParser(prog="python -m app.loadtest", description=__doc__.split("\n\n")[0])
     add_server_options(p)
-    p.add_argument("--sessions", type=int, default=4, help="concurrent sessions in part 2, 0 to skip it (default: 4)")
+    p.add_argument("--sessions", type=int, default=8, help="concurrent sessions in part 2, 0 to skip it (default: 8)")
     p.add_argument("--repeats", type=int, default=3, help="single runs in part 1 (default: 3)")
     p.add_argument("--model", default="both", help="a loaded model's name (its folder or repo name), or both (default)")
     p.add_argument("--steps", type=int, default=100, help="steps per run (default: 100, the shipped models' recommended)")
@@ -153,7 +153,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")
     from gradio_client import Client
 
-    server, url = start_app(args, "--max-concurrent", str(max(4, args.sessions)))
+    server, url = start_app(args, "--max-concurrent", str(max(8, args.sessions)))
     try:
         idle_mb = rss_mb(server.pid)
         watch = MemoryWatch(server.pid)
@@ -185,6 +185,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             "concurrent_peak_rss_mb": concurrent_peak,
             "server_peak_rss_mb": rss_mb(server.pid, "VmHWM"),
         }
+        if concurrent:  # how much longer the unluckiest of the concurrent users waits than a user alone
+            results["slowest_over_lone"] = results["concurrent"]["total_s"]["max"] / results["single"]["total_s"]["median"]
     finally:
         stop_server(server)
 
@@ -200,6 +202,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             f"{c['sessions']} sessions  : first frame {c['first_frame_s']['median'] * 1000:.0f} ms (max {c['first_frame_s']['max'] * 1000:.0f}), "
             f"{c['updates_per_s']['median']:.1f} updates/s each, all done in {c['wall_s']:.1f} s, peak RSS {concurrent_peak:.0f} MB"
         )
+        print(f"slowest of {c['sessions']} / a lone run: {results['slowest_over_lone']:.2f}×")
     if args.json:
         args.json.write_text(json.dumps(results, indent=2))
     return 0

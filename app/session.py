@@ -24,6 +24,7 @@ from enum import Enum
 
 import numpy as np
 
+from app.fairshare import FairShare, TakingTurns, Turns
 from app.frames import Frames
 from app.models import digit_classes
 from app.params import RunSettings
@@ -49,7 +50,8 @@ class RunState(Enum):
 class Run:
     """One generation: settings, the recorded frames per model, and the threads producing them."""
 
-    def __init__(self, settings: RunSettings, models: Mapping[str, BFNModel], classifier: DigitClassifier | None = None):
+    def __init__(self, settings: RunSettings, models: Mapping[str, BFNModel], classifier: DigitClassifier | None = None,
+                 share: FairShare | None = None):
         self.settings = settings
         self.labels = settings.labels
         self.frames: dict[str, Frames] = {
@@ -60,6 +62,8 @@ class Run:
         }  # fmt: skip
         self._models = {name: models[name] for name in settings.models}
         self._classifier = classifier
+        # the CPU shared with other runs (`app.fairshare`); alone, each model's thread has a slot of its own
+        self._share = share or FairShare(slots=len(self.frames))
         self._stop = threading.Event()
         self._changed = threading.Condition()
         self._threads: list[threading.Thread] = []
@@ -83,14 +87,18 @@ class Run:
 
     def _produce(self, name: str) -> None:
         s = self.settings
+        turns = Turns(self._share)
         try:
             model = self._models[name]
-            states = get_sampler(s.sampler_for(model))(model, self.labels, steps=s.steps, guidance=s.guidance, seed=s.seed,
-                                                       rescaled_phi=model.sampling.rescaled_phi)
+            sampler = get_sampler(s.sampler_for(model))
+            states = sampler(TakingTurns(model, turns), self.labels, steps=s.steps, guidance=s.guidance, seed=s.seed,
+                             rescaled_phi=model.sampling.rescaled_phi)
             for state in states:
                 if self._stop.is_set():
                     break
-                self.frames[name].record(state, self._digit_probs(state, self.frames[name]))
+                frames = self.frames[name]
+                probs = None if frames.digit_probs is None else turns(self._digit_probs, state, frames)
+                frames.record(state, probs)
                 with self._changed:
                     self._changed.notify_all()
                 if time.monotonic() - self.last_seen > IDLE_STOP_S:
@@ -116,10 +124,9 @@ class Run:
             return RunState.DONE
         return RunState.STOPPED
 
-    def _digit_probs(self, state: StepState, frames: Frames) -> np.ndarray | None:
-        """What the classifier sees in this step's output distribution, (B, digits of each part of a label)."""
-        if frames.digit_probs is None:  # no classifier, or labels that are not digits
-            return None
+    def _digit_probs(self, state: StepState, frames: Frames) -> np.ndarray:
+        """What the classifier sees in this step's output distribution, (B, digits of each part of a label); only
+        for frames that keep it (not without a classifier, nor for labels that are not digits)."""
         return classify_states(self._classifier, state.output[None], state.value_range, frames.labels.digit_parts)[0].numpy()
 
     def stop(self, wait: float = 0.0) -> None:
@@ -197,8 +204,9 @@ class SessionStore:
     dropped): a budget of at least the most concurrent generations × `MAX_RUN_BYTES` is a bound.
     """
 
-    def __init__(self, max_bytes: int = DEFAULT_MAX_BYTES, max_sessions: int = 10_000):
+    def __init__(self, max_bytes: int = DEFAULT_MAX_BYTES, max_sessions: int = 10_000, share: FairShare | None = None):
         self.max_bytes = max_bytes
+        self.share = share or FairShare()  # every run's passes take turns on the CPU (`app.fairshare`)
         self.max_sessions = max_sessions
         self._sessions: OrderedDict[str, Session] = OrderedDict()
         self._lock = threading.Lock()
@@ -221,7 +229,7 @@ class SessionStore:
         session = self.get(session_id)
         if session.run is not None:
             session.run.stop()
-        run = Run(settings, models, classifier)
+        run = Run(settings, models, classifier, self.share)
         run.on_end = lambda: self._trim(session_id)
         with self._lock:
             session.run = run

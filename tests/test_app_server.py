@@ -4,6 +4,7 @@ app/memory.py, app/soak.py). The soak and SIGTERM tests start `python -m app` wi
 from __future__ import annotations
 
 import gc
+import json
 import os
 import signal
 import subprocess
@@ -146,3 +147,19 @@ def test_a_short_soak_holds_the_memory_and_cache_bounds(weights_dir):
     assert r["runs_done"] == 6 and not r["runs_failed"], summary
     assert r["ok"], summary
     assert r["final_cache_mb"] <= 1, summary  # once every file is old enough, the sweeper holds the budget itself
+
+
+# ---------------------------------------------------------------------------------------------------- load
+
+
+def test_the_load_test_reports_first_updates_and_the_slowest_run_against_a_lone_one(weights_dir, tmp_path):
+    """`python -m app.loadtest` in small: every concurrent run finishes, and the figures the README quotes
+    (first update, the slowest concurrent run over a lone one) are in its report."""
+    from app.loadtest import main
+
+    out = tmp_path / "load.json"
+    assert main(["--weights", str(weights_dir), "--sessions", "3", "--repeats", "1", "--steps", "8", "--json", str(out)]) == 0
+    r = json.loads(out.read_text())
+    assert r["concurrent"]["sessions"] == 3 and r["concurrent"]["updates"]["min"] >= 2
+    assert r["slowest_over_lone"] == r["concurrent"]["total_s"]["max"] / r["single"]["total_s"]["median"] > 0
+    assert r["concurrent"]["first_frame_s"]["max"] < r["concurrent"]["total_s"]["max"]
