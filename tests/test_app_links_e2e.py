@@ -9,9 +9,10 @@ skipped with it where there is no Chromium, unless BFN_REQUIRE_BROWSER=1. Screen
 from __future__ import annotations
 
 import re
-import time
 from urllib.parse import parse_qsl, urlsplit
 
+import pytest
+from test_app_digit_e2e import text, wait_for_text
 from test_app_e2e import ARTIFACTS, BROWSER_ARGS, CHROMIUM, app_url, set_number, status_text, sync_playwright, wait_for_status  # noqa: F401
 
 SETTINGS = {"model": "discrete", "digits": "one", "digit": "7", "guidance": "2", "steps": "12", "seed": "42", "sampler": "bfn", "tab": "classifier"}
@@ -22,17 +23,6 @@ CAPTION = re.compile(r"step (\d+) of (\d+), t = ([0-9.]+)")
 
 def query(settings: dict) -> str:
     return "&".join(f"{k}={v}" for k, v in settings.items())
-
-
-def text(page, elem_id: str) -> str:
-    return page.evaluate("id => document.querySelector(`#${id}`)?.innerText ?? ''", elem_id)
-
-
-def wait_for_text(page, elem_id: str, wanted: str, timeout: float = 120) -> None:
-    deadline = time.monotonic() + timeout
-    while wanted not in text(page, elem_id):
-        assert time.monotonic() < deadline, f"#{elem_id} never said {wanted!r}: {text(page, elem_id)!r}"
-        time.sleep(0.05)
 
 
 def image_bytes(page, elem_id: str) -> bytes:
@@ -60,95 +50,105 @@ def address(page) -> dict:
     return dict(parse_qsl(urlsplit(page.url).query))
 
 
-def test_a_link_restores_its_settings_and_makes_the_run_made_by_hand(app_url):  # noqa: F811
+@pytest.fixture
+def browser():
+    """Headless Chromium, and the page errors of every page opened by `new_page` (none may occur)."""
     ARTIFACTS.mkdir(exist_ok=True)
     with sync_playwright() as p:
         browser = p.chromium.launch(executable_path=str(CHROMIUM), args=BROWSER_ARGS)
-        errors: list[str] = []
+        browser.page_errors = []
         try:
-            # opened from a link: the settings come back, the tab opens, and it runs at once
-            sent = browser.new_context(viewport={"width": 1440, "height": 900})
-            sent.grant_permissions(["clipboard-read", "clipboard-write"])
-            page = sent.new_page()
-            page.on("pageerror", lambda e: errors.append(str(e)))
-            page.goto(f"{app_url}?{query(SETTINGS)}", wait_until="load")
-            wait_for_status(page, "Done", timeout=180)
-            assert "step 12 of 12" in status_text(page)
-            assert widget_values(page) == {k: v for k, v in SETTINGS.items() if k != "tab"}
-            page.get_by_role("tab", name="Which digit?", selected=True).wait_for(timeout=10_000)
-            page.screenshot(path=ARTIFACTS / "links-opened.png", full_page=False)
-            by_link = {view: image_bytes(page, f"discrete-{view}") for view in ("theta", "output")}
-            page.click("#copy-link-btn")
-            page.locator("#share-link textarea, #share-link input").first.wait_for(timeout=10_000)
-            page.wait_for_function("() => (document.querySelector('#share-link textarea, #share-link input')?.value ?? '').includes('?')", timeout=10_000)
-            copied = page.evaluate("() => navigator.clipboard.readText()")
-            assert copied == page.url and dict(parse_qsl(urlsplit(copied).query)) == SETTINGS
-
-            # the same settings entered by hand, in a session of its own: the page's address follows them
-            by_hand = browser.new_context(viewport={"width": 1440, "height": 900}).new_page()
-            by_hand.on("pageerror", lambda e: errors.append(str(e)))
-            by_hand.goto(app_url, wait_until="load")
-            by_hand.wait_for_selector("#generate-btn", timeout=60_000)
-            assert urlsplit(by_hand.url).query == ""  # a bare address stays bare until a setting changes
-            by_hand.get_by_label("Binarised (discrete)").check()
-            by_hand.locator("#digits").get_by_label("One digit").check()
-            by_hand.locator("#digit").get_by_label("7", exact=True).check()
-            set_number(by_hand, "guidance", 2)
-            set_number(by_hand, "steps", 12)
-            set_number(by_hand, "seed", 42)
-            by_hand.locator("#sampler input").click()
-            by_hand.get_by_role("option", name="bfn", exact=True).click()
-            by_hand.get_by_role("tab", name="Which digit?").click()
-            by_hand.wait_for_function("q => location.search === '?' + q", arg=query(SETTINGS), timeout=10_000)
-            by_hand.click("#generate-btn")
-            wait_for_status(by_hand, "Done", timeout=180)
-            assert "step 12 of 12" in status_text(by_hand)
-            assert {view: image_bytes(by_hand, f"discrete-{view}") for view in ("theta", "output")} == by_link
-            assert address(by_hand) == SETTINGS
-
-            # a bad link says what is wrong, restores the rest and runs nothing
-            bad = browser.new_context(viewport={"width": 390, "height": 844}).new_page()
-            bad.on("pageerror", lambda e: errors.append(str(e)))
-            bad.goto(f"{app_url}?steps=5000&seed=3&tab=nowhere", wait_until="load")
-            wait_for_status(bad, "not all usable", timeout=60)
-            assert "steps must be from 1 to 1000; got '5000'" in status_text(bad) and "tab must be one of" in status_text(bad)
-            assert widget_values(bad)["seed"] == "3" and widget_values(bad)["steps"] != "5000"
-            bad.screenshot(path=ARTIFACTS / "links-bad.png", full_page=False)
-            assert not errors, errors
+            yield browser
+            assert not browser.page_errors, browser.page_errors
         finally:
             browser.close()
 
 
-def test_a_duel_link_runs_both_samplers_on_one_clock(app_url):  # noqa: F811
-    ARTIFACTS.mkdir(exist_ok=True)
-    with sync_playwright() as p:
-        browser = p.chromium.launch(executable_path=str(CHROMIUM), args=BROWSER_ARGS)
-        errors: list[str] = []
-        try:
-            page = browser.new_page(viewport={"width": 1440, "height": 900})
-            page.on("pageerror", lambda e: errors.append(str(e)))
-            page.goto(f"{app_url}?{query(DUEL)}", wait_until="load")
-            wait_for_text(page, "duel-status", "Both at t = 1.000", timeout=240)
-            wait_for_text(page, "duel-status", "right: 8 steps")
-            assert "left: 40 steps" in text(page, "duel-status") and "(done)" in text(page, "duel-status")
-            assert CAPTION.search(text(page, "duel-left-caption")).groups() == ("40", "40", "1.000")
-            assert CAPTION.search(text(page, "duel-right-caption")).groups() == ("8", "8", "1.000")
-            assert page.locator("#duel-discrete-theta, #duel-left-discrete-theta").first.is_hidden()  # the duel runs one model here
-            final = {side: image_bytes(page, f"duel-{side}-continuous-theta") for side in ("left", "right")}
-            page.locator("#duel-timeline .js-plotly-plot").wait_for(timeout=30_000)
-            page.locator("#duel-btn").scroll_into_view_if_needed()
-            page.screenshot(path=ARTIFACTS / "duel-done.png", full_page=True)
+def new_page(browser, width: int = 1440, height: int = 900, clipboard: bool = False):
+    """A page in a context (a session) of its own."""
+    context = browser.new_context(viewport={"width": width, "height": height})
+    if clipboard:
+        context.grant_permissions(["clipboard-read", "clipboard-write"])
+    page = context.new_page()
+    page.on("pageerror", lambda e: browser.page_errors.append(str(e)))
+    return page
 
-            # one slider: both sides go to the same moment, each to its latest step at or before it
-            assert page.locator("#duel-t input[type=range]").count() == 1
-            set_number(page, "duel-t", 0.5)
-            wait_for_text(page, "duel-status", "Both at t = 0.500", timeout=30)
-            (ls, ln, lt), (rs, rn, rt) = (CAPTION.search(text(page, f"duel-{side}-caption")).groups() for side in ("left", "right"))
-            assert (ls, ln, lt) == ("20", "40", "0.500")  # the paper's sampler steps evenly in t
-            assert rn == "8" and 0 < int(rs) < 8 and float(rt) <= 0.5  # the solver's steps are spaced otherwise
-            assert all(image_bytes(page, f"duel-{side}-continuous-theta") != final[side] for side in ("left", "right"))
-            page.screenshot(path=ARTIFACTS / "duel-scrubbed.png", full_page=True)
-            assert address(page) == DUEL
-            assert not errors, errors
-        finally:
-            browser.close()
+
+def test_a_link_restores_its_settings_and_makes_the_run_made_by_hand(app_url, browser):  # noqa: F811
+    # opened from a link: the settings come back, the tab opens, and it runs at once
+    page = new_page(browser, clipboard=True)
+    page.goto(f"{app_url}?{query(SETTINGS)}", wait_until="load")
+    wait_for_status(page, "Done", timeout=180)
+    assert "step 12 of 12" in status_text(page)
+    assert widget_values(page) == {k: v for k, v in SETTINGS.items() if k != "tab"}
+    page.get_by_role("tab", name="Which digit?", selected=True).wait_for(timeout=10_000)
+    page.screenshot(path=ARTIFACTS / "links-opened.png", full_page=False)
+    by_link = {view: image_bytes(page, f"discrete-{view}") for view in ("theta", "output")}
+    page.click("#copy-link-btn")
+    page.locator("#share-link textarea, #share-link input").first.wait_for(timeout=10_000)
+    page.wait_for_function("() => (document.querySelector('#share-link textarea, #share-link input')?.value ?? '').includes('?')", timeout=10_000)
+    copied = page.evaluate("() => navigator.clipboard.readText()")
+    assert copied == page.url and dict(parse_qsl(urlsplit(copied).query)) == SETTINGS
+
+    # the same settings entered by hand, in a session of its own: the page's address follows them
+    by_hand = new_page(browser)
+    by_hand.goto(app_url, wait_until="load")
+    by_hand.wait_for_selector("#generate-btn", timeout=60_000)
+    assert urlsplit(by_hand.url).query == ""  # a bare address stays bare until a setting changes
+    by_hand.get_by_label("Binarised (discrete)").check()
+    by_hand.locator("#digits").get_by_label("One digit").check()
+    by_hand.locator("#digit").get_by_label("7", exact=True).check()
+    set_number(by_hand, "guidance", 2)
+    set_number(by_hand, "steps", 12)
+    set_number(by_hand, "seed", 42)
+    by_hand.locator("#sampler input").click()
+    by_hand.get_by_role("option", name="bfn", exact=True).click()
+    by_hand.get_by_role("tab", name="Which digit?").click()
+    by_hand.wait_for_function("q => location.search === '?' + q", arg=query(SETTINGS), timeout=10_000)
+    by_hand.click("#generate-btn")
+    wait_for_status(by_hand, "Done", timeout=180)
+    assert "step 12 of 12" in status_text(by_hand)
+    assert {view: image_bytes(by_hand, f"discrete-{view}") for view in ("theta", "output")} == by_link
+    assert address(by_hand) == SETTINGS
+
+    # a bad link says what is wrong, restores the rest and runs nothing
+    bad = new_page(browser, 390, 844)
+    bad.goto(f"{app_url}?steps=5000&seed=3&tab=nowhere", wait_until="load")
+    wait_for_status(bad, "not all usable", timeout=60)
+    assert "steps must be from 1 to 1000; got '5000'" in status_text(bad) and "tab must be one of" in status_text(bad)
+    assert widget_values(bad)["seed"] == "3" and widget_values(bad)["steps"] != "5000"
+    bad.screenshot(path=ARTIFACTS / "links-bad.png", full_page=False)
+
+
+def test_a_duel_link_runs_both_samplers_on_one_clock(app_url, browser):  # noqa: F811
+    page = new_page(browser)
+    page.goto(f"{app_url}?{query(DUEL)}", wait_until="load")
+    wait_for_text(page, "duel-status", "Both at t = 1.000", timeout=240)
+    wait_for_text(page, "duel-status", "right: 8 steps")
+    assert "left: 40 steps" in text(page, "duel-status") and "(done)" in text(page, "duel-status")
+    assert CAPTION.search(text(page, "duel-left-caption")).groups() == ("40", "40", "1.000")
+    assert CAPTION.search(text(page, "duel-right-caption")).groups() == ("8", "8", "1.000")
+    assert page.locator("#duel-discrete-theta, #duel-left-discrete-theta").first.is_hidden()  # the duel runs one model here
+    final = {side: image_bytes(page, f"duel-{side}-continuous-theta") for side in ("left", "right")}
+    page.locator("#duel-timeline .js-plotly-plot").wait_for(timeout=30_000)
+    page.screenshot(path=ARTIFACTS / "duel-done.png", full_page=True)
+
+    # one slider: both sides go to the same moment, each to its latest step at or before it
+    assert page.locator("#duel-t input[type=range]").count() == 1
+    set_number(page, "duel-t", 0.5)
+    wait_for_text(page, "duel-status", "Both at t = 0.500", timeout=30)
+    (ls, ln, lt), (rs, rn, rt) = (CAPTION.search(text(page, f"duel-{side}-caption")).groups() for side in ("left", "right"))
+    assert (ls, ln, lt) == ("20", "40", "0.500")  # the paper's sampler steps evenly in t
+    assert rn == "8" and 0 < int(rs) < 8 and float(rt) <= 0.5  # the solver's steps are spaced otherwise
+    assert all(image_bytes(page, f"duel-{side}-continuous-theta") != final[side] for side in ("left", "right"))
+    page.screenshot(path=ARTIFACTS / "duel-scrubbed.png", full_page=True)
+    assert address(page) == DUEL
+
+    # on a phone the duel fits the width: its pictures and its figure
+    page.set_viewport_size({"width": 390, "height": 844})
+    page.locator("#duel-t").scroll_into_view_if_needed()
+    page.wait_for_function(
+        "() => [...document.querySelectorAll('#duel-timeline .main-svg, [id^=duel-] img')].every(e => e.getBoundingClientRect().right <= 390)",
+        timeout=10_000,
+    )
+    page.screenshot(path=ARTIFACTS / "duel-phone.png", full_page=False)
