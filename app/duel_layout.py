@@ -84,7 +84,7 @@ def duel_tab(duel: DuelHandlers, shared: Sequence[gr.components.Component], demo
                                         gr.Markdown(_short(caption), elem_classes=["caption"])
                                         images[name].append(gr.Image(
                                             label=caption.replace("**", ""), show_label=False, type="numpy", format="png", height=200,
-                                            interactive=False, buttons=["fullscreen"], elem_classes=["pixelated"],
+                                            interactive=False, buttons=["fullscreen"], elem_classes=["digit-pixels"],  # not "pixelated": a click here follows no pixel
                                             elem_id=f"duel-{side}-{name}-{view}", placeholder="Run the duel",
                                         ))  # fmt: skip
                         groups[name].append(group)
