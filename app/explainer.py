@@ -38,11 +38,11 @@ def binary_figure(beta1: float, x: int) -> render.Figure:
     to its own peak (the density is far sharper early on than late)."""
     density = torch.stack([discrete.binary_flow_density(P_GRID, t, beta1, x) for t in TIMES], dim=1)
     scaled = (density / density.amax(dim=0, keepdim=True)).numpy()
-    data = [{"type": "heatmap", "x": TIMES.numpy(), "y": P_GRID.numpy(), "z": scaled, "colorscale": "Blues", "showscale": False,
+    data = [{"type": "heatmap", "x": TIMES.numpy(), "y": P_GRID.numpy(), "z": scaled, "colorscale": "Blues", "reversescale": True, "showscale": False,
              "hovertemplate": "t = %{x:.2f}<br>p(on) = %{y:.3f}<br>density / its peak at this t = %{z:.2f}<extra></extra>"}]
     layout = {"xaxis": {"title": {"text": "t"}, "range": [0, 1]},
               "yaxis": {"title": {"text": "θ: p(on)"}, "range": [0, 1]}}
-    return render._figure(data, layout, height=320, title=f"Binary, true value x = {x} (β1 = {beta1:g})")
+    return render._figure(data, layout, height=340, title=f"Binary, x = {x}, β1 = {beta1:g}")
 
 
 def simplex_figure(beta1: float, x: int) -> render.Figure:
@@ -57,8 +57,8 @@ def simplex_figure(beta1: float, x: int) -> render.Figure:
                      "hovertemplate": "θ = (%{a:.2f}, %{b:.2f}, %{c:.2f})<extra>t = " + f"{t:g}</extra>"})
     axis = {"min": 0, "ticks": "outside", "tickformat": ".1f"}
     layout = {"ternary": {"sum": 1, **{f"{k}axis": {**axis, "title": {"text": name}} for k, name in zip("abc", CLASS_NAMES)}}}
-    fig = render._figure(data, layout, height=380, title=f"Three classes, true class x = {x} (β1 = {beta1:g})")
-    fig["layout"]["margin"] = {"l": 48, "r": 48, "t": 96, "b": 40}
+    fig = _legend_below(render._figure(data, layout, height=400, title=f"Three classes, x = {x}, β1 = {beta1:g}"))
+    fig["layout"]["margin"].update(l=64, r=64)  # room for the corner titles
     return fig
 
 
@@ -81,8 +81,15 @@ def continuous_figure(sigma1: float, x: float) -> render.Figure:
         {"type": "scatter", "mode": "lines", "x": [0, 1], "y": [x, x], "line": {"color": "#dc2626", "dash": "dash", "width": 1}, "name": "x",
          "hoverinfo": "skip"},
     ]
-    return render._figure(data, {"xaxis": {"title": {"text": "t"}, "range": [0, 1]}, "yaxis": {"title": {"text": "θ: mean μ"}}},
-                          height=320, title=f"Continuous, true value x = {x:g} (σ1 = {sigma1:g})")
+    return _legend_below(render._figure(data, {"xaxis": {"title": {"text": "t"}, "range": [0, 1]}, "yaxis": {"title": {"text": "θ: mean μ"}}},
+                                        height=340, title=f"Continuous, x = {x:g}, σ1 = {sigma1:g}"))
+
+
+def _legend_below(fig: render.Figure) -> render.Figure:
+    """These panels are narrow: the legend goes under the plot, where it cannot cover the title."""
+    fig["layout"]["legend"] = {"orientation": "h", "x": 0, "xanchor": "left", "y": -0.4, "yanchor": "top"}
+    fig["layout"]["margin"].update(t=48, b=120)
+    return fig
 
 
 INTRO = """
@@ -94,12 +101,12 @@ nothing here runs a network.
 """
 
 BINARY_TEXT = """<small>Each column is the distribution of θ = p(on) at that t, scaled to its own peak. At small t
-every belief sits near ½ (nothing observed yet); as β(t) = β1 t² grows the beliefs drift towards x and spread
-out, and by t = 1 most of them are sure of x. A larger β1 makes them surer sooner.</small>"""
+every belief sits near ½ (nothing observed yet); as β(t) = β1 t² grows the beliefs drift towards x, spreading
+out on the way, and by t = 1 most of them lean towards x. The larger β1, the surer they are by then.</small>"""
 
 SIMPLEX_TEXT = """<small>Draws of θ, a probability for each of three classes, at four times; a corner is
-certainty about one class, the centre is the uniform prior. As t grows the draws leave the centre and gather
-towards the corner of the true class x.</small>"""
+certainty about one class, the centre is the uniform prior. As t grows the draws leave the centre and move,
+on average, towards the corner of the true class x; with a large β1 they reach it.</small>"""
 
 CONTINUOUS_TEXT = """<small>μ, the mean of a Gaussian belief about a value x in [−1, 1]: μ ~ N(γx, γ(1 − γ))
 with γ(t) = 1 − σ1^(2t). Every belief starts at the prior's 0; the mean γ(t)x travels to x while the spread

@@ -376,9 +376,9 @@ def build(handlers: Handlers) -> gr.Blocks:
             api_visibility="private", show_progress="hidden",
         )  # fmt: skip
         digits.change(lambda d: gr.Radio(visible=d == "one"), inputs=digits, outputs=digit, queue=False, api_visibility="private", show_progress="hidden")
-        trajectories.change(  # it follows the pixels and the step on show: so does the update in numbers
-            update_handler(handlers), outputs=list(update_numbers), api_name="update_numbers", trigger_mode="always_last",
-            show_progress="hidden", concurrency_limit=None,
+        gr.on(  # the update in numbers follows the step on show and the pixels (the trajectories figure follows both)
+            [step_slider.change, trajectories.change], update_handler(handlers), outputs=list(update_numbers),
+            api_name="update_numbers", trigger_mode="always_last", show_progress="hidden", concurrency_limit=None,
         )  # fmt: skip
         digit_section(DigitHandlers(handlers), demo)  # "Your digit through the BFN", below the generation views
         wire_links(handlers, demo, settings, components.outputs(menu.names, GENERATED), duel, tabs, link)

@@ -40,9 +40,12 @@ def update_markdown(frames_by_model: Mapping[str, Frames], step: int, pixel: tup
     image, row, col = pixel
     first = next(iter(frames_by_model.values()))
     step = max(0, min(step, first.latest))
-    parts = [f"**Pixel (row {row}, column {col}) of {render.image_label(labels, image)}** · the update from step "
-             f"{step} to step {step + 1} of {first.num_steps}. θ before is the pixel's belief at the step on show, "
-             "θ after its belief one step later."]
+    n, where = first.num_steps, f"**Pixel (row {row}, column {col}) of {render.image_label(labels, image)}**"
+    if step >= n:
+        parts = [f"{where} · step {step} of {n}."]
+    else:
+        parts = [f"{where} · the update from step {step} to step {step + 1} of {n}. θ before is the pixel's belief at "
+                 "the step on show, θ after its belief one step later."]
     for fr in frames_by_model.values():
         parts.append(f"#### {fr.title}")
         if step >= fr.num_steps:

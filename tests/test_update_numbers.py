@@ -117,7 +117,8 @@ def test_the_view_shows_the_update_or_says_plainly_why_not(discrete_model, conti
     text = update_markdown({"discrete": bfn_frames, "continuous": solver_frames}, 2, (1, 20, 9), [3, None])
     assert "Pixel (row 20, column 9) of image 1 · unconditional" in text and "from step 2 to step 3 of 8" in text
     assert bfn_frames.update_in_numbers(2, 1, 20, 9).latex in text and NO_UPDATE in text
-    assert "no update follows" in update_markdown({"discrete": bfn_frames}, STEPS, (0, 14, 14), [3, None])
+    last = update_markdown({"discrete": bfn_frames}, STEPS, (0, 14, 14), [3, None])
+    assert "no update follows" in last and f"step {STEPS} of {STEPS}." in last and f"step {STEPS + 1}" not in last
     assert "Click a pixel" in update_markdown({"discrete": bfn_frames}, 2, None, [3, None])
 
 
