@@ -138,3 +138,13 @@ def test_the_schedule_marks_the_step_on_show_and_the_accuracy_it_adds(model) -> 
     assert curve["y"][-1] == pytest.approx(flow.accuracy(1.0)) and len(steps["x"]) == STEPS + 1
     solver, _ = record(model, "solver", 4)
     assert len(schedule_figure({"m": solver}, 1)["data"]) == 3  # no update: no bracket
+
+
+def test_the_largest_run_with_its_observations_fits_the_session_bound(discrete_model, continuous_model) -> None:
+    """1,000 steps side by side, ten digits, the classifier view, both models sampled with bfn (`MAX_RUN_BYTES`)."""
+    from app.session import MAX_RUN_BYTES
+
+    models = (discrete_model, continuous_model)
+    kept = sum(Frames(m.flow, 10, 1000, digit_classes=10, observes=True).nbytes for m in models)
+    plain = sum(Frames(m.flow, 10, 1000, digit_classes=10).nbytes for m in models)
+    assert plain < 64 << 20 < kept <= MAX_RUN_BYTES
