@@ -12,7 +12,7 @@ import pytest
 
 from app.duel import DuelHandlers, duel_defaults
 from app.duel_layout import DUEL_TAB, DuelPanel
-from app.handlers import GENERATED, Handlers, Views
+from app.handlers import Handlers
 from app.links import FIELDS, LinkHandlers, link_query, problems_message, read_link
 from app.models import ModelBank
 
