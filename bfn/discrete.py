@@ -17,7 +17,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
-from bfn.flow import DECIDED, FlowDisplay, NllUnit, Observation, UpdateInNumbers, latex_number
+from bfn.flow import DECIDED, FlowDisplay, NllUnit, Observation, UpdateInNumbers, latex_number, latex_vector
 
 
 def accuracy_schedule(t: Tensor, beta1: float) -> Tensor:
@@ -286,19 +286,18 @@ class DiscreteFlow:
         before = torch.tensor([1 - theta, theta], dtype=torch.float64)
         after = float(bayesian_update(before, torch.tensor(y, dtype=torch.float64))[1])
         n = latex_number
-        pair = lambda a, b: rf"\left({n(a)},\ {n(b)}\right)"  # noqa: E731
         weighted = [math.exp(y_c) * float(p) for y_c, p in zip(y, before)]
         mean = [alpha * (self.num_classes * (c == drawn) - 1) for c in range(self.num_classes)]
         latex = "\n\n".join([
             "The receiver draws a class from the output distribution (off, on):",
-            rf"$$k \sim p_O = {pair(1 - output, output)} \quad\Rightarrow\quad k = {drawn}$$",
+            rf"$$k \sim p_O = {latex_vector(1 - output, output)} \quad\Rightarrow\quad k = {drawn}$$",
             rf"and the sender observes it with accuracy $\alpha = {n(alpha)}$:",
-            rf"$$y \sim \mathcal{{N}}\!\left(\alpha (K e_k - 1),\ \alpha K I\right) = \mathcal{{N}}\!\left({pair(*mean)},\ "
-            rf"{n(alpha * self.num_classes)}\, I\right) \quad\Rightarrow\quad y = {pair(*y)}$$",
+            rf"$$y \sim \mathcal{{N}}\!\left(\alpha (K e_k - 1),\ \alpha K I\right) = \mathcal{{N}}\!\left({latex_vector(*mean)},\ "
+            rf"{n(alpha * self.num_classes)}\, I\right) \quad\Rightarrow\quad y = {latex_vector(*y)}$$",
             "Bayes' rule multiplies the belief by the likelihood of y and normalises:",
             rf"$$\theta' \propto e^{{y}} \theta = \left(e^{{{n(y[0])}}} \cdot {n(1 - theta)},\ e^{{{n(y[1])}}} \cdot {n(theta)}\right) "
-            rf"= {pair(*weighted)}$$",
-            rf"$$\theta' = {pair(1 - after, after)}$$",
+            rf"= {latex_vector(*weighted)}$$",
+            rf"$$\theta' = {latex_vector(1 - after, after)}$$",
         ])  # fmt: skip
         return UpdateInNumbers(latex, after, None)
 

@@ -70,6 +70,12 @@ def latex_number(value: float, digits: int = 4) -> str:
     return rf"{mantissa} \times 10^{{{int(exponent)}}}"
 
 
+def latex_vector(*values: float) -> str:
+    """(v_1, …, v_K) for a KaTeX equation, each as `latex_number` writes it."""
+    separator = r",\ "
+    return rf"\left({separator.join(latex_number(v) for v in values)}\right)"
+
+
 @dataclass(frozen=True)
 class Observation:
     """What one generative step observed: the sender sample y of every dimension, its accuracy and its centre.

@@ -148,3 +148,8 @@ def test_the_largest_run_with_its_observations_fits_the_session_bound(discrete_m
     kept = sum(Frames(m.flow, 10, 1000, digit_classes=10, observes=True).nbytes for m in models)
     plain = sum(Frames(m.flow, 10, 1000, digit_classes=10).nbytes for m in models)
     assert plain < 64 << 20 < kept <= MAX_RUN_BYTES
+
+
+def test_more_than_two_classes_say_why_they_show_no_numbers() -> None:
+    shown = DiscreteFlow(num_classes=3).update_in_numbers(0.5, None, 0.5, 0.1, (0.1, -0.2, 0.3), 2)
+    assert "not shown in numbers" in shown.latex and math.isnan(shown.theta)
