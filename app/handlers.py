@@ -33,7 +33,7 @@ from app.session import Run, RunState, Session, SessionStore
 
 log = logging.getLogger(__name__)
 
-MAX_CONCURRENT_RUNS = 4  # generations sampling at once; more wait in the queue (position shown)
+MAX_CONCURRENT_RUNS = 8  # generations sampling at once, taking turns on the CPU; more wait in the queue (position shown)
 STREAM_INTERVAL_S = 0.1  # at most ~10 image updates per second per session
 PLOT_INTERVAL_S = 0.5  # the Plotly figures, heavier for the browser, at most ~2 per second while live
 PLAY_SECONDS, PLAY_FPS = 4.0, 12
@@ -338,10 +338,12 @@ class Handlers:
         return self._follow(session)
 
     def click_pixel(self, click: Any, request: gr.Request) -> list:
-        """A click on any of the images, as "x,y" in image pixels (sent by the layout's click script): follow that pixel."""
+        """A click on any of the images, as "x,y" in image pixels (sent by the layout's click script): follow that
+        pixel. → the `PIXEL` views, then the pixel's image, row and column, for the boxes that name a pixel."""
         session, run = self._session_run(request)
+        unchanged = self.outputs(Views(), PIXEL) + [gr.skip()] * 3
         if run is None:
-            return self.outputs(Views(), PIXEL)
+            return unchanged
         layout = render.GridLayout(len(run.labels), run.settings.label_set.shape)
         try:
             x, y = parse_click(click, layout.width, layout.height)
@@ -349,9 +351,9 @@ class Handlers:
             raise _invalid(e) from None
         pixel = layout.locate(x, y)
         if pixel is None:  # on the padding between images
-            return self.outputs(Views(), PIXEL)
+            return unchanged
         session.add_pixel(pixel)
-        return self._follow(session)
+        return self._follow(session) + list(pixel)
 
     def clear_pixels(self, request: gr.Request) -> list:
         session, _ = self._session_run(request)

@@ -25,6 +25,7 @@ trajectories, step summary, and which digit the classifier sees per step). The d
 
 from __future__ import annotations
 
+import json
 import re
 from dataclasses import dataclass
 
@@ -108,6 +109,13 @@ BELIEFS_CAPTION = (
 )
 
 
+EXPORT_NOTE = (
+    "<small>The GIF plays the run, θ beside the output distribution, up to its last step. The PNG shows per model "
+    "the last output distribution, as on screen, and under it the final sample drawn from it: binarised pixels "
+    "of a sample are on or off, so that row looks jaggier than the greys on screen.</small>"
+)
+
+
 @dataclass(frozen=True)
 class Preset:
     """An example run: clicking it fills the settings and generates at once. `model` names a shipped model
@@ -153,13 +161,20 @@ CSS = """
 .model-images > .column { justify-content: flex-end; }  /* captions of different lengths: images on one line */
 .model-title h3 { margin: 0.1em 0 0 0; }
 .caption p { margin: 0.3em 0 -0.4em 0; font-size: 0.85em; line-height: 1.3; color: var(--body-text-color-subdued); }
-#header h1 { margin: 0 0 0.2em 0; }
-#header p { margin: 0; }
+#header h1, #header p { display: inline; margin: 0 0.6em 0 0; vertical-align: baseline; }  /* one line */
 footer { display: none !important; }
 /* an invalid input is told once, in its message: no "Error" badge over every view */
 [data-testid="status-tracker"]:has(> .error) { display: none !important; }
+/* Gradio moves the tabs that do not fit one line into a "•••" menu: show that menu's tabs as a second row,
+   so that every view is one click away */
+#views .tab-wrapper { flex-wrap: wrap; height: auto; padding-bottom: 0.3rem; }
+#views .overflow-menu { position: static; flex: 1 1 100%; }
+#views .overflow-menu > button { display: none; }
+#views .overflow-dropdown, #views .overflow-dropdown.hide { display: flex !important; flex-wrap: wrap !important; position: static;
+  width: 100%; box-shadow: none; border: none; background: none; padding: 0; min-width: 0; }
+#views .overflow-dropdown button { width: auto; padding: 0.35rem 0.6rem; }
 /* a phone: the settings column and the views column dissolve into one list, ordered quick, live, settings,
-   views (see `build`); the header is shorter and every tab stays in the tab bar */
+   views (see `build`); the header is shorter */
 @media (max-width: 768px) {
   #studio { flex-direction: column; }
   #side, #main-views { display: contents; }
@@ -170,14 +185,7 @@ footer { display: none !important; }
   #quick label { padding: 0.2rem 0.55rem; font-size: 0.9rem; }
   .model-images .pixelated { height: 80px !important; }
   .caption p { font-size: 0.75em; line-height: 1.25; }
-  /* Gradio moves the tabs that do not fit one line into a "•••" menu: show that menu's tabs as a second row */
-  #views .tab-wrapper { flex-wrap: wrap; height: auto; padding-bottom: 0.3rem; }
-  #views .overflow-menu { position: static; flex: 1 1 100%; }
-  #views .overflow-menu > button { display: none; }
-  #views .overflow-dropdown, #views .overflow-dropdown.hide { display: flex !important; flex-wrap: wrap; position: static;
-    flex-wrap: wrap !important; width: 100%; box-shadow: none; border: none; background: none; padding: 0; min-width: 0; }
   #views .modebar-container { display: none; }  /* Plotly's toolbar would cover a figure's title */
-  #views .overflow-dropdown button { width: auto; padding: 0.35rem 0.6rem; }
 }
 """ + DIGIT_CSS
 
@@ -185,6 +193,34 @@ footer { display: none !important; }
 # Gradio's own click coordinates assume an image is never shown larger than its file, but the live images are
 # small files enlarged by CSS; so clicks are mapped to image pixels here (object-fit: contain) and passed on
 # through a hidden textbox, whose input event runs Handlers.click_pixel.
+# A slider's number box takes any typed text, and when it loses focus Gradio clamps it to the slider's range:
+# a typed 5000 steps would run as 1000. So the page remembers what was typed in each box (TYPED_JS), and
+# Generate sends that text (`typed_values_js`) while the box shows its clamp of it, for `parse_settings` to
+# refuse with its message ("steps must be from 1 to 1000; got '5000'").
+TYPED_JS = """
+() => {
+  document.addEventListener("input", (ev) => {
+    const box = ev.target;
+    if (box instanceof HTMLInputElement && box.type === "number") box.dataset.typed = box.value;
+  }, true);
+}
+"""
+
+
+def typed_values_js(settings: list) -> str:
+    """The Generate button's script: the settings' values, with each slider's typed text where the box still
+    shows the clamp of it (dragging the slider or resetting it since then sends the value shown)."""
+    boxes = [s.elem_id if isinstance(s, gr.Slider) else None for s in settings]
+    return f"""
+(...values) => {json.dumps(boxes)}.map((id, i) => {{
+  const box = id && document.querySelector(`#${{id}} input[type=number]`);
+  if (!box) return values[i];
+  const typed = box.dataset.typed, clamp = (x) => Math.min(Math.max(x, Number(box.min)), Number(box.max));
+  return typed !== undefined && typed !== box.value && clamp(Number(typed)) === Number(box.value) ? typed : values[i];
+}})
+"""
+
+
 PIXEL_CLICK_JS = """
 () => {
   document.addEventListener("click", (ev) => {
@@ -313,10 +349,10 @@ def build(handlers: Handlers) -> gr.Blocks:
                     with gr.Tab("Pixel trajectories", id="trajectories"):
                         trajectories = gr.Plot(label="Pixel trajectories", show_label=False, elem_id="trajectories")
                         with gr.Row(equal_height=True):
-                            px_image = gr.Number(value=0, precision=0, minimum=0, maximum=menu.num_labels - 1, label="Image", min_width=80)
+                            px_image = gr.Number(value=0, precision=0, minimum=0, maximum=menu.num_labels - 1, label="Image", min_width=80, elem_id="px-image")
                             height, width = (max(s.shape[k] for s in menu.labels.values()) for k in (0, 1))
-                            px_row = gr.Number(value=14, precision=0, minimum=0, maximum=height - 1, label="Row", min_width=80)
-                            px_col = gr.Number(value=14, precision=0, minimum=0, maximum=width - 1, label="Column", min_width=80)
+                            px_row = gr.Number(value=14, precision=0, minimum=0, maximum=height - 1, label="Row", min_width=80, elem_id="px-row")
+                            px_col = gr.Number(value=14, precision=0, minimum=0, maximum=width - 1, label="Column", min_width=80, elem_id="px-col")
                             add_btn = gr.Button("Add / remove pixel", size="sm", elem_classes=["compact-btn"])
                             clear_btn = gr.Button("Clear pixels", size="sm", elem_classes=["compact-btn"])
                         gr.Markdown("<small>Or click a pixel in any image above (the heatmap then shows that image). Up to 8 pixels; choosing a pixel again removes it.</small>")
@@ -329,7 +365,12 @@ def build(handlers: Handlers) -> gr.Blocks:
                         with gr.Row():
                             gif_btn = gr.Button("Make animated GIF", elem_id="gif-btn")
                             png_btn = gr.Button("Make PNG of the final grid", elem_id="png-btn")
+                        gr.Markdown(EXPORT_NOTE)
                         export_file = gr.File(label="Download", interactive=False, elem_id="export-file")
+                        export_preview = gr.Image(
+                            label="Preview", type="filepath", interactive=False, show_label=True, elem_id="export-preview",
+                            buttons=["fullscreen"], height=360,
+                        )  # fmt: skip
                     duel = duel_tab(DuelHandlers(handlers), [model, digits, digit, guidance, seed], demo)
                     with gr.Tab("One update, in numbers", id="update"):
                         update_numbers = update_section()
@@ -349,7 +390,7 @@ def build(handlers: Handlers) -> gr.Blocks:
             concurrency_limit=handlers.max_concurrent,
             concurrency_id="generate",
         )
-        gen_event = generate_btn.click(api_name="generate", **gen_args)
+        gen_event = generate_btn.click(api_name="generate", js=typed_values_js(settings), **gen_args)
         preset_event = examples.load_input_event.then(api_visibility="private", **gen_args)
         play_event = play_btn.click(
             handlers.play, outputs=views, api_name="play", show_progress="hidden",
@@ -361,14 +402,17 @@ def build(handlers: Handlers) -> gr.Blocks:
             trigger_mode="always_last", show_progress="hidden", concurrency_limit=None,
         )  # fmt: skip
         pixel_click.change(
-            handlers.click_pixel, inputs=pixel_click, outputs=pixel_views, api_visibility="private",
+            handlers.click_pixel, inputs=pixel_click, outputs=[*pixel_views, px_image, px_row, px_col], api_visibility="private",
             trigger_mode="always_last", show_progress="hidden", concurrency_limit=None,
         )  # fmt: skip
         demo.load(None, js=PIXEL_CLICK_JS)
+        demo.load(None, js=TYPED_JS)
         add_btn.click(handlers.add_pixel, inputs=[px_image, px_row, px_col], outputs=pixel_views, api_name="add_pixel", preprocess=False, concurrency_limit=None)
         clear_btn.click(handlers.clear_pixels, outputs=pixel_views, api_name="clear_pixels", concurrency_limit=None)
-        gif_btn.click(handlers.export_gif, outputs=export_file, api_name="export_gif", concurrency_limit=2, concurrency_id="export")
-        png_btn.click(handlers.export_png, outputs=export_file, api_name="export_png", concurrency_limit=2, concurrency_id="export")
+        for button, make, api_name in ((gif_btn, handlers.export_gif, "export_gif"), (png_btn, handlers.export_png, "export_png")):
+            button.click(make, outputs=export_file, api_name=api_name, concurrency_limit=2, concurrency_id="export").then(
+                lambda path: path, inputs=export_file, outputs=export_preview, api_visibility="private", show_progress="hidden",
+            )  # the file just made, shown (a GIF plays)  # fmt: skip
         dice.click(None, js=f"() => Math.floor(Math.random() * {MAX_SEED})", outputs=seed)
         model.change(
             lambda m, d: [*(gr.Column(visible=name in menu.models(m)) for name in menu.names), *label_pickers(menu, m, d)],

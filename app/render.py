@@ -584,14 +584,19 @@ def animation_gif(frames_by_model: Mapping[str, Frames], max_frames: int = 60, f
 
 
 def final_picture(frames_by_model: Mapping[str, Frames], scale: int = 4) -> np.ndarray:
-    """The generated images (or, for a stopped run, the last output distribution) per model, labelled."""
+    """Per model, labelled: the last output distribution (what the screen shows), then the final sample drawn
+    from it, if the run got that far.
+
+    The two differ where a sample is a draw rather than the distribution's mean (binarised pixels are on or off,
+    so the sample looks jaggier than the greys on screen); both are given, each saying which it is.
+    """
     rows = []
     for fr in frames_by_model.values():
+        last = max(fr.latest, 0)
+        shown = f"output distribution at step {last}, as on screen" + ("" if fr.finished else " (stopped)")
+        rows.append((f"{fr.title}: {shown}", image_grid(fr.output[last], fr.value_range, scale)))
         if fr.sample is not None:
-            values, what = fr.sample, "samples"
-        else:
-            values, what = fr.output[max(fr.latest, 0)], f"output distribution at step {fr.latest} (stopped)"
-        rows.append((f"{fr.title}: {what}", image_grid(values, fr.value_range, scale)))
+            rows.append((f"{fr.title}: the final sample, drawn from it", image_grid(fr.sample, fr.value_range, scale)))
     return _labelled_rows(rows, None, scale)
 
 
