@@ -35,13 +35,20 @@ MAX_UNKNOWN = 5  # unknown keys a message names
 REPLACE_URL_JS = """
 (query) => { if (query) history.replaceState(history.state, "", "?" + query); }
 """
-# ... and "Copy link" copies the whole address too (where the browser allows: on plain http only localhost may),
-# returning it for the box beside the button, from which it can always be copied by hand.
+# ... and "Copy link" copies the whole address too where the browser allows (on plain http only localhost may),
+# saying so on the button for a moment, and returns it for the box below the button, from which it can always
+# be copied by hand.
 COPY_JS = """
 (query) => {
   const url = `${location.origin}${location.pathname}?${query}`;
   history.replaceState(history.state, "", url);
-  navigator.clipboard?.writeText(url).catch(() => {});
+  const button = document.querySelector("#copy-link-btn");
+  navigator.clipboard?.writeText(url).then(() => {
+    if (!button || button.dataset.copied) return;
+    button.dataset.copied = button.textContent;
+    button.textContent = "Link copied ✓";
+    setTimeout(() => { button.textContent = button.dataset.copied; delete button.dataset.copied; }, 1500);
+  }).catch(() => {});
   return url;
 }
 """
@@ -177,7 +184,7 @@ class LinkHandlers:
 def link_controls() -> tuple[gr.Button, gr.Textbox]:
     """The "Copy link" button and the box that shows the link it copied (hidden until then), where called."""
     button = gr.Button("Copy link", size="sm", elem_id="copy-link-btn")
-    box = gr.Textbox(label="Link to these settings (copied)", interactive=False, visible=False, buttons=["copy"], elem_id="share-link")
+    box = gr.Textbox(label="Link to these settings", interactive=False, visible=False, buttons=["copy"], elem_id="share-link")
     return button, box
 
 

@@ -82,13 +82,14 @@ def test_a_link_restores_its_settings_and_makes_the_run_made_by_hand(app_url, br
     assert "step 12 of 12" in status_text(page)
     assert widget_values(page) == {k: v for k, v in SETTINGS.items() if k != "tab"}
     page.get_by_role("tab", name="Which digit?", selected=True).wait_for(timeout=10_000)
-    page.screenshot(path=ARTIFACTS / "links-opened.png", full_page=False)
     by_link = {view: image_bytes(page, f"discrete-{view}") for view in ("theta", "output")}
     page.click("#copy-link-btn")
     page.locator("#share-link textarea, #share-link input").first.wait_for(timeout=10_000)
     page.wait_for_function("() => (document.querySelector('#share-link textarea, #share-link input')?.value ?? '').includes('?')", timeout=10_000)
+    page.locator("#copy-link-btn").get_by_text("Link copied").wait_for(timeout=10_000)
     copied = page.evaluate("() => navigator.clipboard.readText()")
     assert copied == page.url and dict(parse_qsl(urlsplit(copied).query)) == SETTINGS
+    page.screenshot(path=ARTIFACTS / "links-opened.png", full_page=False)
 
     # the same settings entered by hand, in a session of its own: the page's address follows them
     by_hand = new_page(browser)
