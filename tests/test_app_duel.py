@@ -15,6 +15,7 @@ from app.duel import SIDES, DuelHandlers, live_t, parse_duel, side_key, step_at
 from app.handlers import Handlers
 from app.models import ModelBank
 from app.params import parse_settings
+from app.session import RunState
 
 T_IN_CAPTION = re.compile(r"step (\d+) of (\d+), t = ([0-9.]+)")
 
@@ -114,3 +115,15 @@ def test_forget_drops_both_sides(duel):
     duel.forget(request)
     assert all(side_key("gone", side) not in duel.store._sessions for side in SIDES)
     assert "Press **Run the duel** first" in duel.scrub(0.5, request)[0]
+
+
+def test_stop_ends_both_sides_where_they_got_to(duel):
+    request = SimpleNamespace(session_hash="stopper")
+    stream = duel.duel("discrete", "all", 0, 1.0, 0, "bfn", 1000, "solver", 500, request)
+    next(stream)
+    update = duel.stop(request)
+    left, right = duel._runs(request)
+    assert left.state is RunState.STOPPED and right.state is RunState.STOPPED
+    t = float(re.search(r"Both at t = ([0-9.]+)", update[0]).group(1))
+    assert t < 1 and [s[0] for s in shown(update)] == [step_at(left, t), step_at(right, t)] and "(stopped)" in update[0]
+    stream.close()
