@@ -209,6 +209,7 @@ def wire_links(
     button.click(links.copy, inputs=[*fields, open_tab], outputs=[query, box], **quiet).then(None, inputs=query, outputs=box, js=COPY_JS, **quiet)
     demo.load(
         links.restore, outputs=[*fields, tabs, open_tab, *generated, *duel.outputs], api_visibility="private",
-        show_progress="minimal", concurrency_limit=handlers.max_concurrent, concurrency_id="generate",
+        show_progress="minimal", show_progress_on=[generated[0], duel.outputs[0]],  # the statuses, not every widget
+        concurrency_limit=handlers.max_concurrent, concurrency_id="generate",
     )  # fmt: skip
     return links
