@@ -23,7 +23,7 @@ import numpy as np
 from app import render
 from app.duel_render import Side, timeline
 from app.handlers import STATE_COLOURS, UNSET, Handlers, Views, _invalid, _per_model, _raise_if_failed, _session_id, plot
-from app.params import DIGIT_MODE_LABELS, MIN_STEPS, ModelMenu, RunSettings, parse_float, parse_settings, plural
+from app.params import MIN_STEPS, ModelMenu, RunSettings, parse_float, parse_settings, plural
 from app.session import Run
 
 SIDES = ("left", "right")
@@ -143,8 +143,7 @@ class DuelHandlers:
         if note:
             parts.append(note)
         s = runs[0].settings
-        digits = f"digit {s.digit}" if s.digits == "one" else DIGIT_MODE_LABELS[s.digits].lower()
-        shared = f"{s.menu.choices[s.model]} · {digits} · guidance {s.guidance:g} · seed {s.seed}"
+        shared = f"{s.menu.choices[s.model]} · {plural(len(s.labels), 'image')} · guidance {s.guidance:g} · seed {s.seed}"
         return f"{' · '.join(parts)}  \n<small>Both sides: {shared}</small>"
 
     def _views(self, runs: Sequence[Run], t: float, *, plots: bool = True, slider: bool = True, note: str = "") -> DuelViews:
