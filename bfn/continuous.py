@@ -224,12 +224,15 @@ class ContinuousFlow:
         n = latex_number
         latex = "\n\n".join([
             rf"The sender observes the network's predicted pixel $\hat x = {n(output)}$ with accuracy $\alpha = {n(alpha)}$:",
-            rf"$$y \sim \mathcal{{N}}\!\left(\hat x,\ \alpha^{{-1}}\right) = \mathcal{{N}}\!\left({n(output)},\ {n(1 / alpha)}\right) "
-            rf"\quad\Rightarrow\quad y = {n(y)}$$",
+            r"$$y \sim \mathcal{N}\!\left(\hat x,\ \alpha^{-1}\right)$$",
+            rf"$$= \mathcal{{N}}\!\left({n(output)},\ {n(1 / alpha)}\right)$$",
+            rf"$$\Rightarrow\quad y = {n(y)}$$",
             "Bayes' rule adds the accuracy to the precision and moves the mean towards y by its share of it:",
-            rf"$$\rho' = \rho + \alpha = {n(precision)} + {n(alpha)} = {n(rho)}$$",
-            rf"$$\mu' = \frac{{\rho \mu + \alpha y}}{{\rho + \alpha}} = \frac{{{n(precision)} \cdot {n(theta)} + {n(alpha)} \cdot {n(y)}}}"
-            rf"{{{n(rho)}}} = {n(float(mu))}$$",
+            rf"$$\rho' = \rho + \alpha = {n(precision)} + {n(alpha)}$$",
+            rf"$$= {n(rho)}$$",
+            r"$$\mu' = \frac{\rho \mu + \alpha y}{\rho + \alpha}$$",
+            rf"$$= \frac{{{n(precision)} \cdot {n(theta)} + {n(alpha)} \cdot {n(y)}}}{{{n(rho)}}}$$",
+            rf"$$= {n(float(mu))}$$",
         ])  # fmt: skip
         return UpdateInNumbers(latex, float(mu), float(rho))
 

@@ -292,11 +292,13 @@ class DiscreteFlow:
             "The receiver draws a class from the output distribution (off, on):",
             rf"$$k \sim p_O = {latex_vector(1 - output, output)} \quad\Rightarrow\quad k = {drawn}$$",
             rf"and the sender observes it with accuracy $\alpha = {n(alpha)}$:",
-            rf"$$y \sim \mathcal{{N}}\!\left(\alpha (K e_k - 1),\ \alpha K I\right) = \mathcal{{N}}\!\left({latex_vector(*mean)},\ "
-            rf"{n(alpha * self.num_classes)}\, I\right) \quad\Rightarrow\quad y = {latex_vector(*y)}$$",
+            r"$$y \sim \mathcal{N}\!\left(\alpha (K e_k - 1),\ \alpha K I\right)$$",
+            rf"$$= \mathcal{{N}}\!\left({latex_vector(*mean)},\ {n(alpha * self.num_classes)}\, I\right)$$",
+            rf"$$\Rightarrow\quad y = {latex_vector(*y)}$$",
             "Bayes' rule multiplies the belief by the likelihood of y and normalises:",
-            rf"$$\theta' \propto e^{{y}} \theta = \left(e^{{{n(y[0])}}} \cdot {n(1 - theta)},\ e^{{{n(y[1])}}} \cdot {n(theta)}\right) "
-            rf"= {latex_vector(*weighted)}$$",
+            r"$$\theta' \propto e^{y} \theta$$",
+            rf"$$= \left(e^{{{n(y[0])}}} \cdot {n(1 - theta)},\ e^{{{n(y[1])}}} \cdot {n(theta)}\right)$$",
+            rf"$$= {latex_vector(*weighted)}$$",
             rf"$$\theta' = {latex_vector(1 - after, after)}$$",
         ])  # fmt: skip
         return UpdateInNumbers(latex, after, None)

@@ -97,7 +97,8 @@ def test_the_discrete_equation_shows_the_drawn_class_and_the_products() -> None:
 def test_the_continuous_equation_fills_in_rho_mu_and_alpha() -> None:
     shown = ContinuousFlow(sigma1=0.02).update_in_numbers(0.5, 4.0, 0.3, 2.0, (0.8,), None)
     assert shown.precision == 6.0 and shown.theta == pytest.approx((4 * 0.5 + 2 * 0.8) / 6)
-    assert r"= 4 + 2 = 6$$" in shown.latex and r"\frac{4 \cdot 0.5 + 2 \cdot 0.8}{6} = 0.6$$" in shown.latex
+    assert r"= 4 + 2$$" in shown.latex and r"$$= 6$$" in shown.latex  # ρ' = ρ + α
+    assert r"$$= \frac{4 \cdot 0.5 + 2 \cdot 0.8}{6}$$" in shown.latex and r"$$= 0.6$$" in shown.latex  # μ' = (ρμ + αy) / ρ'
     assert r"\mathcal{N}\!\left(0.3,\ 0.5\right)" in shown.latex  # N(x̂, 1/α)
 
 
