@@ -13,6 +13,7 @@ query the server writes, so the encoding exists once), and "Copy link" copies it
 from __future__ import annotations
 
 import json
+import re
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -30,6 +31,7 @@ FIELDS = (*SETTINGS, *DUEL_FIELDS)
 TAB = "tab"
 GRADIO_KEYS = frozenset({"__theme", "deep_link", "view", "page"})  # Gradio's own query parameters: not ours to judge
 MAX_UNKNOWN = 5  # unknown keys a message names
+MARKDOWN_SPECIAL = re.compile(r"([\\`*_{}\[\]()#+\-.!|<>~&:])")  # ASCII punctuation that Markdown or HTML may read
 
 # The server writes the query; the page puts it in its address bar (without a new history entry) ...
 REPLACE_URL_JS = """
@@ -123,9 +125,15 @@ def read_link(query: Mapping[str, str], defaults: Mapping[str, Any], tabs: Seque
     return Link(check(values, menu), tab, tuple(problems), any(k in query for k in (*FIELDS, TAB)))
 
 
+def _literal(text: str) -> str:
+    """`text` as Markdown that shows it as it is: a link's values are anyone's, and the status must not turn
+    them into links, pictures fetched from elsewhere, or markup."""
+    return MARKDOWN_SPECIAL.sub(r"\\\1", text)
+
+
 def problems_message(problems: Sequence[str]) -> str:
-    """The status line for a link with bad values."""
-    return ("**This link's settings were not all usable**, so nothing ran: " + "; ".join(problems)
+    """The status line (Markdown) for a link with bad values, the values quoted literally."""
+    return ("**This link's settings were not all usable**, so nothing ran: " + "; ".join(map(_literal, problems))
             + ". The other settings are restored; press **Generate** to run them.")  # fmt: skip
 
 

@@ -144,3 +144,11 @@ def test_the_query_of_settings_being_typed_leaves_the_address_as_it_is(links, de
     assert links.query(*values, "classifier") == gr.skip()
     with pytest.raises(gr.Error, match="steps must be from 1 to 1000"):
         links.copy(*values, "classifier")
+
+
+def test_a_links_values_are_quoted_literally_in_the_status(handlers, defaults):
+    """A link is anyone's: the values it quotes must not become links, pictures fetched from elsewhere, or markup."""
+    link = read("model=![x](http://example.invalid/x.png)&sampler=<b>bold</b>", defaults, handlers.menu)
+    message = problems_message(link.problems)
+    assert r"got '\!\[x\]\(http\://example\.invalid/x\.png\)'" in message and r"got '\<b\>bold\</b\>'" in message
+    assert message.startswith("**This link's settings were not all usable**")  # the app's own words keep their markup

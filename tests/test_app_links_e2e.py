@@ -114,9 +114,13 @@ def test_a_link_restores_its_settings_and_makes_the_run_made_by_hand(app_url, br
 
     # a bad link says what is wrong, restores the rest and runs nothing
     bad = new_page(browser, 390, 844)
-    bad.goto(f"{app_url}?steps=5000&seed=3&tab=nowhere", wait_until="load")
+    outside = []
+    bad.on("request", lambda r: outside.append(r.url) if not r.url.startswith((app_url, "data:", "blob:")) else None)
+    picture = "![x](http://example.invalid/x.png)"  # quoted as it is, never fetched
+    bad.goto(f"{app_url}?steps=5000&seed=3&tab=nowhere&sampler={picture}", wait_until="load")
     wait_for_status(bad, "not all usable", timeout=60)
     assert "steps must be from 1 to 1000; got '5000'" in status_text(bad) and "tab must be one of" in status_text(bad)
+    assert f"got '{picture}'" in status_text(bad) and not outside and not bad.locator("#status a, #status img").count()
     assert widget_values(bad)["seed"] == "3" and widget_values(bad)["steps"] != "5000"
     bad.screenshot(path=ARTIFACTS / "links-bad.png", full_page=False)
 
