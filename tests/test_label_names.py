@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
+from types import SimpleNamespace
 
 import numpy as np
 import pytest
@@ -13,13 +14,17 @@ import torch
 from PIL import Image
 
 import bfn.hub
-from bfn import complete, sample, score
+from bfn import bench, complete, sample, score
 from bfn.classifier import DigitClassifier, centre_ink, classify_states, digit_parts, digits_of
 from bfn.digits import half_mask, mask_from_image, to_field, to_mnist
 from bfn.hub import model_folders
 from bfn.model import BFNModel
 from bfn.sample import label_index, label_row
 from tests.conftest import ANIMALS, NUMBERS
+from tests.mnist_fixture import write_mnist
+from training.__main__ import main as training_main
+from training.evaluate_samples import as_digits
+from training.evaluate_samples import score as score_samples
 
 
 @pytest.fixture(scope="module")
@@ -115,7 +120,7 @@ def test_sample_cli_takes_label_names_and_refuses_numbers_for_them(named_folder,
     assert not (tmp_path / "h.png").exists()
 
 
-def test_score_cli_reads_the_models_size_and_names_its_labels(two_digit_folder, tmp_path, capsys):
+def test_score_cli_reads_the_models_size_and_names_its_labels(two_digit_folder, named_folder, tmp_path, capsys):
     images = np.zeros((1, 64, 64), np.float32)
     images[0, 20:44, 10:14] = images[0, 20:44, 40:50] = 1
     np.savez(tmp_path / "n.npz", images=images, labels=np.array([42]))
@@ -127,9 +132,13 @@ def test_score_cli_reads_the_models_size_and_names_its_labels(two_digit_folder, 
     with pytest.raises(SystemExit):
         score.main(["--model", str(two_digit_folder), "--images", str(tmp_path / "small.png")])
     assert "is 28×28 pixels; scoring needs the model's 64×64 images" in one_line_error(capsys, "bfn.score")
+    assert score.main(["--model", str(named_folder), "--images", str(tmp_path / "small.png"), "--samples", "1"]) == 0
+    line = json.loads(capsys.readouterr().out)
+    assert list(line["nll"]) == [*ANIMALS, "none"] and line["predicted_label"] in ANIMALS
 
 
-def test_complete_cli_makes_a_drawing_of_two_digits_a_number_and_keeps_a_half_of_it(two_digit_folder, tmp_path, capsys):
+def test_complete_cli_makes_a_drawing_of_two_digits_a_number_and_keeps_a_half_of_it(two_digit_folder, named_folder, tmp_path,
+                                                                                  capsys):
     Image.fromarray(two_strokes()).save(tmp_path / "d.png")
     npz = tmp_path / "c.npz"
     args = ["--model", str(two_digit_folder), "--images", str(tmp_path / "d.png"), "--keep", "left", "--digits", "7",
@@ -143,6 +152,10 @@ def test_complete_cli_makes_a_drawing_of_two_digits_a_number_and_keeps_a_half_of
     with pytest.raises(SystemExit):
         complete.main([*args[:4], "--keep", str(tmp_path / "mask.png"), "--out", str(tmp_path / "x.png")])
     assert "a mask must be 64×64 pixels (the model's image), got 28×28" in one_line_error(capsys, "bfn.complete")
+    assert complete.main(["--model", str(named_folder), *args[2:4], "--keep", str(tmp_path / "mask.png"), "--digits", "cat",
+                          *args[8:]]) == 0  # a 28×28 model: the same drawing is one MNIST digit
+    with np.load(npz) as archive:
+        assert archive["images"].shape == archive["known"].shape == (1, 28, 28) and archive["labels"].tolist() == [0]
 
 
 # ------------------------------------------------------------------------------------- drawings and digits
@@ -168,6 +181,15 @@ def test_a_drawing_becomes_one_mnist_digit_in_each_half_of_a_number():
         to_field(one, (28, 28), parts=2)
 
 
+def test_the_cut_between_two_digits_goes_through_the_gap_near_the_middle():
+    canvas = np.full((120, 240), 255, dtype=np.uint8)
+    canvas[20:100, 10:96] = 0  # a wide left digit, a gap of columns 96–100, then the right digit across the middle
+    canvas[20:100, 101:110] = canvas[20:30, 101:200] = 0
+    field = to_field(canvas, (64, 64), parts=2)
+    np.testing.assert_array_equal(field[18:46, 2:30], to_mnist(canvas[:, :100]))
+    np.testing.assert_array_equal(field[18:46, 34:62], to_mnist(canvas[:, 100:]))
+
+
 def test_halves_and_masks_take_the_models_size(tmp_path):
     assert half_mask("right", (64, 64))[:, 32:].all() and not half_mask("right", (64, 64))[:, :32].any()
     assert half_mask("top").shape == (28, 28)
@@ -177,7 +199,7 @@ def test_halves_and_masks_take_the_models_size(tmp_path):
 
 def test_each_half_of_a_number_is_centred_in_mnists_field_for_the_classifier():
     digit = torch.zeros(28, 28)
-    digit[10:19, 12:17] = 1  # centre of mass (14, 14), where MNIST puts it
+    digit[10:18, 12:17], digit[18, 12:17] = 1, 0.3  # centre of mass (13.66, 14): within half a pixel of MNIST's (14, 14)
     number = torch.zeros(2, 64, 64)
     number[0, 3:31, 1:29] = digit  # offsets inside each half, as the two-digit data places them
     number[0, 30:58, 32 + 4 : 32 + 32] = 0.5 * digit
@@ -216,3 +238,48 @@ def test_model_folders_are_the_shipped_ones_in_order_then_any_other(tmp_path, di
     monkeypatch.setattr(bfn.hub, "WEIGHTS_DIR", tmp_path)
     assert [f.name for f in model_folders()] == ["discrete", "two-digit", "extra"]
     assert BFNModel.from_pretrained(str(model_folders()[1])).data_shape == (1, 64, 64)
+
+
+# ----------------------------------------------------------------------------------- bench and sample quality
+
+
+def test_bench_times_a_row_of_each_models_labels_and_reports_the_total_time_ratio(two_digit_folder, named_folder, capsys):
+    assert bench.main(["--models", str(named_folder), str(two_digit_folder), "--steps", "1", "--threads", "1",
+                       "--reference-steps", "0", "--repeats", "1", "--sampler", "bfn", "--no-gpu"]) == 0
+    lines = [json.loads(line) for line in capsys.readouterr().out.strip().splitlines()]
+    runs = {line["model"]: line for line in lines if "ms_per_step" in line}
+    (ratio,) = [line for line in lines if "ratio" in line]
+    assert ratio["ratio"] == f"{two_digit_folder} ÷ {named_folder}"
+    assert ratio["total_s"] == pytest.approx(runs[str(two_digit_folder)]["total_s"] / runs[str(named_folder)]["total_s"], rel=0.02)
+
+
+def test_evaluate_samples_judges_numbers_digit_by_digit_and_refuses_labels_that_are_not_digits(two_digit_folder, named_folder,
+                                                                                              tmp_path, capsys):
+    mnist = write_mnist(tmp_path / "data", train=200, test=60)
+    torch.manual_seed(0)
+    DigitClassifier().eval().save_pretrained(tmp_path / "classifier")
+    common = ["--classifier", str(tmp_path / "classifier"), "--data-dir", str(mnist), "--steps", "1", "--per-class", "2"]
+    assert training_main(["evaluate-samples", "--model", str(two_digit_folder), *common, "--batch-size", "100"]) == 0
+    line = json.loads(capsys.readouterr().out)
+    assert line["samples"] == 200 and len(line["accuracy_per_class"]) == 10  # 200 numbers: 400 digits, judged as digits
+    assert 0 <= line["accuracy_numbers"] <= line["accuracy"] <= 1
+    assert training_main(["evaluate-samples", "--model", str(named_folder), *common]) == 1
+    assert "labels are not digits (cat, dog, bird, …): the digit classifier cannot judge its samples" in capsys.readouterr().err
+
+
+def test_a_number_is_right_when_each_of_its_digits_is():
+    images = torch.zeros(2, 64, 64)
+    digits, labels = as_digits(images, [42, None], tuple(NUMBERS), 2)
+    assert digits.shape == (4, 28, 28) and labels.tolist() == [4, 2, -1, -1]
+    torch.manual_seed(0)
+    classifier = DigitClassifier().eval()
+    picture = torch.rand(3, 64, 64)
+    digits, labels = as_digits(picture, [12, 34, 56], tuple(NUMBERS), 2)
+    predicted = classifier.probabilities(digits).argmax(1).numpy()
+    reference = SimpleNamespace(test_stats=(np.zeros(128), np.eye(128)), floor=0.0, diversity_real=0.0)
+    result = score_samples(classifier, digits, predicted, reference, parts=2)  # the classifier's own reading: all right
+    assert result["accuracy"] == result["accuracy_numbers"] == 1.0
+    wrong = predicted.copy()
+    wrong[1] = (wrong[1] + 1) % 10  # the units digit of the first number
+    result = score_samples(classifier, digits, wrong, reference, parts=2)
+    assert result["accuracy"] == pytest.approx(5 / 6, abs=1e-4) and result["accuracy_numbers"] == pytest.approx(2 / 3, abs=1e-4)

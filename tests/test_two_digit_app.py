@@ -8,6 +8,7 @@ from __future__ import annotations
 import io
 import json
 import os
+from types import SimpleNamespace
 
 import numpy as np
 import pytest
@@ -20,9 +21,10 @@ from gradio_client import Client  # noqa: E402
 from gradio_client.exceptions import AppError  # noqa: E402
 
 from app import render  # noqa: E402
+from app.digit import DigitHandlers  # noqa: E402
 from app.layout import label_pickers  # noqa: E402
 from app.loadtest import free_port  # noqa: E402
-from app.models import load_models, model_menu  # noqa: E402
+from app.models import ModelBank, load_models, model_menu, warm_up  # noqa: E402
 from app.params import BOTH, parse_settings  # noqa: E402
 from app.server import Server  # noqa: E402
 from app.session import Run, RunState  # noqa: E402
@@ -104,6 +106,19 @@ def test_choosing_a_model_offers_its_labels_in_the_picker(menu):
     assert [c[0] for c in modes.choices][0] == "All ten digits"
 
 
+def test_warm_up_runs_each_model_at_its_own_image_size(models):
+    bank, shapes = ModelBank(), []
+    for name in ("discrete", "two-digit"):
+        bank.add(name, models[name], name)
+    hooks = [m.register_forward_pre_hook(lambda _, args: shapes.append(tuple(args[0].shape[-2:]))) for m in bank.models.values()]
+    try:
+        warm_up(bank)
+    finally:
+        for hook in hooks:
+            hook.remove()
+    assert shapes == [(28, 28)] * 4 + [(64, 64)] * 4
+
+
 # ------------------------------------------------------------------------------------- runs and their views
 
 
@@ -176,7 +191,9 @@ def client(tmp_path_factory, discrete_model, continuous_model, two_digit_model, 
     port = free_port()
     with Server(bank, stream_interval=0.05, plot_interval=0.2) as app_server:
         app_server.launch(server_name="127.0.0.1", server_port=port, prevent_thread_lock=True, quiet=True)
-        yield Client(f"http://127.0.0.1:{port}/", verbose=False, download_files=False)
+        client = Client(f"http://127.0.0.1:{port}/", verbose=False, download_files=False)
+        client.handlers = app_server.handlers  # for the page-only events (a click on an image)
+        yield client
 
 
 def pictures(outputs) -> list[np.ndarray]:
@@ -192,8 +209,10 @@ def titled(outputs, start: str) -> dict:
 
 
 def test_the_api_generates_scrubs_follows_pixels_and_exports_a_number(client):
+    client.predict(api_name="/clear_pixels")  # no pixel to follow: the run follows its images' centre
     final = client.submit("two-digit", "one", "42", 2.0, 6, 0, "bfn", api_name="/generate").result()
     assert "Done" in final[0] and "number 42" in final[0]
+    assert any("image 0, row 32, col 32" in t.get("name", "") for p in plots(final) for t in p["data"])
     assert [p.shape for p in pictures(final)] == [(68, 68), (68, 68)]  # θ and the output: one 64×64 number
     assert "image 0 · number 42 · it reads" in titled(final, "Which number")["layout"]["title"]["text"]
     scrubbed = client.predict(3, api_name="/scrub")
@@ -203,6 +222,9 @@ def test_the_api_generates_scrubs_follows_pixels_and_exports_a_number(client):
     assert any("image 0, row 63, col 62" in n for n in names)
     with pytest.raises(AppError, match="row must be from 0 to 63"):
         client.predict(0, 64, 0, api_name="/add_pixel")
+    click = client.handlers.click_pixel("65.5,41.2,1", SimpleNamespace(session_hash=client.session_hash))  # past 28×28
+    names = [t.get("name", "") for o in click if hasattr(o, "plot") for t in json.loads(o.plot)["data"]]
+    assert any("image 0, row 39, col 63" in n for n in names)
     png = np.asarray(Image.open(client.predict(api_name="/export_png")["path"]))
     assert png.shape[1] >= 4 * 68
     gif = Image.open(client.predict(api_name="/export_gif")["path"])
@@ -217,3 +239,13 @@ def test_the_api_runs_a_named_model_and_refuses_mixing_label_sets(client):
     assert "Binarised (discrete) + Continuous, side by side" in both[0] and len(pictures(both)) == 4
     with pytest.raises(AppError, match="digit must be from 0 to 99"):
         client.submit("two-digit", "one", 100, 2.0, 3, 0, "bfn", api_name="/generate").result()
+
+
+def test_your_digit_runs_the_models_of_the_first_label_set_beside_a_two_digit_model(client):
+    digit = DigitHandlers(client.handlers, samples=1, curve_points=2)
+    assert digit.names == ("discrete", "continuous") and digit.labels.shape == (28, 28)
+    drawing = np.zeros((140, 140), np.uint8)
+    drawing[20:120, 60:80] = 255
+    digit.score(drawing, "drawing", "discrete", 0, 0, 0.5, "predicted", SimpleNamespace(session_hash="digit"))
+    scores = digit.store.get("digit").scores
+    assert list(scores) == ["discrete", "continuous"] and digit.store.get("digit").image.shape == (28, 28)
