@@ -12,6 +12,9 @@ Public API endpoint: /update_numbers → (the update as Markdown with LaTeX, the
 
 from __future__ import annotations
 
+import math
+import time
+import weakref
 from collections.abc import Callable, Mapping
 
 import gradio as gr
@@ -97,12 +100,22 @@ def schedule_figure(frames_by_model: Mapping[str, Frames], step: int) -> render.
 
 def update_handler(handlers: Handlers) -> Callable[[gr.Request], tuple]:
     """The handler of /update_numbers: the view for the caller's session (its run, its last chosen pixel, the
-    step on show)."""
+    step on show).
+
+    The step slider moves up to `STREAM_INTERVAL_S` apart while a run streams, whether or not this view is open:
+    while the run is live the view is redrawn at most every `plot_interval` seconds, like the other figures
+    (a later step, or the run's end, redraws it again).
+    """
+    drawn_at: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()  # run → when its view was last drawn
 
     def update_numbers(request: gr.Request) -> tuple:
         session, run = handlers._session_run(request)
         if run is None or run.latest < 0:
             return NO_RUN, gr.skip()
+        now = time.monotonic()
+        if run.running and now - drawn_at.get(run, -math.inf) < handlers.plot_interval:
+            return gr.skip(), gr.skip()
+        drawn_at[run] = now
         step = min(session.step, run.latest)
         pixel = session.pixels[-1] if session.pixels else None
         return update_markdown(run.frames, step, pixel, run.labels), plot(schedule_figure(run.frames, step))

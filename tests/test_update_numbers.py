@@ -154,3 +154,28 @@ def test_the_largest_run_with_its_observations_fits_the_session_bound(discrete_m
 def test_more_than_two_classes_say_why_they_show_no_numbers() -> None:
     shown = DiscreteFlow(num_classes=3).update_in_numbers(0.5, None, 0.5, 0.1, (0.1, -0.2, 0.3), 2)
     assert "not shown in numbers" in shown.latex and math.isnan(shown.theta)
+
+
+def test_the_view_is_redrawn_at_a_bounded_rate_while_a_run_streams(discrete_model) -> None:
+    from types import SimpleNamespace
+
+    import gradio as gr
+
+    from app.handlers import Handlers
+    from app.models import ModelBank
+    from app.params import parse_settings
+    from app.update_view import NO_RUN, update_handler
+
+    handlers = Handlers(ModelBank(models={"discrete": discrete_model}), plot_interval=60.0)
+    try:
+        update, request = update_handler(handlers), SimpleNamespace(session_hash="live")
+        assert update(request)[0] == NO_RUN
+        settings = parse_settings("discrete", "all", None, 1.0, 1000, 0, "bfn", menu=handlers.menu)
+        run = handlers.store.start_run("live", settings, handlers.bank.models)
+        run.wait(0, timeout=30)
+        first, again = update(request), update(request)
+        assert "Pixel (row 14, column 14)" in first[0] and again == (gr.skip(), gr.skip())  # live: once per interval
+        run.stop(wait=30)
+        assert "Pixel (row 14, column 14)" in update(request)[0]  # ended: drawn at once
+    finally:
+        handlers.close()
