@@ -179,3 +179,13 @@ def test_the_view_is_redrawn_at_a_bounded_rate_while_a_run_streams(discrete_mode
         assert "Pixel (row 14, column 14)" in update(request)[0]  # ended: drawn at once
     finally:
         handlers.close()
+
+
+def test_the_app_names_the_update_endpoint_and_has_both_tabs(discrete_model) -> None:
+    from app.layout import build_app
+    from app.models import ModelBank
+
+    demo = build_app(ModelBank(models={"discrete": discrete_model}))
+    assert "update_numbers" in {fn.api_name for fn in demo.fns.values()}
+    ids = {getattr(block, "elem_id", None) for block in demo.blocks.values()}
+    assert {"update-numbers", "update-schedule", "flow-binary", "flow-simplex", "flow-continuous"} <= ids
