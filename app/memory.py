@@ -1,6 +1,6 @@
 """Memory that is freed going back to the system, so that the server's size follows the runs it keeps.
 
-The runs' frames are the big allocations (up to 64 MB a run), and they come and go: the session store drops
+The runs' frames are the big allocations (up to 128 MB a run), and they come and go: the session store drops
 the oldest finished runs beyond its budget. With glibc's malloc, freed memory does not always leave the
 process. Each thread allocates from one of up to 8 arenas per core, and the free space of each arena's heap
 stays resident (only its top is returned); the threads here are many (Gradio's worker pool renders the
