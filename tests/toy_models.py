@@ -23,6 +23,7 @@ from bfn.settings import SamplingSettings
 class _Toy(nn.Module):
     num_labels = 10
     sampling = SamplingSettings()
+    data_shape = (1, 28, 28)
 
     def __init__(self, kind: str, **flow):
         super().__init__()
