@@ -13,7 +13,7 @@ A run whose sampler makes Bayesian updates (`Sampler.observes`) also keeps what 
 any pixel's update can be shown in numbers afterwards (`Frames.update_in_numbers`): the sender sample y as
 float16 (one number per class, or one) and, where the flow draws one, the class k as uint8, per step and pixel:
 
-    extra bytes ≈ (steps + 1) × images × 28 × 28 × (2 × numbers per pixel + 1 where a class is drawn)
+    extra bytes ≈ (steps + 1) × images × height × width × (2 × numbers per pixel + 1 where a class is drawn)
 
 No BFN maths happens here: the numbers are read off `bfn.sampling.StepState`, the per-step statistics are
 the flow's own (`Flow.step_statistics`, on the state's float32 values before they are rounded to float16),
