@@ -147,7 +147,7 @@ PRESETS = (
 )
 
 CSS = """
-/* live images arrive at their true size (28 px per digit): enlarge them crisply in the browser */
+/* live images arrive at their true size (one pixel per pixel of the model's images): enlarge them crisply in the browser */
 .pixelated img { image-rendering: pixelated; width: 100%; height: 100%; object-fit: contain; cursor: crosshair; }
 /* an image before the first run says what to do, not just an icon */
 .pixelated .empty::after { content: "Press Generate"; margin-left: 0.5em; color: var(--body-text-color-subdued); }
@@ -307,7 +307,7 @@ def build(handlers: Handlers) -> gr.Blocks:
                     model = gr.Radio([(label, value) for value, label in choices.items()], value=default_model, label="Model", elem_id="model")
                     modes = menu.mode_labels(default_model)
                     digits = gr.Radio([(modes[d], d) for d in DIGIT_MODES], value="all", label="Digits", elem_id="digits")
-                    digit = gr.Radio(menu.label_choices(default_model), value=min(3, menu.num_labels - 1), label="Which digit", visible=False, elem_id="digit")
+                    digit = gr.Radio(menu.label_choices(default_model), value=min(3, menu.num_labels - 1), label=f"Which {menu.label_set(default_model).word}", visible=False, elem_id="digit")
                     with gr.Row():
                         generate_btn = gr.Button("Generate", variant="primary", elem_id="generate-btn", scale=2, min_width=90)
                         stop_btn = gr.Button("Stop", variant="stop", elem_id="stop-btn", scale=1, min_width=60)

@@ -216,7 +216,7 @@ def pixel_heatmap(
     pixels: Sequence[Pixel] = (),
     labels: Sequence[int | None] | None = None,
 ) -> Figure:
-    """One image at one step as a 28×28 heatmap per model, θ as colour; hovering shows θ and the output."""
+    """One image at one step as a heatmap per model (a cell per pixel), θ as colour; hovering shows θ and the output."""
     layout = _subplots(_titles(frames_by_model), spacing=0.1)
     data = []
     first = next(iter(frames_by_model.values()))
