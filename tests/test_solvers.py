@@ -171,6 +171,7 @@ class CountingModel(torch.nn.Module):
     def __init__(self, inner: BFNModel):
         super().__init__()
         self.inner, self.flow, self.num_labels, self.calls = inner, inner.flow, inner.num_labels, []
+        self.data_shape = inner.data_shape
 
     def forward(self, x, t, labels):
         self.calls.append(x.shape[0])
