@@ -104,6 +104,9 @@ def test_a_two_digit_model_is_evaluated_by_nll_and_by_the_digits_of_its_numbers(
     line = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
     assert line["numbers"] == 100 and 0 <= line["both_digits"] <= min(line["tens_digit"], line["units_digit"])
     assert line["steps"] == 2 and line["sampler"] == "solver"  # few steps: the model's recommended few-step sampler
+    assert training_cli(["evaluate-two-digit", "--model", str(folder), "--real", str(data_root)]) == 0
+    line = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
+    assert line["real"] and line["numbers"] == 30  # the fixture's 30 test numbers (of the 1,000 asked for)
     assert training_cli(["evaluate", "--model", str(folder), "--data-dir", str(data_root), "--limit", "6"]) == 1
     err = capsys.readouterr().err
     assert "64×64 images with 100 labels" in err and "--dataset mnist has 28×28 images with 10" in err

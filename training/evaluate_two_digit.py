@@ -20,7 +20,8 @@ from torch import Tensor
 
 from bfn.classifier import DigitClassifier, load_classifier
 from bfn.sampling import SAMPLERS, guidance_interval_for
-from training.evaluate_samples import generate
+from training.datasets import get_dataset
+from training.evaluate_samples import generate, real_images
 from training.two_digit import centre_ink, split_halves
 
 
@@ -53,6 +54,9 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--guidance", type=float, help="guidance weight (default: the model's recommended)")
     p.add_argument("--guidance-interval", type=float, nargs=2, metavar=("START", "END"),
                    help="guide only for t in [START, END] (default: the model's recommended interval)")
+    p.add_argument("--real", metavar="DATA_DIR",
+                   help="score real test numbers instead (from MNIST in DATA_DIR, as the model sees its data): the "
+                        "ceiling that the classifier's own errors set; as many as samples would be")
     p.add_argument("--batch-size", type=int, default=100, help="numbers sampled at once")
     p.add_argument("--seed", type=int, default=0, help="seed of the first batch (batch b uses seed + b)")
     p.add_argument("--threads", type=int, default=0, help="torch CPU threads (0 = torch's default)")
@@ -79,11 +83,16 @@ def run(args: argparse.Namespace) -> None:
     interval = guidance_interval_for(model, tuple(args.guidance_interval) if args.guidance_interval else None)
     labels = [n for n in range(model.num_labels) for _ in range(args.per_label)]
     start = time.perf_counter()
-    numbers = generate(model, sampler, labels, steps, guidance, args.seed, args.batch_size, interval,
-                       recommended.rescaled_phi)
+    if args.real:
+        test = get_dataset("two-digit").test(args.real).subset(slice(0, len(labels)))
+        numbers, labels = real_images(model.flow, test, args.seed), test.labels.tolist()
+        setting = {"real": True}
+    else:
+        numbers = generate(model, sampler, labels, steps, guidance, args.seed, args.batch_size, interval,
+                           recommended.rescaled_phi)
+        setting = {"sampler": sampler, "steps": steps, "guidance": guidance, "guidance_interval": list(interval)}
     seconds = time.perf_counter() - start
     scores = score_numbers(read_digits(classifier, numbers).cpu(), torch.tensor(labels))
-    line = {"model": str(args.model), "sampler": sampler, "steps": steps, "guidance": guidance,
-            "guidance_interval": list(interval), "numbers": len(labels), **scores, "seconds": round(seconds, 1),
+    line = {"model": str(args.model), **setting, "numbers": len(labels), **scores, "seconds": round(seconds, 1),
             "seed": args.seed, "command": "python -m training " + shlex.join(sys.argv[1:])}
     print(json.dumps(line), flush=True)
