@@ -263,7 +263,13 @@ def element_id(name: str) -> str:
     return re.sub(r"[^A-Za-z0-9_-]", "-", name)
 
 
-def _model_panel(handlers: Handlers, name: str, shown: bool) -> tuple[gr.Column, tuple[gr.Image, gr.Image]]:
+def image_height(models: int) -> int:
+    """The live images' height in pixels: side by side, two models' four images share the width and stay low
+    (the first plot then fits a laptop's screen); one model's two are twice as wide, and as tall as that allows."""
+    return 100 if models > 1 else 220
+
+
+def _model_panel(handlers: Handlers, name: str, shown: bool, height: int) -> tuple[gr.Column, tuple[gr.Image, gr.Image]]:
     """One model's column: its title, and its θ and output images with the flow's captions."""
     display = handlers.bank.models[name].flow.display
     with gr.Column(visible=shown, min_width=260) as column:
@@ -275,7 +281,7 @@ def _model_panel(handlers: Handlers, name: str, shown: bool) -> tuple[gr.Column,
                     gr.Markdown(caption, elem_classes=["caption"])
                     images.append(
                         gr.Image(
-                            label=caption, show_label=False, type="numpy", format="png", height=100, interactive=False,
+                            label=caption, show_label=False, type="numpy", format="png", height=height, interactive=False,
                             buttons=["download", "fullscreen"], elem_classes=["pixelated"],
                             elem_id=f"{element_id(name)}-{view}",
                         )
@@ -339,7 +345,9 @@ def build(handlers: Handlers) -> gr.Blocks:
                     columns, images = {}, {}
                     with gr.Row(equal_height=True):
                         for name in menu.names:
-                            columns[name], images[name] = _model_panel(handlers, name, name in menu.models(default_model))
+                            columns[name], images[name] = _model_panel(
+                                handlers, name, name in menu.models(default_model), image_height(len(menu.models(default_model)))
+                            )  # fmt: skip
                     with gr.Row(equal_height=True):
                         step_slider = gr.Slider(0, menu.recommended.steps, value=0, step=1, label="Step (drag to scrub)", scale=6, elem_id="step-slider")
                         play_btn = gr.Button("▶ Play", scale=1, size="sm", elem_id="play-btn", elem_classes=["compact-btn"])
@@ -414,9 +422,15 @@ def build(handlers: Handlers) -> gr.Blocks:
                 lambda path: path, inputs=export_file, outputs=export_preview, api_visibility="private", show_progress="hidden",
             )  # the file just made, shown (a GIF plays)  # fmt: skip
         dice.click(None, js=f"() => Math.floor(Math.random() * {MAX_SEED})", outputs=seed)
+        def show_models(m: str, d: int) -> list:
+            """The chosen models' columns, their images as large as the columns' number allows, the digits."""
+            names, height = menu.models(m), image_height(len(menu.models(m)))
+            views = Views(columns={name: gr.Column(visible=name in names) for name in menu.names},
+                          images={name: (gr.Image(height=height), gr.Image(height=height)) for name in menu.names})  # fmt: skip
+            return [*views.outputs(menu.names, ("columns", "images")), *label_pickers(menu, m, d)]
+
         model.change(
-            lambda m, d: [*(gr.Column(visible=name in menu.models(m)) for name in menu.names), *label_pickers(menu, m, d)],
-            inputs=[model, digit], outputs=[*components.outputs(menu.names, ("columns",)), digits, digit], queue=False,
+            show_models, inputs=[model, digit], outputs=[*components.outputs(menu.names, ("columns", "images")), digits, digit], queue=False,
             api_visibility="private", show_progress="hidden",
         )  # fmt: skip
         digits.change(lambda d: gr.Radio(visible=d == "one"), inputs=digits, outputs=digit, queue=False, api_visibility="private", show_progress="hidden")

@@ -173,16 +173,21 @@ def _guidance_band(k: int, fr: Frames) -> tuple[dict, dict] | None:
     band = {"type": "rect", "xref": f"x{sx}", "yref": f"y{sx} domain", "x0": first - 0.5, "x1": last + 0.5, "y0": 0, "y1": 1,
             "fillcolor": "#fde68a", "opacity": 0.45, "line": {"width": 0}, "layer": "below"}
     # at the band's foot, starting at its left edge: clear of the ★'s label (above) and of the y axis (left)
-    label = {"text": f"guidance {fr.guidance[first]:g}", "showarrow": False, "x": first - 0.5, "y": 0.01,
+    # (Plotly hides an annotation anchored outside its axis' range: a band from step 0 starts it at 0)
+    label = {"text": f"guidance {fr.guidance[first]:g}", "showarrow": False, "x": max(first - 0.5, 0), "y": 0.01,
              "xanchor": "left", "yanchor": "bottom", "xref": f"x{sx}", "yref": f"y{sx} domain",
              "bgcolor": "rgba(255, 255, 255, 0.7)", "font": {"size": 11, "color": "#92400e"}}
     return band, label
 
 
+TITLE_LINE = 18  # pixels per line of a figure's title (14 px type)
+
+
 def _figure(data: list, layout: dict, height: int, title: str | None = None) -> Figure:
+    extra = TITLE_LINE * title.count("<br>") if title else 0  # lines after the first (short lines for a phone)
     layout.update(
-        height=height,
-        margin={"l": 56, "r": 20, "t": 78 if title else 56, "b": 48},
+        height=height + extra,
+        margin={"l": 56, "r": 20, "t": (78 if title else 56) + extra, "b": 48},
         font=FONT,
         plot_bgcolor="white",
         paper_bgcolor="white",
@@ -191,8 +196,17 @@ def _figure(data: list, layout: dict, height: int, title: str | None = None) -> 
         uirevision="keep",  # keep zoom and legend choices across live updates
     )
     if title:
-        layout["title"] = {"text": title, "x": 0.01, "y": 0.98, "yanchor": "top", "font": {"size": 14}}
+        # Plotly places a title of several lines as if it had one: padded down by the others, it stays inside
+        layout["title"] = {"text": title, "x": 0.01, "y": 1, "yref": "container", "yanchor": "top", "pad": {"t": 8 + extra},
+                           "font": {"size": 14}}
     return {"data": data, "layout": layout}
+
+
+def _legend_below(fig: Figure, bottom: int = 100) -> Figure:
+    """The legend under the panels: on a narrow screen its rows grow downwards, not up into the titles."""
+    fig["layout"]["legend"].update(y=-0.25, yanchor="top", x=0, xanchor="left")
+    fig["layout"]["margin"]["b"] = bottom
+    return fig
 
 
 def _titles(frames_by_model: Mapping[str, Frames]) -> list[str]:
@@ -325,11 +339,7 @@ def trajectories(frames_by_model: Mapping[str, Frames], step: int, pixels: Seque
         layout["annotations"].append(
             {"text": "Click a pixel in any image, or add one by coordinates", "showarrow": False, "x": 0.5, "y": 0.5, "xref": "paper", "yref": "paper"}
         )
-    fig = _figure(data, layout, 400, "Chosen pixels over the steps: θ solid, output distribution dotted")
-    # the pixels' legend below the panels, where more pixels add rows downwards, not up into the titles
-    fig["layout"]["legend"].update(y=-0.2, yanchor="top", x=0, xanchor="left")
-    fig["layout"]["margin"]["b"] = 96
-    return fig
+    return _legend_below(_figure(data, layout, 400, "Chosen pixels over the steps<br>θ solid, output distribution dotted"))
 
 
 def digit_beliefs(
@@ -407,14 +417,14 @@ def digit_beliefs(
         note = "No digit classifier loaded (weights/classifier): this view is off" if first.digit_probs is None else None
     if note:
         layout["annotations"].append({"text": note, "showarrow": False, "x": 0.5, "y": 0.5, "xref": "paper", "yref": "paper"})
-    title = f"Which digit does the classifier see in the output distribution? {image_label(labels, image, first.labels)}"
+    title = f"Which digit does the classifier see?<br>{image_label(labels, image, first.labels)}"  # short lines: a phone
     if first.labels.digit_parts > 1:
         title = f"Which number does the classifier see in the output distribution? {image_label(labels, image, first.labels)}"
         if first.digit_probs is not None and first.count:
             s = _clamp(step, first)
             reading = "".join(str(int(_part_probs(first, p)[s, image].argmax())) for p in range(first.labels.digit_parts))
             title += f" · it reads {reading} at step {s}"
-    fig = _figure(data, layout, 380, title)
+    fig = _legend_below(_figure(data, layout, 420, title), bottom=110)
     fig["layout"]["legend"]["title"] = {"text": "digit "}
     return fig
 
@@ -445,7 +455,8 @@ HIST_BINS = 20
 
 def step_summary(frames_by_model: Mapping[str, Frames], step: int) -> Figure:
     """A histogram of θ at this step, and per step: mean uncertainty and the fraction of decided pixels."""
-    layout = _subplots(("Histogram of θ at this step", "Uncertainty per step", f"Decided pixels (θ ≥ {DECIDED:.1%} sure)"), spacing=0.09)
+    titles = ("Histogram of θ<br>at this step", "Uncertainty<br>per step", f"Decided pixels<br>(θ ≥ {DECIDED:.1%} sure)")
+    layout = _subplots(titles, spacing=0.09)  # two short lines each: three titles side by side fit a phone
     data = []
     edges = np.linspace(0, 1, HIST_BINS + 1)
     centres = ((edges[:-1] + edges[1:]) / 2).astype(np.float32)
@@ -495,13 +506,13 @@ def step_summary(frames_by_model: Mapping[str, Frames], step: int) -> Figure:
     for col in (2, 3):
         _axis(layout, "x", col, range=[0, max(any_fr.num_steps, 1)], title={"text": "step"})
         _axis(layout, "y", col, range=[0, 1.02])
-    _axis(layout, "x", 1, range=[0, 1], title={"text": "0 = background … 1 = ink"})
+    _axis(layout, "x", 1, range=[0, 1], title={"text": "background … ink"})
     decades = [1e-4, 1e-3, 1e-2, 1e-1, 1.0]
     _axis(layout, "y", 1, type="log", range=[-4, 0.05], title={"text": "fraction of pixels"}, tickvals=decades, ticktext=["0.01%", "0.1%", "1%", "10%", "100%"])
     measures = {fr.display.uncertainty for fr in frames_by_model.values()}
     _axis(layout, "y", 2, title={"text": measures.pop() if len(measures) == 1 else "uncertainty (see hover)"})
     layout.update(barmode="group", bargap=0.1, bargroupgap=0)
-    return _figure(data, layout, 360, "Per-step summary")
+    return _legend_below(_figure(data, layout, 380, "Per-step summary"))
 
 
 # --------------------------------------------------------------------------------------------------- exports

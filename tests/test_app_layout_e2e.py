@@ -206,14 +206,13 @@ def test_what_the_page_says_and_where(browser, app_url):
 def test_a_typed_value_out_of_range_is_refused_with_its_message_alone(browser, app_url, field, typed, message):
     page, errors = open_page(browser, app_url, LAPTOP)
     try:
-        before = status_text(page)
         number = page.locator(f"#{field} input[type=number], #{field} input").first
         number.fill(typed)
         number.press("Enter")
         page.click("#generate-btn")
         page.get_by_text(message).first.wait_for(timeout=30_000)  # the message, in a toast
         page.wait_for_timeout(500)
-        assert status_text(page) == before  # nothing ran
+        assert not re.search("Running|Done|Stopped", status_text(page)), status_text(page)  # nothing ran
         badges = page.locator("[data-testid=status-tracker] .error:visible")
         assert badges.count() == 0, "an Error badge covers a view"
         if field == "seed":

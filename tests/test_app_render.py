@@ -457,7 +457,7 @@ def test_step_summary_shows_histogram_and_per_step_curves(both):
     ]  # fmt: skip
     assert [b["marker"]["color"] for b in bars] == list(render.MODEL_COLOURS[:2])
     np.testing.assert_allclose(lines[2]["y"], both["continuous"].stats[:, 0])
-    assert "Decided pixels (θ ≥ 97.5% sure)" in [a["text"] for a in fig["layout"]["annotations"]]
+    assert "Decided pixels<br>(θ ≥ 97.5% sure)" in [a["text"] for a in fig["layout"]["annotations"]]
     single = render.step_summary({"discrete": both["discrete"]}, 99)  # a step beyond the run is clamped
     assert single["layout"]["shapes"][0]["x0"] == both["discrete"].latest
 
