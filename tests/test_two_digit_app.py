@@ -8,6 +8,7 @@ from __future__ import annotations
 import io
 import json
 import os
+from pathlib import Path
 from types import SimpleNamespace
 
 import numpy as np
@@ -32,6 +33,7 @@ from bfn.classifier import classify_states, digits_of, load_classifier  # noqa: 
 from tests.conftest import NUMBERS  # noqa: E402
 
 STEPS = 4
+CHROMIUM = Path(os.environ.get("BFN_CHROMIUM", "/usr/bin/chromium"))
 
 
 @pytest.fixture(scope="module")
@@ -249,3 +251,27 @@ def test_your_digit_runs_the_models_of_the_first_label_set_beside_a_two_digit_mo
     digit.score(drawing, "drawing", "discrete", 0, 0, 0.5, "predicted", SimpleNamespace(session_hash="digit"))
     scores = digit.store.get("digit").scores
     assert list(scores) == ["discrete", "continuous"] and digit.store.get("digit").image.shape == (28, 28)
+
+
+@pytest.mark.skipif(not CHROMIUM.exists(), reason=f"no Chromium at {CHROMIUM}")
+def test_in_a_browser_choosing_two_digits_offers_numbers_and_generates_one(client):
+    sync_playwright = pytest.importorskip("playwright.sync_api").sync_playwright
+    with sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=str(CHROMIUM), args=["--no-sandbox", "--disable-gpu"])
+        page = browser.new_page(viewport={"width": 1400, "height": 1000})
+        try:
+            page.goto(client.src, wait_until="load")
+            page.locator("#model").get_by_label("Two digits (64×64)", exact=True).check()
+            page.get_by_label("One number").check()  # the Digits choice speaks of numbers now
+            page.locator("#digit").get_by_label("42", exact=True).check()  # the picker offers 00 … 99
+            assert page.locator("#digit").get_by_label("07", exact=True).count() == 1
+            page.click("#generate-btn")
+            page.locator("#status").get_by_text("Done").wait_for(timeout=120_000)
+            assert "number 42" in page.locator("#status").inner_text()
+            width = page.evaluate("() => document.querySelector('#two-digit-theta img').naturalWidth")
+            assert width == 68  # one 64×64 number with its padding
+            page.locator("#model").get_by_label("Binarised (discrete)", exact=True).check()  # back to digits: the picker offers 0 … 9 again
+            page.locator("#digit").get_by_label("9", exact=True).wait_for(timeout=10_000)
+            assert page.locator("#digit").get_by_label("42", exact=True).count() == 0
+        finally:
+            browser.close()
