@@ -5,7 +5,6 @@ from __future__ import annotations
 
 from pathlib import Path
 
-import numpy as np
 import pytest
 import torch
 
@@ -13,7 +12,7 @@ from tests.mnist_fixture import write_mnist
 from training.data import Split, load_mnist
 from training.datasets import get_dataset
 from training.evaluate_two_digit import read_digits, score_numbers
-from training.two_digit import HALF, MAX_OFFSET, TwoDigits, centre_ink, place, split_halves
+from training.two_digit import HALF, MAX_OFFSET, TwoDigits, place
 
 
 @pytest.fixture(scope="module")
@@ -90,23 +89,6 @@ def test_place_cuts_off_what_falls_outside():
     expected = torch.zeros(4, 5, dtype=torch.uint8)
     expected[0:2, 3:5] = image[0, 1:3, 0:2]
     torch.testing.assert_close(out[0], expected)
-
-
-def test_centring_a_half_undoes_where_the_digit_was_put(digits):
-    numbers = TwoDigits.build(digits, 30, seed=1)
-    left, right = split_halves(numbers.subset(slice(None)).images.float() / 255)
-    for half, side in ((left, 0), (right, 1)):
-        centred = centre_ink(half)
-        alone = centre_ink(digits.images[numbers.pairs[:, side]].float() / 255)  # the digit itself, centred
-        torch.testing.assert_close(centred, alone)
-    blob = torch.zeros(1, 64, 32)
-    blob[0, 40:47, 20:24] = torch.linspace(0.2, 1, 4)  # ink anywhere in a half: its centre of mass lands at (14, 14)
-    centred = centre_ink(blob)[0]
-    assert centred.sum() == blob.sum()
-    row = (centred.sum(1) @ torch.arange(28.0)) / centred.sum()
-    col = (centred.sum(0) @ torch.arange(28.0)) / centred.sum()
-    assert abs(row - 14) <= 0.5 and abs(col - 14) <= 0.5
-    assert centre_ink(torch.zeros(1, 64, 32)).sum() == 0  # an inkless half stays blank
 
 
 class WidthReader:

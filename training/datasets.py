@@ -63,7 +63,8 @@ class TwoDigitDataset:
         "440,000 numbers composed on the fly from the MNIST training set's digits (55,000; 5,000 more held out, "
         "whose pairs are the validation numbers)",
         "10,000 numbers paired from the MNIST test digits (`--dataset two-digit`)",
-        "Per pixel: divide by the 4,096 pixels (binarised MNIST's 77.87 nats/image in the paper is 0.0993 nats per pixel).")
+        "A number has 4,096 pixels; for scale, the paper's 77.87 nats/image on binarised MNIST is 0.0993 nats per pixel "
+        "(784 pixels).")
 
     def train_val(self, data_dir: str | Path, val_size: int, seed: int) -> tuple[two_digit.TwoDigits, two_digit.TwoDigits]:
         train, val = train_val_split(data_dir, val_size, seed, MNIST)

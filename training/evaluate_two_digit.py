@@ -18,17 +18,18 @@ import time
 import torch
 from torch import Tensor
 
-from bfn.classifier import DigitClassifier, load_classifier
+from bfn.classifier import DigitClassifier, digits_of, load_classifier
 from bfn.sampling import SAMPLERS, guidance_interval_for
 from training.datasets import get_dataset
 from training.evaluate_samples import generate, real_images
-from training.two_digit import centre_ink, split_halves
 
 
 def read_digits(classifier: DigitClassifier, numbers: Tensor) -> Tensor:
-    """Numbers (N, 64, 64) in [0, 1] → the digits the classifier reads in their halves (N, 2): (tens, units)."""
-    halves = [centre_ink(half) for half in split_halves(numbers)]
-    return torch.stack([classifier.probabilities(half).argmax(1) for half in halves], dim=1)
+    """Numbers (N, 64, 64) in [0, 1] → the digits the classifier reads in their halves (N, 2): (tens, units).
+
+    Each half is centred as the app's classifier view centres it (`bfn.classifier.digits_of`)."""
+    digits = digits_of(numbers, 2)
+    return classifier.probabilities(digits.reshape(-1, *digits.shape[2:])).argmax(1).reshape(-1, 2)
 
 
 def score_numbers(read: Tensor, labels: Tensor) -> dict:

@@ -16,7 +16,7 @@ from dataclasses import dataclass
 import torch
 from torch import Tensor
 
-from bfn.digits import CENTRE, SIZE as DIGIT
+from bfn.digits import SIZE as DIGIT
 from training.data import Split
 
 HEIGHT, WIDTH = 64, 64  # the canvas
@@ -100,21 +100,3 @@ class TwoDigits:
         """All the images, composed (N, 64, 64): for small sets; batches should use `subset`."""
         return self.subset(slice(None)).images
 
-
-def centre_ink(halves: Tensor) -> Tensor:
-    """Each half (B, H, W) of intensities → a 28×28 digit with its ink's centre of mass at MNIST's `CENTRE`.
-
-    The digits were placed unscaled, so shifting by whole pixels (no resampling) turns a half back into
-    the kind of image the digit classifier was trained on. An inkless half stays blank.
-    """
-    b, h, w = halves.shape
-    values = halves.float()
-    mass = values.sum(dim=(1, 2)).clamp_min(1e-8)
-    row = (values.sum(2) @ torch.arange(h, dtype=torch.float32, device=values.device)) / mass
-    col = (values.sum(1) @ torch.arange(w, dtype=torch.float32, device=values.device)) / mass
-    return place(halves, torch.floor(CENTRE[0] - row + 0.5).long(), torch.floor(CENTRE[1] - col + 0.5).long(), (DIGIT, DIGIT))
-
-
-def split_halves(numbers: Tensor) -> tuple[Tensor, Tensor]:
-    """Numbers (B, 64, 64) → (left halves, right halves), each (B, 64, 32): where digit a and digit b are."""
-    return numbers[..., :HALF], numbers[..., HALF:]
