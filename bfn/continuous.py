@@ -153,7 +153,7 @@ class ContinuousFlow:
         explanation="θ is a best guess μ of each pixel's value, held with a certainty ρ that is the same for every "
         "pixel and grows every step (σ = 1/√ρ is how far off μ might still be); the output distribution is the "
         "network's predicted image x̂. At t = 0 x̂ is flat grey (the network has seen nothing); from the first step "
-        "on it is a sharp, speckled digit, as the precision σ1^−2t fixes the digit's shape early: the classifier "
+        "on it is a sharp, speckled digit, as the precision σ₁⁻²ᵗ fixes the digit's shape early: the classifier "
         "usually names the final digit (★) within the first tenth of the steps, inside the guidance band, so here "
         "guidance helps choose the digit.",
     )

@@ -181,7 +181,7 @@ class DiscreteFlow:
                 uncertainty="mean entropy of θ (bits)",
                 explanation="θ is, per pixel, the probability that the pixel is on (grey: no idea, white: surely "
                 "ink, black: surely background); the output distribution is the network's prediction of that "
-                "probability for the finished digit. Evidence arrives late here (the accuracy grows as β1 t²): the "
+                "probability for the finished digit. Evidence arrives late here (the accuracy grows as β₁t²): the "
                 "output starts as a blurry grey average of the digit asked for and its strokes sharpen over the run, "
                 "while the classifier usually names the final digit (★) early, before the guidance band, so guidance "
                 "makes the strokes of a digit already chosen cleaner and more typical.",
