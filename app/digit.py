@@ -35,7 +35,8 @@ from app import render
 from app.digit_render import BoundRows, CostCurve, bound_summary, bound_table, cost_figure, label_name, posterior_figure
 from app.frames import Frames
 from app.handlers import UNSET, Handlers, Views, _invalid, _per_model, _session_id, plot
-from app.params import MAX_GUIDANCE, MAX_SEED, MIN_GUIDANCE, echo, parse_float, parse_int
+from app.params import MAX_GUIDANCE, MAX_SEED, MIN_GUIDANCE, LabelSet, echo, parse_float, parse_int
+from bfn.classifier import digits_of
 from bfn.complete import RESAMPLE, UNKNOWN_GREY, completed_images, known_data, known_view
 from bfn.digits import HALVES, INK_LEVEL, half_mask, to_field
 from bfn.flow import NllUnit
@@ -128,7 +129,7 @@ class Completion:
             steps = model.sampling.steps
             self.samplers[name] = model.sampling.sampler_for(steps)
             self.data[name] = x = known_data(model.flow, image[None], seed)
-            self.frames[name] = Frames(model.flow, 1, steps, title=titles[name])
+            self.frames[name] = Frames(model.flow, 1, steps, title=titles[name], labels=LabelSet.of(model))
             self._states[name] = get_sampler(self.samplers[name])(
                 model, [label], steps=steps, guidance=guidance, seed=seed, known=(x, known), resample=RESAMPLE,
                 rescaled_phi=model.sampling.rescaled_phi,
@@ -324,7 +325,8 @@ class DigitHandlers:
         units = {BITS.name: b.in_unit(BITS)[0].numpy()}
         if model.flow.nll_unit.per_dim:  # a per-dimension unit (bits/dim) says something the per-image ones do not
             units[model.flow.nll_unit.name] = b.in_unit(model.flow.nll_unit)[0].numpy()
-        return BoundRows(b.loss[0].numpy(), b.reconstruction[0].numpy(), b.total[0].numpy(), units, scored.posterior)
+        return BoundRows(b.loss[0].numpy(), b.reconstruction[0].numpy(), b.total[0].numpy(), units, scored.posterior,
+                         self.labels)
 
     def _flow_views(self, session: DigitSession, t: float, label: int | None) -> DigitViews:
         """The training view at t, and the cost curves and bounds for the labels on show."""
@@ -332,17 +334,18 @@ class DigitHandlers:
         frames, curves, bounds, heatmaps = {}, [], {}, {}
         for name, scored in session.scores.items():
             model, title = self.models[name], self.menu.titles[name]
-            fr = frames[name] = Frames(model.flow, 1, 0, title=title)
+            fr = frames[name] = Frames(model.flow, 1, 0, title=title, labels=self.labels)
             fr.record(flow_state(model, scored.x, t, labels[name], session.seed))
             heatmap = render.pixel_heatmap({name: fr}, 0, 0, (), [labels[name]])
-            given = label_name(labels[name], self.menu.num_labels)
+            given = label_name(labels[name], self.menu.num_labels, self.labels.names)
             heatmap["layout"]["title"]["text"] = f"θ ~ p_F(θ | x; t = {t:.3f}); hover: θ and the output given digit {given}"
             heatmaps[name] = plot(heatmap)
             b = scored.bounds
-            curves.append(CostCurve(title, scored.curve.times.numpy(), scored.curve.curve[0].numpy(), labels[name]))
+            curves.append(CostCurve(title, scored.curve.times.numpy(), scored.curve.curve[0].numpy(), labels[name],
+                                    self.labels))
             bounds[name] = bound_summary(title, self._rows(model, scored), labels[name])
         n = self.menu.num_labels
-        given = ", ".join(f"{self.menu.titles[name]}: {label_name(y, n)}" for name, y in labels.items())
+        given = ", ".join(f"{self.menu.titles[name]}: {label_name(y, n, self.labels.names)}" for name, y in labels.items())
         accuracy = " · ".join(
             f"{fr.title} β(t) = {fr.flow.accuracy(t):.4g}"
             + ("" if fr.precision is None else f", ρ = {float(fr.precision[0].mean()):.4g}")  # θ with a precision: how sure
@@ -413,8 +416,8 @@ class DigitHandlers:
             curve = next(score_images(model, x, 1, generator, curve_points=self.curve_points))
             posterior, predicted = predictions(bounds, model.num_labels)
             scores[name] = Scored(x, bounds, curve, posterior[0].numpy(), int(predicted[0]), seconds, time.perf_counter() - start - seconds)
-        classifier = self.bank.classifier
-        probs = None if classifier is None else classifier.probabilities(torch.from_numpy(digit)[None])[0].numpy()
+        classifier = self.bank.classifier if self.labels.digit_parts == 1 else None  # it reads one digit, not a number
+        probs = None if classifier is None else classifier.probabilities(digits_of(torch.from_numpy(digit)[None], 1)[:, 0])[0].numpy()
         session.image, session.source, session.seed, session.scores, session.classifier = digit, what, seed, scores, probs
         views = self._flow_views(session, t, label)
         views.prepared = picture(to_uint8(digit[None]))
@@ -422,7 +425,8 @@ class DigitHandlers:
         for name, s in scores.items():
             flow = self.models[name].flow
             views.data[name] = picture(to_uint8(known_view(flow, s.x), flow.display.value_range))
-        views.posterior = plot(posterior_figure({self.menu.titles[n]: s.posterior for n, s in scores.items()}, probs))
+        views.posterior = plot(posterior_figure({self.menu.titles[n]: s.posterior for n, s in scores.items()}, probs,
+                                                     self.labels.names))
         views.tables = {name: bound_table(self._rows(self.models[name], s)) for name, s in scores.items()}
         views.status = self._score_status(session)
         return self.outputs(views, SCORED)
@@ -436,7 +440,8 @@ class DigitHandlers:
             top = int(session.classifier.argmax())
             verdicts.append(f"classifier: **{top}** ({session.classifier[top]:.0%})")
         else:
-            verdicts.append("no digit classifier loaded")
+            verdicts.append("no digit classifier loaded" if self.labels.digit_parts == 1 else
+                            f"the digit classifier reads single digits, not {self.labels.word}s")
         curves = ", ".join(f"{1000 * s.curve_seconds:.0f} ms" for s in session.scores.values())
         return (f"Scored {session.source} · " + " · ".join(verdicts) + f"  \n<small>S = {self.samples} draws per label: "
                 f"2·{self.samples}·{labels} = {2 * self.samples * labels} network passes per model (the loss at {self.samples} "

@@ -62,7 +62,7 @@ def digit_section(digit: DigitHandlers, demo: gr.Blocks) -> None:
     """Build the section inside the open Blocks `demo` and wire its events."""
     menu, models = digit.menu, digit.models
     names, titles, n = digit.names, menu.titles, menu.num_labels
-    digit_choices = [(str(d), str(d)) for d in range(n)]
+    digit_choices = [(name, str(k)) for k, name in enumerate(digit.labels.names)]
     views = DigitViews(data={}, tables={}, bounds={}, flow_images={}, flow_heatmaps={}, completion={}, completion_heatmaps={})
     gr.Markdown(INTRO, elem_id="digit-intro")
     with gr.Row(equal_height=False):

@@ -11,38 +11,43 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 
+from app.params import DEFAULT_LABELS, LabelSet
 from app.render import MODEL_COLOURS, Figure, _axis, _figure, _subplots, _vline
 
 CLASSIFIER_COLOUR = "#64748b"
 NO_CLASS = "none"  # how the "no class" label is named on screen (as `python -m bfn.score` names it)
 
 
-def label_name(label: int, num_labels: int) -> str:
-    """A label as the view names it: the digit, or "none" for the model's "no class" label."""
-    return NO_CLASS if label == num_labels else str(label)
+def label_name(label: int, num_labels: int, names: Sequence[str] = ()) -> str:
+    """A label as the view names it: its name (by default the digit), or "none" for the model's "no class" label."""
+    return NO_CLASS if label == num_labels else (names[label] if names else str(label))
 
 
-def posterior_figure(bfn: Mapping[str, np.ndarray], classifier: np.ndarray | None) -> Figure:
-    """p(y | x) per model (by title) as bars, and beside them the digit classifier's probabilities (if loaded)."""
-    panels = [(f"BFN: {title}", probs, MODEL_COLOURS[k % len(MODEL_COLOURS)]) for k, (title, probs) in enumerate(bfn.items())]
+def posterior_figure(bfn: Mapping[str, np.ndarray], classifier: np.ndarray | None, names: Sequence[str] = ()) -> Figure:
+    """p(y | x) per model (by title) as bars over the labels (`names`, by default digits), and beside them the digit
+    classifier's probabilities (if loaded)."""
+    labels = list(names) or [str(k) for k in range(len(next(iter(bfn.values()))))]
+    panels = [(f"BFN: {title}", probs, MODEL_COLOURS[k % len(MODEL_COLOURS)], labels) for k, (title, probs) in enumerate(bfn.items())]
     if classifier is not None:
-        panels.append(("Digit classifier", classifier, CLASSIFIER_COLOUR))
-    layout = _subplots([f"{title}<br>says <b>{int(probs.argmax())}</b> ({probs.max():.0%})" for title, probs, _ in panels], spacing=0.06)
+        panels.append(("Digit classifier", classifier, CLASSIFIER_COLOUR, [str(d) for d in range(len(classifier))]))
+    layout = _subplots([f"{title}<br>says <b>{named[int(probs.argmax())]}</b> ({probs.max():.0%})" for title, probs, _, named in panels],
+                       spacing=0.06)
     data = []
-    for k, (title, probs, colour) in enumerate(panels, start=1):
+    for k, (title, probs, colour, named) in enumerate(panels, start=1):
         sx = "" if k == 1 else str(k)
         top = int(probs.argmax())
         digits = np.arange(len(probs), dtype=np.int32)
         data.append(
             {
                 "type": "bar", "xaxis": f"x{sx}", "yaxis": f"y{sx}", "x": digits, "y": probs.astype(np.float32),
-                "name": title, "showlegend": False,
+                "name": title, "showlegend": False, "customdata": named,
                 "marker": {"color": colour, "opacity": [1.0 if d == top else 0.55 for d in range(len(probs))]},
                 "text": [f"{p:.0%}" if p >= 0.05 else "" for p in probs], "textposition": "outside", "cliponaxis": False,
-                "hovertemplate": f"P(digit %{{x}}) = %{{y:.3f}}<extra>{title}</extra>",
+                "hovertemplate": f"P(%{{customdata}}) = %{{y:.3f}}<extra>{title}</extra>",
             }
         )  # fmt: skip
-        _axis(layout, "x", k, tickmode="array", tickvals=list(range(len(probs))), title={"text": "digit"}, fixedrange=True)
+        _axis(layout, "x", k, tickmode="array", tickvals=list(range(len(probs))), ticktext=named, fixedrange=True,
+              title={"text": "digit" if all(n.isdigit() for n in named) else "label"})
         _axis(layout, "y", k, range=[0, 1.15], title={"text": "probability"} if k == 1 else {}, fixedrange=True)
     fig = _figure(data, layout, 320, "Which digit? Bayes' rule: p(y | x) ∝ exp(−L_y(x)) p(y)")
     fig["layout"]["margin"]["t"] = 96  # room for the two-line panel titles
@@ -64,6 +69,7 @@ class CostCurve:
     times: np.ndarray
     curve: np.ndarray
     label: int
+    labels: LabelSet = DEFAULT_LABELS  # the model's labels, by name
 
 
 def cost_figure(curves: Sequence[CostCurve], t: float | None = None) -> Figure:
@@ -77,7 +83,7 @@ def cost_figure(curves: Sequence[CostCurve], t: float | None = None) -> Figure:
         colour = MODEL_COLOURS[(k - 1) % len(MODEL_COLOURS)]
         none = c.curve.shape[0] - 1
         for label in range(c.curve.shape[0]):
-            name = label_name(label, none)
+            name = label_name(label, none, c.labels.names)
             if label == c.label:
                 style, shown, legend = {"color": colour, "width": 3}, f"digit {name}", f"{c.title}: digit {name}"
             elif label == none:
@@ -110,12 +116,13 @@ class BoundRows:
     total: np.ndarray
     units: Mapping[str, np.ndarray]
     posterior: np.ndarray  # (L − 1,): p(y | x) over the digits ("no class" takes no part)
+    labels: LabelSet = DEFAULT_LABELS  # the model's labels, by name
 
 
 def bound_table(rows: BoundRows) -> pd.DataFrame:
     """The bound per label as a small table: L∞, Lʳ and their sum ("nats"), the sum in each of `units`, p(y | x)."""
     n = len(rows.posterior)
-    table: dict[str, list] = {"label": [label_name(k, n) for k in range(len(rows.total))]}
+    table: dict[str, list] = {"label": [label_name(k, n, rows.labels.names) for k in range(len(rows.total))]}
     table["L∞"] = [round(float(v), 2) for v in rows.loss]
     table["Lʳ"] = [round(float(v), 2) for v in rows.reconstruction]
     table["nats"] = [round(float(v), 2) for v in rows.total]
@@ -130,6 +137,6 @@ def bound_summary(title: str, rows: BoundRows, label: int) -> str:
     n = len(rows.posterior)
     units = "; ".join(f"{values[label]:.4g} {unit}" for unit, values in rows.units.items())
     return (
-        f"**{title}**, digit {label_name(label, n)}: L∞ = {rows.loss[label]:.1f} nats + Lʳ = {rows.reconstruction[label]:.2f} "
+        f"**{title}**, {rows.labels.word} {label_name(label, n, rows.labels.names)}: L∞ = {rows.loss[label]:.1f} nats + Lʳ = {rows.reconstruction[label]:.2f} "
         f"nats = **{rows.total[label]:.1f} nats** ({units}) · unconditional: {rows.total[n]:.1f} nats"
     )

@@ -12,6 +12,7 @@ from pathlib import Path
 from types import SimpleNamespace
 
 import numpy as np
+import pandas as pd
 import pytest
 import torch
 from PIL import Image
@@ -30,7 +31,8 @@ from app.params import BOTH, parse_settings  # noqa: E402
 from app.server import Server  # noqa: E402
 from app.session import Run, RunState  # noqa: E402
 from bfn.classifier import classify_states, digits_of, load_classifier  # noqa: E402
-from tests.conftest import NUMBERS  # noqa: E402
+from app.handlers import Handlers  # noqa: E402
+from tests.conftest import ANIMALS, NUMBERS  # noqa: E402
 
 STEPS = 4
 CHROMIUM = Path(os.environ.get("BFN_CHROMIUM", "/usr/bin/chromium"))
@@ -275,3 +277,36 @@ def test_in_a_browser_choosing_two_digits_offers_numbers_and_generates_one(clien
             assert page.locator("#digit").get_by_label("42", exact=True).count() == 0
         finally:
             browser.close()
+
+
+def digit_section(models, names, classifier) -> DigitHandlers:
+    bank = ModelBank(classifier=classifier)
+    for name in names:
+        bank.add(name, models[name], name)
+    return DigitHandlers(Handlers(bank), samples=1, curve_points=2)
+
+
+def test_your_digit_with_a_two_digit_model_first_takes_a_drawn_number(models, classifier):
+    digit = digit_section(models, ("two-digit",), classifier)
+    sid = SimpleNamespace(session_hash="numbers")
+    stroke = np.full((120, 240), 255, np.uint8)
+    stroke[20:100, 50:60] = stroke[20:100, 150:190] = 0  # two digits, one in each half
+    out = digit.score(stroke, "drawing", "two-digit", 0, 0, 0.5, "7", sid)
+    session = digit.store.get("numbers")
+    assert session.image.shape == (64, 64) and session.classifier is None  # the classifier reads digits, not numbers
+    assert any("the digit classifier reads single digits, not numbers" in o for o in out if isinstance(o, str))
+    assert any("number 07" in o for o in out if isinstance(o, str))  # the bound given the label picked, by its name
+    assert any(isinstance(o, str) and "07" in o for o in digit.flow_at(0.3, "7", sid))
+    done = list(digit.complete(stroke, "drawing", "two-digit", 0, 0, "left", "42", 2.0, sid))
+    assert done and session.completion.completed["two-digit"].shape == (64, 64)
+
+
+def test_your_digit_names_the_labels_of_a_named_model(models, classifier):
+    digit = digit_section(models, ("animals",), classifier)
+    drawing = np.zeros((140, 140), np.uint8)
+    drawing[20:120, 60:80] = 255
+    out = digit.score(drawing, "drawing", "animals", 0, 0, 0.5, "predicted", SimpleNamespace(session_hash="named"))
+    (table,) = [o for o in out if isinstance(o, pd.DataFrame)]
+    assert table["label"].tolist() == [*ANIMALS, "none"]
+    posterior = next(json.loads(o.plot) for o in out if hasattr(o, "plot") and "Bayes' rule" in o.plot)
+    assert posterior["layout"]["xaxis"]["ticktext"] == ANIMALS
