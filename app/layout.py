@@ -181,10 +181,13 @@ footer { display: none !important; }
   #quick { order: 1; } #live { order: 2; } #settings { order: 3; } #views { order: 4; }
   #header h1 { font-size: 1.35rem !important; }
   #header p { display: none; }  /* "What am I looking at?" says it all */
-  #status { font-size: 0.85rem; }
-  #quick label { padding: 0.2rem 0.55rem; font-size: 0.9rem; }
+  #status { font-size: 0.8rem; min-height: 0; }
+  #quick label { padding: 0.15rem 0.5rem; font-size: 0.85rem; line-height: 1.3; }
+  #quick, #live, #quick .form, #live > .column { gap: 0.5rem !important; }
+  #quick .block { padding: 0.4rem 0.6rem; }
+  .model-title h3 { font-size: 1rem; }
   .model-images .pixelated { height: 80px !important; }
-  .caption p { font-size: 0.75em; line-height: 1.25; }
+  .caption p { font-size: 0.7em; line-height: 1.2; }
   #views .modebar-container { display: none; }  /* Plotly's toolbar would cover a figure's title */
 }
 """ + DIGIT_CSS
