@@ -72,21 +72,22 @@ def schedule_figure(frames_by_model: Mapping[str, Frames], step: int) -> render.
     layout["shapes"] = []
     grid = np.linspace(0.0, 1.0, SCHEDULE_POINTS)
     for k, fr in enumerate(frames_by_model.values(), start=1):
+        n = fr.count  # read once: a live run records more steps while this figure is drawn
         accuracy = np.array([fr.flow.accuracy(float(t)) for t in grid])
-        at_steps = np.array([fr.flow.accuracy(float(t)) for t in fr.t[: fr.count]])
-        s = max(0, min(step, fr.latest))
+        at_steps = np.array([fr.flow.accuracy(float(t)) for t in fr.t[:n]])
+        s = max(0, min(step, n - 1))
         colour, sx = render.MODEL_COLOURS[(k - 1) % len(render.MODEL_COLOURS)], "" if k == 1 else str(k)
         axes = {"xaxis": f"x{sx}", "yaxis": f"y{sx}", "showlegend": False}
         data.append({"type": "scatter", "mode": "lines", "x": grid, "y": accuracy, "line": {"color": colour, "width": 2},
                      "name": "β(t)", "hovertemplate": "t = %{x:.3f}<br>β = %{y:.4g}<extra></extra>", **axes})
-        data.append({"type": "scatter", "mode": "markers", "x": fr.t[: fr.count], "y": at_steps, "name": "steps",
+        data.append({"type": "scatter", "mode": "markers", "x": fr.t[:n], "y": at_steps, "name": "steps",
                      "marker": {"color": colour, "size": 4, "opacity": 0.5},
                      "hovertemplate": "step %{customdata}<br>t = %{x:.4f}<br>β = %{y:.4g}<extra></extra>",
-                     "customdata": np.arange(fr.count, dtype=np.int32), **axes})
+                     "customdata": np.arange(n, dtype=np.int32), **axes})
         data.append({"type": "scatter", "mode": "markers", "x": [float(fr.t[s])], "y": [float(at_steps[s])], "name": "step on show",
                      "marker": {"color": "#dc2626", "size": 11, "symbol": "diamond"},
                      "hovertemplate": f"step {s} (on show)<br>t = %{{x:.4f}}<br>β = %{{y:.4g}}<extra></extra>", **axes})
-        if fr.alpha is not None and s + 1 < fr.count:
+        if fr.alpha is not None and s + 1 < n:
             t_next, b_next = float(fr.t[s + 1]), float(at_steps[s + 1])
             data.append({"type": "scatter", "mode": "lines", "x": [t_next, t_next], "y": [float(at_steps[s]), b_next],
                          "line": {"color": "#dc2626", "width": 3}, "name": "α",

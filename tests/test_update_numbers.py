@@ -141,6 +141,32 @@ def test_the_schedule_marks_the_step_on_show_and_the_accuracy_it_adds(model) -> 
     assert len(schedule_figure({"m": solver}, 1)["data"]) == 3  # no update: no bracket
 
 
+def test_the_schedule_of_a_live_run_is_drawn_from_one_reading_of_its_recorded_steps(discrete_model) -> None:
+    """A producer records steps while the figure is drawn: the step on show is one of those the figure plots."""
+    from app.update_view import schedule_figure
+
+    frames, states = record(discrete_model)
+    live = Frames(discrete_model.flow, 2, STEPS, observes=True)
+    for state in states[:5]:
+        live.record(state)
+
+    class Recording:  # each reading of `count` finds one more step recorded, as under a live run
+        def __getattr__(self, name):
+            if name == "count":
+                if live.count < len(states):
+                    live.record(states[live.count])
+                return live.count - 1
+            return getattr(live, name)
+
+        @property
+        def latest(self):
+            return live.count - 1
+
+    fig = schedule_figure({"m": Recording()}, STEPS)
+    shown = fig["data"][2]
+    assert len(fig["data"][1]["x"]) == 5 and shown["x"] == [pytest.approx(4 / STEPS)]
+
+
 def test_the_largest_run_with_its_observations_fits_the_session_bound(discrete_model, continuous_model) -> None:
     """1,000 steps side by side, ten digits, the classifier view, both models sampled with bfn (`MAX_RUN_BYTES`)."""
     from app.session import MAX_RUN_BYTES
