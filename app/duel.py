@@ -24,7 +24,7 @@ from app import render
 from app.duel_render import Side, timeline
 from app.handlers import STATE_COLOURS, UNSET, Handlers, Views, _invalid, _per_model, _raise_if_failed, _session_id, plot
 from app.params import MIN_STEPS, ModelMenu, RunSettings, parse_float, parse_settings, plural
-from app.session import Run
+from app.session import Run, RunTooLarge
 
 SIDES = ("left", "right")
 DUEL_FIELDS = ("left_sampler", "left_steps", "right_sampler", "right_steps")  # the duel's own settings, in order
@@ -173,7 +173,15 @@ class DuelHandlers:
         except ValueError as e:
             raise _invalid(e) from None
         sid = _session_id(request)
-        runs = tuple(self.store.start_run(side_key(sid, side), s, self.bank.models) for side, s in zip(SIDES, settings))
+        started: list[Run] = []
+        try:
+            for side, s in zip(SIDES, settings):
+                started.append(self.store.start_run(side_key(sid, side), s, self.bank.models))
+        except RunTooLarge as e:
+            for run in started:  # a duel runs both sides or neither
+                run.stop()
+            raise _invalid(e) from None
+        runs = tuple(started)
         groups: Any = {name: (gr.Column(visible=name in runs[0].frames),) * 2 for name in self.menu.names}
         shown, last_plot = None, -math.inf
         try:

@@ -29,7 +29,7 @@ from app import render
 from app.frames import Frames
 from app.models import ModelBank
 from app.params import MAX_STEPS, parse_click, parse_int, parse_settings, plural
-from app.session import Run, RunState, Session, SessionStore
+from app.session import Run, RunState, RunTooLarge, Session, SessionStore
 
 log = logging.getLogger(__name__)
 
@@ -220,7 +220,10 @@ class Handlers:
         except ValueError as e:
             raise _invalid(e) from None
         sid = _session_id(request)
-        run = self.store.start_run(sid, settings, self.bank.models, self.bank.classifier)
+        try:
+            run = self.store.start_run(sid, settings, self.bank.models, self.bank.classifier)
+        except RunTooLarge as e:
+            raise _invalid(e) from None
         session = self.store.get(sid)
         columns: Any = {name: gr.Column(visible=name in run.frames) for name in self.menu.names}
         sent, sent_final, last_plot, next_at = -1, False, -math.inf, 0.0

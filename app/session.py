@@ -34,7 +34,7 @@ from bfn.sampling import StepState, get_sampler
 
 IDLE_STOP_S = 30.0
 MAX_PIXELS = 8
-MAX_RUN_BYTES = 128 << 20  # the frames of the largest run: 1000 steps side by side, sampler bfn (`Frames.nbytes`, tested)
+MAX_RUN_BYTES = 128 << 20  # the most frames one run may keep: the largest MNIST run fits, larger ones are refused (`check_size`)
 DEFAULT_MAX_BYTES = 512 << 20  # all sessions' kept runs: 4 of the largest, 40 side-by-side bfn runs of 100 steps
 
 
@@ -45,6 +45,24 @@ class RunState(Enum):
     DONE = "done"  # every model reached its final sample
     STOPPED = "stopped"  # asked to stop, replaced, or left unwatched, before the end
     FAILED = "failed"  # a producer raised; `Run.error` says what
+
+
+class RunTooLarge(ValueError):
+    """A run's frames would take more than `MAX_RUN_BYTES`; the message says how many steps fit."""
+
+
+def check_size(frames: Mapping[str, Frames], steps: int) -> None:
+    """Refuse a run whose frames, once every step is recorded, would exceed `MAX_RUN_BYTES`.
+
+    The frames are only reserved so far (pages are taken as steps are written), so refusing here costs nothing;
+    the largest MNIST run fits, but larger images (a 64×64 model) or many images reach the bound sooner.
+    """
+    size = sum(fr.nbytes for fr in frames.values())
+    if size > MAX_RUN_BYTES:
+        per_step = size / (steps + 1)
+        fits = max(1, int(MAX_RUN_BYTES / per_step) - 1)
+        raise RunTooLarge(f"{steps} steps would keep {size / 2**20:.0f} MB of frames, over the {MAX_RUN_BYTES >> 20} MB "
+                          f"one run may keep: choose at most {fits} steps")
 
 
 class Run:
@@ -60,6 +78,7 @@ class Run:
                          labels=settings.menu.labels[name])
             for name in settings.models
         }  # fmt: skip
+        check_size(self.frames, settings.steps)
         self._models = {name: models[name] for name in settings.models}
         self._classifier = classifier
         # the CPU shared with other runs (`app.fairshare`); alone, each model's thread has a slot of its own

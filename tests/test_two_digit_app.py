@@ -310,3 +310,27 @@ def test_your_digit_names_the_labels_of_a_named_model(models, classifier):
     assert table["label"].tolist() == [*ANIMALS, "none"]
     posterior = next(json.loads(o.plot) for o in out if hasattr(o, "plot") and "Bayes' rule" in o.plot)
     assert posterior["layout"]["xaxis"]["ticktext"] == ANIMALS
+
+
+def test_a_run_whose_frames_would_pass_the_bound_is_refused_saying_how_many_steps_fit(menu, models, classifier):
+    """64×64 numbers keep 5× the bytes of MNIST digits per step: 1000 bfn steps pass `MAX_RUN_BYTES`."""
+    from app.session import MAX_RUN_BYTES, RunTooLarge
+
+    with pytest.raises(RunTooLarge, match=r"1000 steps would keep \d+ MB of frames, over the 128 MB one run may keep: choose at most (\d+) steps") as e:
+        Run(parse_settings("two-digit", "all", None, 2.0, 1000, 0, "bfn", menu=menu), models, classifier)
+    fits = int(str(e.value).rsplit("at most ", 1)[1].split()[0])
+    largest = Run(parse_settings("two-digit", "all", None, 2.0, fits, 0, "bfn", menu=menu), models, classifier)
+    assert sum(fr.nbytes for fr in largest.frames.values()) <= MAX_RUN_BYTES
+    with pytest.raises(RunTooLarge):
+        Run(parse_settings("two-digit", "all", None, 2.0, fits + 2, 0, "bfn", menu=menu), models, classifier)
+    Run(parse_settings(BOTH, "all", None, 2.0, 1000, 0, "bfn", menu=model_menu({k: models[k] for k in ("discrete", "continuous")})),
+        models, classifier)  # the largest MNIST run fits
+
+
+def test_generate_answers_a_run_too_large_with_its_message(models):
+    import gradio as gr
+
+    handlers = Handlers(ModelBank(models=dict(models)))
+    with pytest.raises(gr.Error, match="choose at most"):
+        next(handlers.generate("two-digit", "all", None, 2.0, 1000, 0, "bfn", None))
+    handlers.close()
