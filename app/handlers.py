@@ -16,6 +16,7 @@ import logging
 import math
 import shutil
 import tempfile
+import threading
 import time
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -145,6 +146,8 @@ class Handlers:
         self.stream_interval = stream_interval
         self.plot_interval = plot_interval
         self.max_concurrent = max_concurrent
+        self._streams = 0  # generations streaming now: they share one budget of updates (`_paced`)
+        self._streams_lock = threading.Lock()
         self.export_dir = Path(tempfile.mkdtemp(prefix="bfn-studio-"))  # one file per session, dropped with it
         atexit.register(shutil.rmtree, self.export_dir, ignore_errors=True)  # for whoever forgets `close`
 
@@ -228,6 +231,7 @@ class Handlers:
         columns: Any = {name: gr.Column(visible=name in run.frames) for name in self.menu.names}
         sent, sent_final, last_plot, next_at = -1, False, -math.inf, 0.0
         updates, first_update_at = 0, None
+        self._count_stream(+1)
         try:
             while True:
                 latest = run.wait(sent, timeout=1.0)
@@ -239,7 +243,7 @@ class Handlers:
                     latest = run.latest
                     final = not run.running
                     now = time.monotonic()
-                    plots = final or now - last_plot >= self.plot_interval
+                    plots = final or now - last_plot >= self._paced(self.plot_interval)
                     if first_update_at is None:
                         first_update_at = now
                     rate = updates / (now - first_update_at) if updates and now > first_update_at else None
@@ -250,7 +254,7 @@ class Handlers:
                     else:
                         note = f"viewing step {session.step} — drag to the end to follow"
                         views = Views(status=self._status(run, latest, note=note))
-                    next_at = now + self.stream_interval  # paced from this update's start: rendering and sending count
+                    next_at = now + self._paced(self.stream_interval)  # from this update's start: rendering and sending count
                     views.columns = columns
                     yield self.outputs(views, GENERATED)
                     columns = UNSET  # sent once, with the first update
@@ -268,8 +272,19 @@ class Handlers:
                 views.columns = columns
                 yield self.outputs(views, GENERATED)
         finally:
+            self._count_stream(-1)
             if run.running:  # the client went away or the event was cancelled
                 run.stop()
+
+    def _count_stream(self, change: int) -> None:
+        with self._streams_lock:
+            self._streams += change
+
+    def _paced(self, interval: float) -> float:
+        """A stream's interval between updates while `_streams` generations stream at once: each gets its share
+        of one budget, so rendering and sending the views (the server's heaviest work after sampling) does not
+        grow with the number of users and take the CPU the runs need; alone, a stream updates at full rate."""
+        return interval * max(1, self._streams)
 
     def stop(self, request: gr.Request) -> list:
         """Stop this session's run (and any playback) and show its last recorded step."""

@@ -74,3 +74,21 @@ def test_runs_sharing_the_cpu_record_exactly_what_each_records_alone(discrete_mo
     together = frames([Run(s, models, share=share) for s in settings])
     for a, b in zip(alone, together):
         assert a.keys() == b.keys() and all(np.array_equal(a[k], b[k]) for k in a)
+
+
+def test_streams_share_one_budget_of_updates_and_a_finished_stream_returns_its_share(discrete_model, continuous_model):
+    from app.handlers import Handlers
+    from app.models import ModelBank
+
+    handlers = Handlers(ModelBank(models={"discrete": discrete_model, "continuous": continuous_model}), stream_interval=0.1)
+    assert handlers._paced(0.1) == 0.1  # alone: the full rate
+    stream = handlers.generate("discrete", "all", 0, 1.0, 3, 0, "bfn", None)
+    next(stream)
+    other = handlers.generate("continuous", "all", 0, 1.0, 3, 1, "bfn", None)
+    next(other)
+    assert handlers._paced(0.1) == pytest.approx(0.2) and handlers._paced(0.5) == pytest.approx(1.0)
+    for _ in stream:
+        pass
+    other.close()  # a client that goes away returns its share too
+    assert handlers._paced(0.1) == 0.1
+    handlers.close()
