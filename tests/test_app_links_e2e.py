@@ -80,7 +80,12 @@ def test_a_link_restores_its_settings_and_makes_the_run_made_by_hand(app_url, br
     page.goto(f"{app_url}?{query(SETTINGS)}", wait_until="load")
     wait_for_status(page, "Done", timeout=180)
     assert "step 12 of 12" in status_text(page)
-    assert widget_values(page) == {k: v for k, v in SETTINGS.items() if k != "tab"}
+    wanted = {k: v for k, v in SETTINGS.items() if k != "tab"}
+    for _ in range(50):  # the pickers re-render once the model's labels are offered: read them once they settle
+        if widget_values(page) == wanted:
+            break
+        page.wait_for_timeout(200)
+    assert widget_values(page) == wanted
     page.get_by_role("tab", name="Which digit?", selected=True).wait_for(timeout=10_000)
     by_link = {view: image_bytes(page, f"discrete-{view}") for view in ("theta", "output")}
     page.click("#copy-link-btn")
