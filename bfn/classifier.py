@@ -2,7 +2,9 @@
 
 Images go in as (B, 1, 28, 28) or (B, 28, 28) intensities in [0, 1] (grey or binarised: it is trained on
 both). `features` returns the 128 penultimate activations that the Fréchet distance is computed on;
-`forward` the ten logits. Saved and loaded like `BFNModel`: `save_pretrained` writes config.json and
+`forward` the ten logits. Its probabilities are the logits' softmax at a fitted `temperature`: label smoothing in
+training leaves the raw softmax under-confident (most real digits below 0.9), and a "confidence" that real
+digits do not reach cannot say whether a sample looks like one. Saved and loaded like `BFNModel`: `save_pretrained` writes config.json and
 model.safetensors; `load_classifier` reads them strictly and never opens a pickle file.
 """
 
@@ -10,6 +12,7 @@ from __future__ import annotations
 
 import copy
 import json
+import math
 from pathlib import Path
 
 import safetensors.torch
@@ -49,10 +52,16 @@ class DigitClassifier(
         channels: widths of the four 3×3 convolutions.
         num_classes: output classes (10 digits).
         dropout: dropout on the penultimate features during training.
+        temperature: the logits are divided by it before the softmax (fitted after training, see
+            `training.classifier.fit_temperature`; 1 = the raw softmax).
     """
 
-    def __init__(self, channels: tuple[int, ...] | list[int] = (16, 32, 64, 128), num_classes: int = 10, dropout: float = 0.1):
+    def __init__(self, channels: tuple[int, ...] | list[int] = (16, 32, 64, 128), num_classes: int = 10, dropout: float = 0.1,
+                 temperature: float = 1.0):
         super().__init__()
+        if not (isinstance(temperature, (int, float)) and math.isfinite(temperature) and temperature > 0):
+            raise ValueError(f"temperature must be a finite number above 0, got {temperature!r}")
+        self.temperature = float(temperature)
         c1, c2, c3, c4 = channels
         self.body = nn.Sequential(
             _conv(1, c1), _conv(c1, c2), nn.MaxPool2d(2),  # 28 → 14
@@ -87,9 +96,13 @@ class DigitClassifier(
         feats = torch.cat(parts) if parts else self.features(images)
         return feats, self.head(feats)
 
+    def class_probabilities(self, logits: Tensor) -> Tensor:
+        """The calibrated probabilities (B, 10) of logits (B, 10)."""
+        return F.softmax(logits / self.temperature, dim=1)
+
     def probabilities(self, images: Tensor, batch_size: int = 1000) -> Tensor:
         """Class probabilities (B, 10), batched, in inference mode."""
-        return F.softmax(self.features_and_logits(images, batch_size)[1], dim=1)
+        return self.class_probabilities(self.features_and_logits(images, batch_size)[1])
 
     @classmethod
     def _from_pretrained(cls, *, model_id: str, revision, cache_dir, force_download, local_files_only, token,

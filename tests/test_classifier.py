@@ -11,7 +11,7 @@ from safetensors.torch import save_file
 from bfn.classifier import ClassifierLoadError, DigitClassifier, classify_states, fast_classifier, load_classifier
 from tests.mnist_fixture import write_mnist
 from training.__main__ import main
-from training.classifier import ClassifierConfig, accuracy, train_classifier
+from training.classifier import ClassifierConfig, accuracy, calibration_error, fit_temperature, train_classifier
 from training.data import Split, load_mnist
 
 torch.set_num_threads(1)
@@ -105,6 +105,63 @@ def test_cli_trains_and_exports(mnist_dir, tmp_path, capsys):
     assert record["test_accuracy_binarised"] == pytest.approx(right_binary, abs=1e-6)
     card = (out / "README.md").read_text()
     assert "python -m training classifier" in card and f"{right:.2%}" in card and f"{right_binary:.2%}" in card
+
+
+def test_fit_temperature_recovers_the_temperature_labels_were_drawn_at():
+    g = torch.Generator().manual_seed(0)
+    logits = 4 * torch.randn(20000, 10, generator=g)
+    for true in (0.4, 1.0, 2.5):
+        labels = torch.multinomial(torch.softmax(logits / true, 1), 1, generator=g)[:, 0]
+        assert fit_temperature(logits, labels) == pytest.approx(true, rel=0.05)
+
+
+def test_calibration_error_is_the_gap_between_confidence_and_accuracy():
+    probs = torch.full((100, 10), 0.1 / 9)
+    probs[:, 0] = 0.9  # every image: confidence 0.9 for digit 0
+    right = torch.zeros(100, dtype=torch.long)
+    assert calibration_error(probs, right) == pytest.approx(0.1)
+    sixty = torch.where(torch.arange(100) < 60, 0, 1)
+    assert calibration_error(probs, sixty) == pytest.approx(0.3)
+    ninety = torch.where(torch.arange(100) < 90, 0, 1)
+    assert calibration_error(probs, ninety) == pytest.approx(0.0, abs=1e-6)
+
+
+def test_probabilities_use_the_temperature_and_it_round_trips(trained, tmp_path):
+    hot = DigitClassifier(temperature=0.5)
+    hot.load_state_dict(trained.state_dict())
+    hot.eval().save_pretrained(tmp_path / "hot")
+    loaded = load_classifier(tmp_path / "hot")
+    x = torch.rand(4, 28, 28, generator=torch.Generator().manual_seed(0))
+    assert loaded.temperature == 0.5 and json.loads((tmp_path / "hot" / "config.json").read_text())["temperature"] == 0.5
+    assert torch.allclose(loaded.probabilities(x), torch.softmax(trained(x) / 0.5, 1), atol=1e-6)
+    assert torch.allclose(fast_classifier(loaded).probabilities(x), loaded.probabilities(x), atol=1e-5)
+    for bad in (0, -1.0, float("nan"), float("inf"), "1"):
+        with pytest.raises(ValueError, match="temperature must be a finite number above 0"):
+            DigitClassifier(temperature=bad)
+    config = json.loads((tmp_path / "hot" / "config.json").read_text())
+    (tmp_path / "hot" / "config.json").write_text(json.dumps({**config, "temperature": -2}))
+    with pytest.raises(ClassifierLoadError, match="temperature must be a finite number above 0"):
+        load_classifier(tmp_path / "hot")
+
+
+def test_calibrate_command_fits_the_temperature_and_keeps_the_weights(mnist_dir, tmp_path, capsys):
+    out = tmp_path / "classifier"
+    assert main(["classifier", "--data-dir", str(mnist_dir), "--out", str(out), "--epochs", "1", "--batch-size", "16",
+                 "--shift", "0"]) == 0
+    trained_record = json.loads((out / "training.json").read_text())["calibration"]
+    weights = (out / "model.safetensors").read_bytes()
+    config = json.loads((out / "config.json").read_text())
+    (out / "config.json").write_text(json.dumps({**config, "temperature": 1.0}))  # as if exported before calibration
+    capsys.readouterr()
+    assert main(["calibrate-classifier", "--data-dir", str(mnist_dir), "--classifier", str(out)]) == 0
+    fit = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
+    assert fit == trained_record  # the same fit as at export: it starts from the raw softmax either way
+    assert (out / "model.safetensors").read_bytes() == weights
+    assert load_classifier(out).temperature == fit["temperature"] != 1.0
+    assert fit["after"]["test_nll"] <= fit["before"]["test_nll"]  # fitted on the training images, it still helps on test
+    assert f"softmax(logits / {fit['temperature']:g})" in (out / "README.md").read_text()
+    assert main(["calibrate-classifier", "--data-dir", str(mnist_dir), "--classifier", str(tmp_path / "nothing")]) != 0
+    assert "nothing/training.json not found" in capsys.readouterr().err
 
 
 def test_shipped_classifier_loads_if_present():

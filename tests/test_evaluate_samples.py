@@ -90,9 +90,20 @@ def test_table_lists_the_original_sampler_first():
     assert table.index("| bfn | 1000 |") < table.index("| solver | 20 |")
 
 
-def test_unconditional_samples_are_scored_and_tabled_apart(setup, capsys):
+def test_unconditional_samples_are_scored_and_tabled_apart(setup, capsys, tmp_path):
     root, mnist = setup
-    argv = ["evaluate-samples", "--model", str(root / "model"), "--classifier", str(root / "classifier"),
+    # the real test digits as the model sees them (binarised), and a temperature at which about half of them
+    # reach confidence 0.9 (an untrained classifier's logits hardly differ), so that a wrong count shows
+    base = load_classifier(root / "classifier")
+    real = torch.bernoulli(Split(*load_mnist(mnist, train=False)).images.float() / 255, generator=torch.Generator().manual_seed(0))
+    logits = base.features_and_logits(real)[1]
+    share = {t: (torch.softmax(logits / t, 1).max(1).values >= 0.9).float().mean().item() for t in np.geomspace(1e-4, 1e-1, 200)}
+    temperature = float(min(share, key=lambda t: abs(share[t] - 0.5)))
+    assert 0.2 < share[temperature] < 0.8, share[temperature]
+    sharp = DigitClassifier(temperature=temperature)
+    sharp.load_state_dict(base.state_dict())
+    sharp.eval().save_pretrained(tmp_path / "sharp")
+    argv = ["evaluate-samples", "--model", str(root / "model"), "--classifier", str(tmp_path / "sharp"),
             "--data-dir", str(mnist), "--sampler", "bfn", "--steps", "2", "--per-class", "3", "--batch-size", "16",
             "--unconditional", "--record"]
     assert main(argv) == 0
@@ -101,8 +112,12 @@ def test_unconditional_samples_are_scored_and_tabled_apart(setup, capsys):
     assert sum(line["class_shares"]) == pytest.approx(1.0, abs=0.01) and 0 <= line["confident"] <= 1
     # the shares' distance from uniform is half their L1 distance from 0.1 each
     assert line["distance_from_uniform"] == pytest.approx(0.5 * sum(abs(s - 0.1) for s in line["class_shares"]), abs=0.01)
+    # beside it, the share of the real test digits that reach the same confidence, at the classifier's temperature
+    assert line["confident_real"] == pytest.approx(share[temperature], abs=1e-4) and line["temperature"] == temperature
     table = (root / "model" / "sample_quality.md").read_text()
     assert "Unconditional samples (30 per setting)" in table
+    assert f"{line['confident']:.1%} ({share[temperature]:.1%})" in table
+    assert "uncalibrated" not in table  # every line has its real share
 
 
 def test_class_shares_and_their_distance_from_uniform():

@@ -86,12 +86,18 @@ def generate(model, sampler: str, labels: list[int], steps: int, guidance: float
     return torch.cat(out)
 
 
+def confident_share(probs: Tensor) -> float:
+    """The share of images whose most probable digit has probability ≥ CONFIDENT."""
+    return round(float((probs.max(1).values >= CONFIDENT).float().mean()), 4)
+
+
 class Reference:
     """Classifier statistics of the real data a sweep compares with, seen as the model's flow sees it."""
 
     def __init__(self, classifier: DigitClassifier, flow: Flow, test: Split, train: Split, per_class: int, seed: int = 0):
-        _, test_feats = classify(classifier, real_images(flow, test, seed))
-        self.test_stats = feature_statistics(test_feats)
+        test_feats, test_logits = classifier.features_and_logits(real_images(flow, test, seed))
+        self.test_stats = feature_statistics(test_feats.double().cpu().numpy())
+        self.confident_real = confident_share(classifier.class_probabilities(test_logits))
         sub = balanced_subset(train, per_class, seed)
         _, sub_feats = classify(classifier, real_images(flow, sub, seed + 1))
         self.floor = frechet_distance(*feature_statistics(sub_feats), *self.test_stats)
@@ -123,15 +129,18 @@ def score(classifier: DigitClassifier, images: Tensor, labels: np.ndarray, ref: 
 
 
 def score_unconditional(classifier: DigitClassifier, images: Tensor, ref: Reference) -> dict:
-    """Unconditional samples: how many look like a digit (classifier confidence ≥ CONFIDENT), how evenly the
-    digits are spread, and the Fréchet distance and diversity (within the predicted classes)."""
+    """Unconditional samples: how many look like a digit (classifier confidence ≥ CONFIDENT, beside the share of
+    real test digits that do), how evenly the digits are spread, and the Fréchet distance and diversity (within
+    the predicted classes)."""
     feats, logits = classifier.features_and_logits(images)
-    probs = torch.softmax(logits, dim=1).cpu().numpy()
+    probs = classifier.class_probabilities(logits)
     feats = feats.double().cpu().numpy()
-    predicted = probs.argmax(1)
+    predicted = probs.argmax(1).cpu().numpy()
     shares = class_shares(predicted)
     return {
-        "confident": round(float((probs.max(1) >= CONFIDENT).mean()), 4),
+        "confident": confident_share(probs),
+        "confident_real": ref.confident_real,
+        "temperature": classifier.temperature,
         "class_shares": [round(float(s), 3) for s in shares],
         "distance_from_uniform": round(distance_from_uniform(shares), 3),
         "frechet": round(frechet_distance(*feature_statistics(feats), *ref.test_stats), 3),
@@ -156,15 +165,19 @@ def render_unconditional_table(lines: list[dict]) -> str:
     """The unconditional sweeps as a markdown table."""
     rows = [
         f"Unconditional samples ({lines[0]['samples']} per setting): the share the digit classifier recognises with "
-        f"confidence ≥ {CONFIDENT:g} (they look like digits), the digits' spread (total variation distance from "
-        "uniform: 0 is balanced; shares of 0–9 in brackets), Fréchet distance (floor) and diversity (real).",
+        f"confidence ≥ {CONFIDENT:g} (they look like digits; in brackets the share of real test digits that do), the "
+        "digits' spread (total variation distance from uniform: 0 is balanced; shares of 0–9 in brackets), Fréchet "
+        "distance (floor) and diversity (real)." + (
+            " Lines without a real share were scored by the classifier's raw, uncalibrated softmax, which gives most "
+            "real digits less than 0.9." if any("confident_real" not in r for r in lines) else ""),
         "",
-        "| sampler | steps | confident | distance from uniform (shares 0–9) | Fréchet (floor) | diversity (real) |",
+        "| sampler | steps | confident (real) | distance from uniform (shares 0–9) | Fréchet (floor) | diversity (real) |",
         "|---|---:|---:|---|---:|---:|",
     ]
     for r in sorted(lines, key=lambda r: (r["sampler"] != "bfn", r["sampler"], r["steps"])):
         shares = " ".join(f"{s:.2f}" for s in r["class_shares"])
-        rows.append(f"| {r['sampler']} | {r['steps']} | {r['confident']:.1%} | {r['distance_from_uniform']:.3f} ({shares}) | "
+        real = f"{r['confident_real']:.1%}" if "confident_real" in r else "—"
+        rows.append(f"| {r['sampler']} | {r['steps']} | {r['confident']:.1%} ({real}) | {r['distance_from_uniform']:.3f} ({shares}) | "
                     f"{r['frechet']:.2f} ({r['frechet_floor']:.2f}) | {r['diversity']:.2f} ({r['diversity_real']:.2f}) |")
     commands = sorted({r["command"] for r in lines})
     rows += ["", "Command(s): " + "; ".join(f"`{c}`" for c in commands), ""]
