@@ -42,6 +42,7 @@ from training.data import Split, load_mnist
 from training.sample_metrics import (
     class_accuracy,
     class_shares,
+    digits_right,
     distance_from_uniform,
     diversity,
     feature_statistics,
@@ -116,7 +117,7 @@ def score(classifier: DigitClassifier, images: Tensor, labels: np.ndarray, ref: 
     are the numbers, and accuracy_numbers says how many have every digit right."""
     predicted, feats = classify(classifier, images)
     overall, per_class = class_accuracy(predicted, labels)
-    numbers = {"accuracy_numbers": round(float((predicted == labels).reshape(-1, parts).all(1).mean()), 4)} if parts > 1 else {}
+    numbers = {"accuracy_numbers": round(float(digits_right(predicted, labels, parts).all(1).mean()), 4)} if parts > 1 else {}
     return {
         **numbers,
         "accuracy": round(overall, 4),

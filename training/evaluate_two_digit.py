@@ -22,6 +22,7 @@ from bfn.classifier import DigitClassifier, digits_of, load_classifier
 from bfn.sampling import SAMPLERS, guidance_interval_for
 from training.datasets import get_dataset
 from training.evaluate_samples import generate, real_images
+from training.sample_metrics import digits_right
 
 
 def read_digits(classifier: DigitClassifier, numbers: Tensor) -> Tensor:
@@ -33,9 +34,11 @@ def read_digits(classifier: DigitClassifier, numbers: Tensor) -> Tensor:
 
 
 def score_numbers(read: Tensor, labels: Tensor) -> dict:
-    """Shares of numbers whose both digits (and whose tens and whose units digit) are the ones asked for."""
+    """Shares of numbers whose both digits (and whose tens and whose units digit) are the ones asked for: the
+    figure `evaluate-samples` reports as accuracy_numbers, by the same rule, with each position's share and the
+    worst labels beside it."""
     asked = torch.stack([labels // 10, labels % 10], dim=1)
-    right = read == asked
+    right = torch.from_numpy(digits_right(read.flatten().numpy(), asked.flatten().numpy(), 2))
     both = right.all(1)
     per_label = {int(n): both[labels == n].float().mean().item() for n in labels.unique()}
     worst = sorted(per_label.items(), key=lambda item: item[1])[:5]

@@ -52,6 +52,12 @@ def class_accuracy(predicted: np.ndarray, labels: np.ndarray, num_classes: int =
     return float((predicted == labels).mean()), per_class
 
 
+def digits_right(predicted: np.ndarray, asked: np.ndarray, parts: int) -> np.ndarray:
+    """(N, parts) booleans: which digit of each `parts`-digit number the classifier read as asked, from the
+    digits (N · parts) of the numbers in turn, left to right. A number is right where its whole row is."""
+    return (np.asarray(predicted) == np.asarray(asked)).reshape(-1, parts)
+
+
 def class_shares(predicted: np.ndarray, num_classes: int = 10) -> np.ndarray:
     """The fraction of samples the classifier puts in each class (sums to one)."""
     return np.bincount(np.asarray(predicted), minlength=num_classes)[:num_classes] / max(len(predicted), 1)
