@@ -12,7 +12,8 @@ import numpy as np
 import pandas as pd
 
 from app.params import DEFAULT_LABELS, LabelSet
-from app.render import MODEL_COLOURS, Figure, _axis, _figure, _subplots, _vline
+from app.figures import Figure, axis, figure, subplots, vline
+from app.render import MODEL_COLOURS
 
 CLASSIFIER_COLOUR = "#64748b"
 NO_CLASS = "none"  # how the "no class" label is named on screen (as `python -m bfn.score` names it)
@@ -30,7 +31,7 @@ def posterior_figure(bfn: Mapping[str, np.ndarray], classifier: np.ndarray | Non
     panels = [(f"BFN: {title}", probs, MODEL_COLOURS[k % len(MODEL_COLOURS)], labels) for k, (title, probs) in enumerate(bfn.items())]
     if classifier is not None:
         panels.append(("Digit classifier", classifier, CLASSIFIER_COLOUR, [str(d) for d in range(len(classifier))]))
-    layout = _subplots([f"{title}<br>says <b>{named[int(probs.argmax())]}</b> ({probs.max():.0%})" for title, probs, _, named in panels],
+    layout = subplots([f"{title}<br>says <b>{named[int(probs.argmax())]}</b> ({probs.max():.0%})" for title, probs, _, named in panels],
                        spacing=0.06)
     data = []
     for k, (title, probs, colour, named) in enumerate(panels, start=1):
@@ -46,10 +47,10 @@ def posterior_figure(bfn: Mapping[str, np.ndarray], classifier: np.ndarray | Non
                 "hovertemplate": f"P(%{{customdata}}) = %{{y:.3f}}<extra>{title}</extra>",
             }
         )  # fmt: skip
-        _axis(layout, "x", k, tickmode="array", tickvals=list(range(len(probs))), ticktext=named, fixedrange=True,
+        axis(layout, "x", k, tickmode="array", tickvals=list(range(len(probs))), ticktext=named, fixedrange=True,
               title={"text": "digit" if all(n.isdigit() for n in named) else "label"})
-        _axis(layout, "y", k, range=[0, 1.15], title={"text": "probability"} if k == 1 else {}, fixedrange=True)
-    fig = _figure(data, layout, 320, "Which digit? Bayes' rule: p(y | x) ∝ exp(−L_y(x)) p(y)")
+        axis(layout, "y", k, range=[0, 1.15], title={"text": "probability"} if k == 1 else {}, fixedrange=True)
+    fig = figure(data, layout, 320, "Which digit? Bayes' rule: p(y | x) ∝ exp(−L_y(x)) p(y)")
     fig["layout"]["margin"]["t"] = 96  # room for the two-line panel titles
     return fig
 
@@ -75,7 +76,7 @@ class CostCurve:
 def cost_figure(curves: Sequence[CostCurve], t: float | None = None) -> Figure:
     """Per model: the continuous-time loss over t for the label drawn thick and unconditionally (dashed), the other
     digits faint; a dashed line marks `t` (the time on show in the training view)."""
-    layout = _subplots([c.title for c in curves], spacing=0.08)
+    layout = subplots([c.title for c in curves], spacing=0.08)
     layout["shapes"] = []
     data = []
     for k, c in enumerate(curves, start=1):
@@ -98,13 +99,13 @@ def cost_figure(curves: Sequence[CostCurve], t: float | None = None) -> Figure:
                     "hovertemplate": f"t = %{{x:.3f}}: %{{y:.3g}} nats per unit time<extra>{c.title}, {shown}</extra>",
                 }
             )  # fmt: skip
-        _axis(layout, "x", k, range=[0, 1], title={"text": "t"})
-        _axis(layout, "y", k, type="log", dtick=1, title={"text": "nats per unit time"} if k == 1 else {})
+        axis(layout, "x", k, range=[0, 1], title={"text": "t"})
+        axis(layout, "y", k, type="log", dtick=1, title={"text": "nats per unit time"} if k == 1 else {})
         if t is not None:
-            layout["shapes"].append(_vline(k, t))
+            layout["shapes"].append(vline(k, t))
     # the labels drawn thick first, so the faint ones do not hide them
     data.sort(key=lambda trace: trace["line"]["width"])
-    return _figure(data, layout, 340, "What the digit costs: the continuous-time loss over t, one draw per time (L∞ is its integral)")
+    return figure(data, layout, 340, "What the digit costs: the continuous-time loss over t, one draw per time (L∞ is its integral)")
 
 
 @dataclass(frozen=True)

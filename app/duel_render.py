@@ -11,7 +11,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from app.render import MODEL_COLOURS, Figure, _figure, _vline
+from app.figures import Figure, figure, vline
+from app.render import MODEL_COLOURS
 
 
 @dataclass(frozen=True)
@@ -43,8 +44,8 @@ def timeline(sides: Sequence[Side], t: float) -> Figure:
         "xaxis": {"range": [-0.02, 1.02], "title": {"text": "t"}, "zeroline": False, "showgrid": False},
         "yaxis": {"tickvals": list(range(len(sides))), "ticktext": [s.label for s in sides], "range": [-0.6, len(sides) - 0.3],
                   "showgrid": False, "zeroline": False, "fixedrange": True},
-        "shapes": [_vline(1, t)],
+        "shapes": [vline(1, t)],
     }  # fmt: skip
-    fig = _figure(data, layout, height=110 + 50 * len(sides))
+    fig = figure(data, layout, height=110 + 50 * len(sides))
     fig["layout"]["margin"].update(l=130, t=24)
     return fig

@@ -17,7 +17,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from app import render
+from app import figures
 from app.handlers import plot
 from bfn import continuous, discrete
 
@@ -33,7 +33,7 @@ BETA1_RANGE, SIGMA1_RANGE = (0.5, 20.0), (0.001, 0.5)
 DEFAULT_BETA1, DEFAULT_SIGMA1 = 3.0, 0.02
 
 
-def binary_figure(beta1: float, x: int) -> render.Figure:
+def binary_figure(beta1: float, x: int) -> figures.Figure:
     """The density of θ = p(on) for a binary variable with true value x, one column per t, each column scaled
     to its own peak (the density is far sharper early on than late)."""
     density = torch.stack([discrete.binary_flow_density(P_GRID, t, beta1, x) for t in TIMES], dim=1)
@@ -42,10 +42,10 @@ def binary_figure(beta1: float, x: int) -> render.Figure:
              "hovertemplate": "t = %{x:.2f}<br>p(on) = %{y:.3f}<br>density / its peak at this t = %{z:.2f}<extra></extra>"}]
     layout = {"xaxis": {"title": {"text": "t"}, "range": [0, 1]},
               "yaxis": {"title": {"text": "θ: p(on)"}, "range": [0, 1]}}
-    return render._figure(data, layout, height=340, title=f"Binary, x = {x}, β1 = {beta1:g}")
+    return figures.figure(data, layout, height=340, title=f"Binary, x = {x}, β1 = {beta1:g}")
 
 
-def simplex_figure(beta1: float, x: int) -> render.Figure:
+def simplex_figure(beta1: float, x: int) -> figures.Figure:
     """Draws of θ for a three-class variable with true class x at four times, on the probability simplex."""
     generator = torch.Generator().manual_seed(SEED)
     onehot = F.one_hot(torch.full((SIMPLEX_DRAWS,), x), 3).double()
@@ -57,12 +57,12 @@ def simplex_figure(beta1: float, x: int) -> render.Figure:
                      "hovertemplate": "θ = (%{a:.2f}, %{b:.2f}, %{c:.2f})<extra>t = " + f"{t:g}</extra>"})
     axis = {"min": 0, "ticks": "outside", "tickformat": ".1f"}
     layout = {"ternary": {"sum": 1, **{f"{k}axis": {**axis, "title": {"text": name}} for k, name in zip("abc", CLASS_NAMES)}}}
-    fig = _legend_below(render._figure(data, layout, height=400, title=f"Three classes, x = {x}, β1 = {beta1:g}"))
+    fig = _legend_below(figures.figure(data, layout, height=400, title=f"Three classes, x = {x}, β1 = {beta1:g}"))
     fig["layout"]["margin"].update(l=64, r=64)  # room for the corner titles
     return fig
 
 
-def continuous_figure(sigma1: float, x: float) -> render.Figure:
+def continuous_figure(sigma1: float, x: float) -> figures.Figure:
     """The mean μ of a continuous variable with true value x over t: the band of two standard deviations of
     p_F(μ | x; t) around its mean, and a few draws at every t."""
     xs = torch.tensor(x, dtype=torch.float64)
@@ -81,11 +81,11 @@ def continuous_figure(sigma1: float, x: float) -> render.Figure:
         {"type": "scatter", "mode": "lines", "x": [0, 1], "y": [x, x], "line": {"color": "#dc2626", "dash": "dash", "width": 1}, "name": "x",
          "hoverinfo": "skip"},
     ]
-    return _legend_below(render._figure(data, {"xaxis": {"title": {"text": "t"}, "range": [0, 1]}, "yaxis": {"title": {"text": "θ: mean μ"}}},
+    return _legend_below(figures.figure(data, {"xaxis": {"title": {"text": "t"}, "range": [0, 1]}, "yaxis": {"title": {"text": "θ: mean μ"}}},
                                         height=340, title=f"Continuous, x = {x:g}, σ1 = {sigma1:g}"))
 
 
-def _legend_below(fig: render.Figure) -> render.Figure:
+def _legend_below(fig: figures.Figure) -> figures.Figure:
     """These panels are narrow: the legend goes under the plot, where it cannot cover the title."""
     fig["layout"]["legend"] = {"orientation": "h", "x": 0, "xanchor": "left", "y": -0.4, "yanchor": "top"}
     fig["layout"]["margin"].update(t=48, b=120)

@@ -26,7 +26,7 @@ from typing import Any
 import gradio as gr
 from gradio.components.plot import PlotData
 
-from app import render
+from app import figures, render
 from app.frames import Frames
 from app.models import ModelBank
 from app.params import MAX_STEPS, parse_click, parse_int, parse_settings, plural
@@ -100,9 +100,9 @@ SHOWN = tuple(name for name in GENERATED if name != "columns")  # /stop, /scrub,
 PIXEL = ("heatmap", "trajectories", "beliefs")  # /add_pixel, /clear_pixels and clicks on an image
 
 
-def plot(fig: render.Figure) -> PlotData:
+def plot(fig: figures.Figure) -> PlotData:
     """A figure dict for gr.Plot, serialised once here (typed arrays, no plotly validation)."""
-    return PlotData(type="plotly", plot=render.figure_json(fig))
+    return PlotData(type="plotly", plot=figures.figure_json(fig))
 
 
 def _session_id(request: gr.Request | None) -> str:

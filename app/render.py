@@ -10,9 +10,7 @@ uncertain pixels white and confident ones deep blue (background) or deep red (in
 
 from __future__ import annotations
 
-import base64
 import io
-import json
 import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
@@ -20,6 +18,7 @@ from dataclasses import dataclass
 import numpy as np
 from PIL import Image, ImageDraw, ImageFont
 
+from app.figures import Figure, axis, figure, legend_below, subplots, vline
 from app.frames import Frames, decision_step
 from app.params import DEFAULT_LABELS, LabelSet
 from bfn.flow import DECIDED
@@ -36,7 +35,6 @@ DIGIT_COLOURS = ("#1f77b4", "#ff7f0e", "#2ca02c", "#d62728", "#9467bd", "#8c564b
 PIXEL_COLOURS = ("#16a34a", "#9333ea", "#f59e0b", "#0891b2", "#db2777", "#111827", "#65a30d", "#92400e")  # visible on the red-blue heatmap
 # low (background) deep blue → uncertain white → high (ink) deep red: ColorBrewer RdBu, reversed
 HEATMAP_SCALE = [[0.0, "#053061"], [0.2, "#2166ac"], [0.4, "#92c5de"], [0.5, "#f7f7f7"], [0.6, "#f4a582"], [0.8, "#b2182b"], [1.0, "#67001f"]]
-FONT = dict(family="ui-sans-serif, system-ui, -apple-system, Segoe UI, sans-serif", size=12)
 
 Pixel = tuple[int, int, int]  # (image index, row, column)
 
@@ -99,66 +97,7 @@ def output_image(frames: Frames, step: int) -> np.ndarray:
     return image_grid(frames.output[step], frames.value_range)
 
 
-# --------------------------------------------------------------------------------------------------- figures
-#
-# Figures are plain Plotly dicts ({"data": [...], "layout": {...}}) with numpy arrays inside: building them is
-# cheap, where plotly.graph_objects validates every property of every trace, which on a busy small host is too
-# slow for every live update. `go.Figure(spec)` accepts them (the tests check that it does), and
-# `figure_json` sends arrays as base64 typed arrays, as plotly.py itself does.
 
-Figure = dict
-
-
-def _encode(value):
-    if isinstance(value, np.ndarray):
-        if value.dtype == np.float16 or value.dtype == np.float64:
-            value = value.astype(np.float32)
-        elif value.dtype == np.int64:
-            value = value.astype(np.int32)
-        spec = {"dtype": _DTYPES[value.dtype.str[1:]], "bdata": base64.b64encode(np.ascontiguousarray(value).tobytes()).decode("ascii")}
-        if value.ndim > 1:
-            spec["shape"] = ", ".join(str(d) for d in value.shape)
-        return spec
-    if isinstance(value, dict):
-        return {k: _encode(v) for k, v in value.items()}
-    if isinstance(value, (list, tuple)):
-        return [_encode(v) for v in value]
-    if isinstance(value, np.generic):
-        return value.item()
-    return value
-
-
-_DTYPES = {"f4": "f4", "i4": "i4", "u1": "u1", "i1": "i1", "u2": "u2", "i2": "i2", "u4": "u4"}
-
-
-def figure_json(fig: Figure) -> str:
-    """The figure as plotly.js JSON, numpy arrays as typed arrays (little-endian, as plotly.js expects)."""
-    return json.dumps(_encode(fig), separators=(",", ":"), allow_nan=False)
-
-
-def _subplots(titles: Sequence[str], spacing: float = 0.08) -> dict:
-    """Layout for 1×n subplots side by side, with titles."""
-    n = len(titles)
-    width = (1 - spacing * (n - 1)) / n
-    layout: dict = {"annotations": []}
-    for k, title in enumerate(titles, start=1):
-        x0 = round((k - 1) * (width + spacing), 6)
-        sx = "" if k == 1 else str(k)
-        layout[f"xaxis{sx}"] = {"domain": [x0, min(1.0, round(x0 + width, 6))], "anchor": f"y{sx}"}
-        layout[f"yaxis{sx}"] = {"domain": [0, 1], "anchor": f"x{sx}"}
-        layout["annotations"].append(
-            {"text": title, "x": x0 + width / 2, "y": 1.0, "xref": "paper", "yref": "paper", "xanchor": "center", "yanchor": "bottom", "showarrow": False, "font": {"size": 13}}
-        )
-    return layout
-
-
-def _axis(layout: dict, letter: str, k: int, **props) -> None:
-    layout[f"{letter}axis{'' if k == 1 else k}"].update(props)
-
-
-def _vline(k: int, x: float) -> dict:
-    sx = "" if k == 1 else str(k)
-    return {"type": "line", "x0": x, "x1": x, "xref": f"x{sx}", "y0": 0, "y1": 1, "yref": f"y{sx} domain", "line": {"color": "#64748b", "width": 1, "dash": "dash"}}
 
 
 def _guidance_band(k: int, fr: Frames) -> tuple[dict, dict] | None:
@@ -178,35 +117,6 @@ def _guidance_band(k: int, fr: Frames) -> tuple[dict, dict] | None:
              "xanchor": "left", "yanchor": "bottom", "xref": f"x{sx}", "yref": f"y{sx} domain",
              "bgcolor": "rgba(255, 255, 255, 0.7)", "font": {"size": 11, "color": "#92400e"}}
     return band, label
-
-
-TITLE_LINE = 18  # pixels per line of a figure's title (14 px type)
-
-
-def _figure(data: list, layout: dict, height: int, title: str | None = None) -> Figure:
-    extra = TITLE_LINE * title.count("<br>") if title else 0  # lines after the first (short lines for a phone)
-    layout.update(
-        height=height + extra,
-        margin={"l": 56, "r": 20, "t": (78 if title else 56) + extra, "b": 48},
-        font=FONT,
-        plot_bgcolor="white",
-        paper_bgcolor="white",
-        legend={"orientation": "h", "yanchor": "bottom", "y": 1.09, "xanchor": "right", "x": 1},
-        hoverlabel={"font": {"size": 12}},
-        uirevision="keep",  # keep zoom and legend choices across live updates
-    )
-    if title:
-        # Plotly places a title of several lines as if it had one: padded down by the others, it stays inside
-        layout["title"] = {"text": title, "x": 0.01, "y": 1, "yref": "container", "yanchor": "top", "pad": {"t": 8 + extra},
-                           "font": {"size": 14}}
-    return {"data": data, "layout": layout}
-
-
-def _legend_below(fig: Figure, bottom: int = 100) -> Figure:
-    """The legend under the panels: on a narrow screen its rows grow downwards, not up into the titles."""
-    fig["layout"]["legend"].update(y=-0.25, yanchor="top", x=0, xanchor="left")
-    fig["layout"]["margin"]["b"] = bottom
-    return fig
 
 
 def _titles(frames_by_model: Mapping[str, Frames]) -> list[str]:
@@ -231,7 +141,7 @@ def pixel_heatmap(
     labels: Sequence[int | None] | None = None,
 ) -> Figure:
     """One image at one step as a heatmap per model (a cell per pixel), θ as colour; hovering shows θ and the output."""
-    layout = _subplots(_titles(frames_by_model), spacing=0.1)
+    layout = subplots(_titles(frames_by_model), spacing=0.1)
     data = []
     first = next(iter(frames_by_model.values()))
     image = min(max(image, 0), first.batch - 1)
@@ -282,18 +192,18 @@ def pixel_heatmap(
                 }
             )
         height, width = fr.labels.shape
-        _axis(layout, "x", k, range=[-0.5, width - 0.5], constrain="domain", showgrid=False, zeroline=False)
-        _axis(layout, "y", k, range=[height - 0.5, -0.5], scaleanchor=f"x{sx}", constrain="domain", showgrid=False, zeroline=False)
+        axis(layout, "x", k, range=[-0.5, width - 0.5], constrain="domain", showgrid=False, zeroline=False)
+        axis(layout, "y", k, range=[height - 0.5, -0.5], scaleanchor=f"x{sx}", constrain="domain", showgrid=False, zeroline=False)
     title = f"{image_label(labels, image, first.labels)} at step {_clamp(step, first)}"
     # no fixed width: the figure takes its box's width (a phone's too); square pixels shrink the maps to fit
-    fig = _figure(data, layout, 330, title)
+    fig = figure(data, layout, 330, title)
     fig["layout"]["margin"].update(t=56, b=72, l=40, r=16)  # no legend above; the colour bars below
     return fig
 
 
 def trajectories(frames_by_model: Mapping[str, Frames], step: int, pixels: Sequence[Pixel]) -> Figure:
     """θ (solid) and the output distribution (dotted) of chosen pixels over all recorded steps, per model."""
-    layout = _subplots(_titles(frames_by_model), spacing=0.08)
+    layout = subplots(_titles(frames_by_model), spacing=0.08)
     layout["shapes"] = []
     data = []
     for k, fr in enumerate(frames_by_model.values(), start=1):
@@ -332,14 +242,14 @@ def trajectories(frames_by_model: Mapping[str, Frames], step: int, pixels: Seque
         if plotted:
             lo, hi = min(lo, *(float(y.min()) for y in plotted)), max(hi, *(float(y.max()) for y in plotted))
         margin = 0.05 * (hi - lo)
-        _axis(layout, "y", k, range=[lo - margin, hi + margin], title={"text": fr.display.theta_name}, zeroline=False)
-        _axis(layout, "x", k, range=[0, max(fr.num_steps, 1)], title={"text": "step"})
-        layout["shapes"].append(_vline(k, _clamp(step, fr)))
+        axis(layout, "y", k, range=[lo - margin, hi + margin], title={"text": fr.display.theta_name}, zeroline=False)
+        axis(layout, "x", k, range=[0, max(fr.num_steps, 1)], title={"text": "step"})
+        layout["shapes"].append(vline(k, _clamp(step, fr)))
     if not pixels:
         layout["annotations"].append(
             {"text": "Click a pixel in any image, or add one by coordinates", "showarrow": False, "x": 0.5, "y": 0.5, "xref": "paper", "yref": "paper"}
         )
-    return _legend_below(_figure(data, layout, 400, "Chosen pixels over the steps<br>θ solid, output distribution dotted"))
+    return legend_below(figure(data, layout, 400, "Chosen pixels over the steps<br>θ solid, output distribution dotted"))
 
 
 def digit_beliefs(
@@ -352,7 +262,7 @@ def digit_beliefs(
     shaded band marks the steps where guidance acted, so one sees guidance at work where the digit is chosen.
     """
     panels = _digit_panels(frames_by_model)
-    layout = _subplots([title for _, _, title in panels], spacing=0.08)
+    layout = subplots([title for _, _, title in panels], spacing=0.08)
     layout["shapes"] = []
     first = next(iter(frames_by_model.values()))
     image = min(max(image, 0), first.batch - 1)
@@ -360,9 +270,9 @@ def digit_beliefs(
     data = []
     for k, (fr, part, _) in enumerate(panels, start=1):
         sx = "" if k == 1 else str(k)
-        _axis(layout, "x", k, range=[0, max(fr.num_steps, 1)], title={"text": "step"})
-        _axis(layout, "y", k, range=[0, 1.02], title={"text": "P(digit)"} if k == 1 else {})
-        layout["shapes"].append(_vline(k, _clamp(step, fr)))
+        axis(layout, "x", k, range=[0, max(fr.num_steps, 1)], title={"text": "step"})
+        axis(layout, "y", k, range=[0, 1.02], title={"text": "P(digit)"} if k == 1 else {})
+        layout["shapes"].append(vline(k, _clamp(step, fr)))
         if (band := _guidance_band(k, fr)) is not None:
             layout["shapes"].append(band[0])
             layout["annotations"].append(band[1])
@@ -424,7 +334,7 @@ def digit_beliefs(
             s = _clamp(step, first)
             reading = "".join(str(int(_part_probs(first, p)[s, image].argmax())) for p in range(first.labels.digit_parts))
             title += f" · it reads {reading} at step {s}"
-    fig = _legend_below(_figure(data, layout, 420, title), bottom=110)
+    fig = legend_below(figure(data, layout, 420, title), bottom=110)
     fig["layout"]["legend"]["title"] = {"text": "digit "}
     return fig
 
@@ -456,7 +366,7 @@ HIST_BINS = 20
 def step_summary(frames_by_model: Mapping[str, Frames], step: int) -> Figure:
     """A histogram of θ at this step, and per step: mean uncertainty and the fraction of decided pixels."""
     titles = ("Histogram of θ<br>at this step", "Uncertainty<br>per step", f"Decided pixels<br>(θ ≥ {DECIDED:.1%} sure)")
-    layout = _subplots(titles, spacing=0.09)  # two short lines each: three titles side by side fit a phone
+    layout = subplots(titles, spacing=0.09)  # two short lines each: three titles side by side fit a phone
     data = []
     edges = np.linspace(0, 1, HIST_BINS + 1)
     centres = ((edges[:-1] + edges[1:]) / 2).astype(np.float32)
@@ -502,17 +412,17 @@ def step_summary(frames_by_model: Mapping[str, Frames], step: int) -> Figure:
                 }
             )
     any_fr = next(iter(frames_by_model.values()))
-    layout["shapes"] = [_vline(col, _clamp(step, any_fr)) for col in (2, 3)]
+    layout["shapes"] = [vline(col, _clamp(step, any_fr)) for col in (2, 3)]
     for col in (2, 3):
-        _axis(layout, "x", col, range=[0, max(any_fr.num_steps, 1)], title={"text": "step"})
-        _axis(layout, "y", col, range=[0, 1.02])
-    _axis(layout, "x", 1, range=[0, 1], title={"text": "background … ink"})
+        axis(layout, "x", col, range=[0, max(any_fr.num_steps, 1)], title={"text": "step"})
+        axis(layout, "y", col, range=[0, 1.02])
+    axis(layout, "x", 1, range=[0, 1], title={"text": "background … ink"})
     decades = [1e-4, 1e-3, 1e-2, 1e-1, 1.0]
-    _axis(layout, "y", 1, type="log", range=[-4, 0.05], title={"text": "fraction of pixels"}, tickvals=decades, ticktext=["0.01%", "0.1%", "1%", "10%", "100%"])
+    axis(layout, "y", 1, type="log", range=[-4, 0.05], title={"text": "fraction of pixels"}, tickvals=decades, ticktext=["0.01%", "0.1%", "1%", "10%", "100%"])
     measures = {fr.display.uncertainty for fr in frames_by_model.values()}
-    _axis(layout, "y", 2, title={"text": measures.pop() if len(measures) == 1 else "uncertainty (see hover)"})
+    axis(layout, "y", 2, title={"text": measures.pop() if len(measures) == 1 else "uncertainty (see hover)"})
     layout.update(barmode="group", bargap=0.1, bargroupgap=0)
-    return _legend_below(_figure(data, layout, 380, "Per-step summary"))
+    return legend_below(figure(data, layout, 380, "Per-step summary"))
 
 
 # --------------------------------------------------------------------------------------------------- exports

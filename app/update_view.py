@@ -20,7 +20,7 @@ from collections.abc import Callable, Mapping
 import gradio as gr
 import numpy as np
 
-from app import render
+from app import figures, render
 from app.frames import Frames
 from app.handlers import Handlers, plot
 
@@ -64,11 +64,11 @@ def update_markdown(frames_by_model: Mapping[str, Frames], step: int, pixel: tup
     return "\n\n".join(parts)
 
 
-def schedule_figure(frames_by_model: Mapping[str, Frames], step: int) -> render.Figure:
+def schedule_figure(frames_by_model: Mapping[str, Frames], step: int) -> figures.Figure:
     """β(t), the accuracy gathered by time t, per model, with the run's steps as dots and the step on show marked;
     where the sampler makes Bayesian updates, the rise to the next step (α of the update shown) as a bracket."""
     titles = [f"{fr.title}: β(t)" for fr in frames_by_model.values()]
-    layout, data = render._subplots(titles, spacing=0.12), []
+    layout, data = figures.subplots(titles, spacing=0.12), []
     layout["shapes"] = []
     grid = np.linspace(0.0, 1.0, SCHEDULE_POINTS)
     for k, fr in enumerate(frames_by_model.values(), start=1):
@@ -93,10 +93,10 @@ def schedule_figure(frames_by_model: Mapping[str, Frames], step: int) -> render.
                          "line": {"color": "#dc2626", "width": 3}, "name": "α",
                          "hovertemplate": f"α = {fr.alpha[s + 1]:.4g}: the accuracy step {s + 1} adds<extra></extra>", **axes})
         log = accuracy[-1] > LOG_SPAN * accuracy[SCHEDULE_POINTS // 2]
-        render._axis(layout, "x", k, title={"text": "t"}, range=[0, 1])
-        render._axis(layout, "y", k, title={"text": "β (log)" if log else "β"}, type="log" if log else "linear")
-        layout["shapes"].append(render._vline(k, float(fr.t[s])))
-    return render._figure(data, layout, height=300)
+        figures.axis(layout, "x", k, title={"text": "t"}, range=[0, 1])
+        figures.axis(layout, "y", k, title={"text": "β (log)" if log else "β"}, type="log" if log else "linear")
+        layout["shapes"].append(figures.vline(k, float(fr.t[s])))
+    return figures.figure(data, layout, height=300)
 
 
 def update_handler(handlers: Handlers) -> Callable[[gr.Request], tuple]:

@@ -19,7 +19,7 @@ import pytest
 import torch
 from PIL import Image
 
-from app import render
+from app import figures, render
 from app.frames import Frames, decision_step
 from app.handlers import GENERATED, PIXEL, SHOWN, Handlers, Views
 from app.models import ModelBank, model_menu
@@ -426,7 +426,7 @@ def test_pixel_heatmap_has_per_pixel_hover_values(both):
     assert "digit 3" in heatmaps[0]["hovertemplate"] and "σ = " in heatmaps[1]["hovertemplate"]
     markers = [t for t in fig["data"] if t["type"] == "scatter"]
     assert [m["x"] for m in markers] == [[14, 6], [14, 6]]  # pixels of image 3 only
-    sent = json.loads(render.figure_json(fig))
+    sent = json.loads(figures.figure_json(fig))
     np.testing.assert_allclose(decode(sent["data"][0]["z"]), heatmaps[0]["z"])
 
 
@@ -547,11 +547,11 @@ def test_runs_record_what_the_classifier_sees(discrete_model, menu):
 
 def test_figure_json_encodes_arrays_compactly_and_refuses_nan():
     fig = {"data": [{"type": "scatter", "x": np.arange(3), "y": np.array([0.5, 1, 2], np.float16)}], "layout": {}}
-    sent = json.loads(render.figure_json(fig))
+    sent = json.loads(figures.figure_json(fig))
     assert decode(sent["data"][0]["x"]).tolist() == [0, 1, 2]
     assert decode(sent["data"][0]["y"]).tolist() == [0.5, 1, 2]
     with pytest.raises(ValueError):
-        render.figure_json({"data": [], "layout": {"x": float("nan")}})
+        figures.figure_json({"data": [], "layout": {"x": float("nan")}})
 
 
 # -------------------------------------------------------------------------------------------------- exports

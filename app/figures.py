@@ -1,0 +1,104 @@
+"""Plotly figures as plain dicts, in the app's one style: the helpers every view builds its figures with.
+
+Figures are plain Plotly dicts ({"data": [...], "layout": {...}}) with numpy arrays inside: building them is
+cheap, where plotly.graph_objects validates every property of every trace, which on a busy small host is too
+slow for every live update. `go.Figure(spec)` accepts them (the tests check that it does), and
+`figure_json` sends arrays as base64 typed arrays, as plotly.py itself does.
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+from collections.abc import Sequence
+
+import numpy as np
+
+Figure = dict
+
+FONT = dict(family="ui-sans-serif, system-ui, -apple-system, Segoe UI, sans-serif", size=12)
+
+
+def encode(value):
+    """A figure's values made JSON-ready: numpy arrays as plotly.js typed arrays, numpy scalars as numbers."""
+    if isinstance(value, np.ndarray):
+        if value.dtype == np.float16 or value.dtype == np.float64:
+            value = value.astype(np.float32)
+        elif value.dtype == np.int64:
+            value = value.astype(np.int32)
+        spec = {"dtype": _DTYPES[value.dtype.str[1:]], "bdata": base64.b64encode(np.ascontiguousarray(value).tobytes()).decode("ascii")}
+        if value.ndim > 1:
+            spec["shape"] = ", ".join(str(d) for d in value.shape)
+        return spec
+    if isinstance(value, dict):
+        return {k: encode(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [encode(v) for v in value]
+    if isinstance(value, np.generic):
+        return value.item()
+    return value
+
+
+_DTYPES = {"f4": "f4", "i4": "i4", "u1": "u1", "i1": "i1", "u2": "u2", "i2": "i2", "u4": "u4"}
+
+
+def figure_json(fig: Figure) -> str:
+    """The figure as plotly.js JSON, numpy arrays as typed arrays (little-endian, as plotly.js expects)."""
+    return json.dumps(encode(fig), separators=(",", ":"), allow_nan=False)
+
+
+def subplots(titles: Sequence[str], spacing: float = 0.08) -> dict:
+    """Layout for 1×n subplots side by side, with titles."""
+    n = len(titles)
+    width = (1 - spacing * (n - 1)) / n
+    layout: dict = {"annotations": []}
+    for k, title in enumerate(titles, start=1):
+        x0 = round((k - 1) * (width + spacing), 6)
+        sx = "" if k == 1 else str(k)
+        layout[f"xaxis{sx}"] = {"domain": [x0, min(1.0, round(x0 + width, 6))], "anchor": f"y{sx}"}
+        layout[f"yaxis{sx}"] = {"domain": [0, 1], "anchor": f"x{sx}"}
+        layout["annotations"].append(
+            {"text": title, "x": x0 + width / 2, "y": 1.0, "xref": "paper", "yref": "paper", "xanchor": "center", "yanchor": "bottom", "showarrow": False, "font": {"size": 13}}
+        )
+    return layout
+
+
+def axis(layout: dict, letter: str, k: int, **props) -> None:
+    """Set properties of subplot k's x or y axis (`letter`)."""
+    layout[f"{letter}axis{'' if k == 1 else k}"].update(props)
+
+
+def vline(k: int, x: float) -> dict:
+    """A dashed vertical line at x across subplot k: the current step or time."""
+    sx = "" if k == 1 else str(k)
+    return {"type": "line", "x0": x, "x1": x, "xref": f"x{sx}", "y0": 0, "y1": 1, "yref": f"y{sx} domain", "line": {"color": "#64748b", "width": 1, "dash": "dash"}}
+
+
+TITLE_LINE = 18  # pixels per line of a figure's title (14 px type)
+
+
+def figure(data: list, layout: dict, height: int, title: str | None = None) -> Figure:
+    """The figure of `data` on `layout` in the app's style: margins, font, legend on top, zoom kept across updates."""
+    extra = TITLE_LINE * title.count("<br>") if title else 0  # lines after the first (short lines for a phone)
+    layout.update(
+        height=height + extra,
+        margin={"l": 56, "r": 20, "t": (78 if title else 56) + extra, "b": 48},
+        font=FONT,
+        plot_bgcolor="white",
+        paper_bgcolor="white",
+        legend={"orientation": "h", "yanchor": "bottom", "y": 1.09, "xanchor": "right", "x": 1},
+        hoverlabel={"font": {"size": 12}},
+        uirevision="keep",  # keep zoom and legend choices across live updates
+    )
+    if title:
+        # Plotly places a title of several lines as if it had one: padded down by the others, it stays inside
+        layout["title"] = {"text": title, "x": 0.01, "y": 1, "yref": "container", "yanchor": "top", "pad": {"t": 8 + extra},
+                           "font": {"size": 14}}
+    return {"data": data, "layout": layout}
+
+
+def legend_below(fig: Figure, bottom: int = 100) -> Figure:
+    """The legend under the panels: on a narrow screen its rows grow downwards, not up into the titles."""
+    fig["layout"]["legend"].update(y=-0.25, yanchor="top", x=0, xanchor="left")
+    fig["layout"]["margin"]["b"] = bottom
+    return fig
