@@ -284,10 +284,6 @@ class DigitHandlers:
         self.samples, self.curve_points = samples, curve_points
         self.store = store or DigitStore()
 
-    @property
-    def stream_interval(self) -> float:
-        return self.handlers.stream_interval
-
     def outputs(self, views: DigitViews, fields: tuple[str, ...]) -> list:
         return views.outputs(self.names, fields)
 
@@ -476,15 +472,16 @@ class DigitHandlers:
         if session.completion is not None:
             session.completion.stop()
         completion = session.completion = Completion(self.models, self.menu.titles, image_01, mask, label, guidance, seed)
-        next_at, steps = -math.inf, completion.advance()
-        try:
-            for _ in steps:
-                if time.monotonic() >= next_at:
-                    next_at = time.monotonic() + self.stream_interval
-                    yield self.outputs(self._completion_views(completion, plots=False), COMPLETED)
-        finally:
-            steps.close()  # also when the client went away or the event was cancelled: the samplers end here
-        yield self.outputs(self._completion_views(completion), COMPLETED)
+        streams, next_at, steps = self.handlers.streams, -math.inf, completion.advance()
+        with streams.stream():
+            try:
+                for _ in steps:
+                    if time.monotonic() >= next_at:
+                        next_at = time.monotonic() + streams.interval(self.handlers.stream_interval)
+                        yield self.outputs(self._completion_views(completion, plots=False), COMPLETED)
+            finally:
+                steps.close()  # also when the client went away or the event was cancelled: the samplers end here
+            yield self.outputs(self._completion_views(completion), COMPLETED)
 
     def complete_scrub(self, t: Any, request: gr.Request) -> list:
         """The completion at time t (each model at its recorded step nearest to t)."""

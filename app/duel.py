@@ -183,36 +183,41 @@ class DuelHandlers:
             raise _invalid(e) from None
         runs = tuple(started)
         groups: Any = {name: (gr.Column(visible=name in runs[0].frames),) * 2 for name in self.menu.names}
-        shown, last_plot = None, -math.inf
         try:
-            while True:
-                for run in runs:
-                    _raise_if_failed(run)
-                    run.touch()
-                ended = not any(run.running for run in runs)
-                t = live_t(runs)
-                now = time.monotonic()
-                state = (t, tuple(run.latest for run in runs), ended)
-                if t is not None and state != shown:
-                    plots = ended or now - last_plot >= self.handlers.plot_interval
-                    if runs[0].follow_live:
-                        views = self._views(runs, t, plots=plots)
-                    else:
-                        views = DuelViews(status=self._status(runs, t, "viewing another t — drag to the end to follow"))
-                    views.groups = groups
-                    yield self.outputs(views, DUELED)
-                    groups, shown = UNSET, state
-                    if plots:
-                        last_plot = now
-                if ended:
-                    break
-                time.sleep(self.handlers.stream_interval)
-            for run in runs:
-                _raise_if_failed(run)
+            with self.handlers.streams.stream():
+                yield from self._stream(runs, groups)
         finally:
             for run in runs:
                 if run.running:  # the client went away or the event was cancelled
                     run.stop()
+
+    def _stream(self, runs: tuple[Run, Run], groups: Any) -> Iterator[list]:
+        """Both sides' views while they sample, paced by the app's stream budget; the last is where they ended."""
+        streams, shown, last_plot = self.handlers.streams, None, -math.inf
+        while True:
+            for run in runs:
+                _raise_if_failed(run)
+                run.touch()
+            ended = not any(run.running for run in runs)
+            t = live_t(runs)
+            now = time.monotonic()
+            state = (t, tuple(run.latest for run in runs), ended)
+            if t is not None and state != shown:
+                plots = ended or now - last_plot >= streams.interval(self.handlers.plot_interval)
+                if runs[0].follow_live:
+                    views = self._views(runs, t, plots=plots)
+                else:
+                    views = DuelViews(status=self._status(runs, t, "viewing another t — drag to the end to follow"))
+                views.groups = groups
+                yield self.outputs(views, DUELED)
+                groups, shown = UNSET, state
+                if plots:
+                    last_plot = now
+            if ended:
+                break
+            time.sleep(streams.interval(self.handlers.stream_interval))
+        for run in runs:
+            _raise_if_failed(run)
 
     def scrub(self, t: Any, request: gr.Request) -> list:
         """Both sides at time `t` (each at its latest step at or before t, of those recorded so far)."""

@@ -14,11 +14,12 @@ those of the same run alone.
 
 from __future__ import annotations
 
+import contextlib
 import heapq
 import itertools
 import os
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from typing import Any, TypeVar
 
 import torch
@@ -88,3 +89,36 @@ class TakingTurns:
 
     def __getattr__(self, name: str) -> Any:
         return getattr(self.model, name)
+
+
+class StreamBudget:
+    """One budget of view updates for every stream live now: each stream's interval times the streams live.
+
+    Rendering and sending views is the server's heaviest work after sampling; shared out this way it does not
+    grow with the number of users and take the CPU their runs need, and a stream alone updates at full rate.
+    Generations, duels and completions all stream within it.
+    """
+
+    def __init__(self):
+        self._live = 0
+        self._lock = threading.Lock()
+
+    @property
+    def live(self) -> int:
+        """Streams open now."""
+        return self._live
+
+    @contextlib.contextmanager
+    def stream(self) -> Iterator[None]:
+        """Count a stream as live while the block runs (also when its client goes away mid-stream)."""
+        with self._lock:
+            self._live += 1
+        try:
+            yield
+        finally:
+            with self._lock:
+                self._live -= 1
+
+    def interval(self, interval: float) -> float:
+        """A stream's pause between updates, for `interval` alone."""
+        return interval * max(1, self._live)

@@ -16,7 +16,6 @@ import logging
 import math
 import shutil
 import tempfile
-import threading
 import time
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -27,6 +26,7 @@ import gradio as gr
 from gradio.components.plot import PlotData
 
 from app import figures, render
+from app.fairshare import StreamBudget
 from app.frames import Frames
 from app.models import ModelBank
 from app.params import MAX_STEPS, parse_click, parse_int, parse_settings, plural
@@ -146,8 +146,7 @@ class Handlers:
         self.stream_interval = stream_interval
         self.plot_interval = plot_interval
         self.max_concurrent = max_concurrent
-        self._streams = 0  # generations streaming now: they share one budget of updates (`_paced`)
-        self._streams_lock = threading.Lock()
+        self.streams = StreamBudget()  # every stream of views (generations, duels, completions) paces within it
         self.export_dir = Path(tempfile.mkdtemp(prefix="bfn-studio-"))  # one file per session, dropped with it
         atexit.register(shutil.rmtree, self.export_dir, ignore_errors=True)  # for whoever forgets `close`
 
@@ -229,62 +228,55 @@ class Handlers:
             raise _invalid(e) from None
         session = self.store.get(sid)
         columns: Any = {name: gr.Column(visible=name in run.frames) for name in self.menu.names}
-        sent, sent_final, last_plot, next_at = -1, False, -math.inf, 0.0
-        updates, first_update_at = 0, None
-        self._count_stream(+1)
         try:
-            while True:
-                latest = run.wait(sent, timeout=1.0)
-                _raise_if_failed(run)
-                if latest > sent:
-                    wait = next_at - time.monotonic()
-                    if wait > 0 and run.running:
-                        time.sleep(wait)
-                    latest = run.latest
-                    final = not run.running
-                    now = time.monotonic()
-                    plots = final or now - last_plot >= self._paced(self.plot_interval)
-                    if first_update_at is None:
-                        first_update_at = now
-                    rate = updates / (now - first_update_at) if updates and now > first_update_at else None
-                    note = f"{rate:.1f} updates/s" if rate else ""
-                    if run.follow_live:
-                        session.step = latest
-                        views = self._views(session, run, latest, plots=plots, note=note)
-                    else:
-                        note = f"viewing step {session.step} — drag to the end to follow"
-                        views = Views(status=self._status(run, latest, note=note))
-                    next_at = now + self._paced(self.stream_interval)  # from this update's start: rendering and sending count
-                    views.columns = columns
-                    yield self.outputs(views, GENERATED)
-                    columns = UNSET  # sent once, with the first update
-                    updates += 1
-                    sent, sent_final = latest, final
-                    if plots:
-                        last_plot = now
-                if not run.running and run.latest <= sent:
-                    break
-            _raise_if_failed(run)
-            if not sent_final:  # the run ended after the last update: always show where it ended
-                step = session.step if not run.follow_live else run.latest
-                session.step = step
-                views = self._views(session, run, step)
-                views.columns = columns
-                yield self.outputs(views, GENERATED)
+            with self.streams.stream():
+                yield from self._stream_run(session, run, columns)
         finally:
-            self._count_stream(-1)
             if run.running:  # the client went away or the event was cancelled
                 run.stop()
 
-    def _count_stream(self, change: int) -> None:
-        with self._streams_lock:
-            self._streams += change
-
-    def _paced(self, interval: float) -> float:
-        """A stream's interval between updates while `_streams` generations stream at once: each gets its share
-        of one budget, so rendering and sending the views (the server's heaviest work after sampling) does not
-        grow with the number of users and take the CPU the runs need; alone, a stream updates at full rate."""
-        return interval * max(1, self._streams)
+    def _stream_run(self, session: Session, run: Run, columns: Any) -> Iterator[list]:
+        """The views of `run` while it samples, paced by the stream budget; the last update is where it ended."""
+        sent, sent_final, last_plot, next_at = -1, False, -math.inf, 0.0
+        updates, first_update_at = 0, None
+        while True:
+            latest = run.wait(sent, timeout=1.0)
+            _raise_if_failed(run)
+            if latest > sent:
+                wait = next_at - time.monotonic()
+                if wait > 0 and run.running:
+                    time.sleep(wait)
+                latest = run.latest
+                final = not run.running
+                now = time.monotonic()
+                plots = final or now - last_plot >= self.streams.interval(self.plot_interval)
+                if first_update_at is None:
+                    first_update_at = now
+                rate = updates / (now - first_update_at) if updates and now > first_update_at else None
+                note = f"{rate:.1f} updates/s" if rate else ""
+                if run.follow_live:
+                    session.step = latest
+                    views = self._views(session, run, latest, plots=plots, note=note)
+                else:
+                    note = f"viewing step {session.step} — drag to the end to follow"
+                    views = Views(status=self._status(run, latest, note=note))
+                next_at = now + self.streams.interval(self.stream_interval)  # from this update's start: rendering and sending count
+                views.columns = columns
+                yield self.outputs(views, GENERATED)
+                columns = UNSET  # sent once, with the first update
+                updates += 1
+                sent, sent_final = latest, final
+                if plots:
+                    last_plot = now
+            if not run.running and run.latest <= sent:
+                break
+        _raise_if_failed(run)
+        if not sent_final:  # the run ended after the last update: always show where it ended
+            step = session.step if not run.follow_live else run.latest
+            session.step = step
+            views = self._views(session, run, step)
+            views.columns = columns
+            yield self.outputs(views, GENERATED)
 
     def stop(self, request: gr.Request) -> list:
         """Stop this session's run (and any playback) and show its last recorded step."""

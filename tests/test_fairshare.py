@@ -4,13 +4,14 @@ from __future__ import annotations
 
 import threading
 import time
+from types import SimpleNamespace
 
 import numpy as np
 import pytest
 
 pytest.importorskip("gradio")
 
-from app.fairshare import FairShare, TakingTurns, Turns  # noqa: E402
+from app.fairshare import FairShare, StreamBudget, TakingTurns, Turns  # noqa: E402
 from app.models import model_menu  # noqa: E402
 from app.params import parse_settings  # noqa: E402
 from app.session import Run  # noqa: E402
@@ -76,19 +77,38 @@ def test_runs_sharing_the_cpu_record_exactly_what_each_records_alone(discrete_mo
         assert a.keys() == b.keys() and all(np.array_equal(a[k], b[k]) for k in a)
 
 
-def test_streams_share_one_budget_of_updates_and_a_finished_stream_returns_its_share(discrete_model, continuous_model):
+def test_a_stream_budget_shares_one_rate_among_the_streams_live():
+    budget = StreamBudget()
+    assert budget.interval(0.1) == 0.1  # alone: the full rate
+    with budget.stream(), budget.stream():
+        assert budget.live == 2 and budget.interval(0.1) == pytest.approx(0.2) and budget.interval(0.5) == pytest.approx(1.0)
+    with pytest.raises(RuntimeError), budget.stream():
+        raise RuntimeError("a stream that fails returns its share too")
+    assert budget.live == 0 and budget.interval(0.1) == 0.1
+
+
+def test_generations_duels_and_completions_all_stream_within_the_budget(discrete_model, continuous_model):
+    from app.digit import DigitHandlers
+    from tests.test_app_digit import stroke_drawing
+    from app.duel import DuelHandlers
     from app.handlers import Handlers
     from app.models import ModelBank
 
     handlers = Handlers(ModelBank(models={"discrete": discrete_model, "continuous": continuous_model}), stream_interval=0.1)
-    assert handlers._paced(0.1) == 0.1  # alone: the full rate
-    stream = handlers.generate("discrete", "all", 0, 1.0, 3, 0, "bfn", None)
+    stream = handlers.generate("discrete", "all", 0, 1.0, 3, 0, "bfn", SimpleNamespace(session_hash="a"))
     next(stream)
-    other = handlers.generate("continuous", "all", 0, 1.0, 3, 1, "bfn", None)
-    next(other)
-    assert handlers._paced(0.1) == pytest.approx(0.2) and handlers._paced(0.5) == pytest.approx(1.0)
+    assert handlers.streams.live == 1
+    duel = DuelHandlers(handlers).duel("discrete", "all", 0, 1.0, 0, "bfn", 3, "solver", 3, SimpleNamespace(session_hash="b"))
+    next(duel)
+    assert handlers.streams.live == 2
+    completion = DigitHandlers(handlers, samples=2, curve_points=3).complete(
+        stroke_drawing(), "drawing", "discrete", 0, 0, "top", "none", 1.0, SimpleNamespace(session_hash="c"))
+    next(completion)
+    assert handlers.streams.live == 3
     for _ in stream:
         pass
-    other.close()  # a client that goes away returns its share too
-    assert handlers._paced(0.1) == 0.1
+    assert handlers.streams.live == 2  # a stream that ends returns its share
+    duel.close()  # and so does one whose client goes away
+    completion.close()
+    assert handlers.streams.live == 0
     handlers.close()
