@@ -365,8 +365,10 @@ HIST_BINS = 20
 
 def step_summary(frames_by_model: Mapping[str, Frames], step: int) -> Figure:
     """A histogram of θ at this step, and per step: mean uncertainty and the fraction of decided pixels."""
-    titles = ("Histogram of θ<br>at this step", "Uncertainty<br>per step", f"Decided pixels<br>(θ ≥ {DECIDED:.1%} sure)")
-    layout = subplots(titles, spacing=0.09)  # two short lines each: three titles side by side fit a phone
+    # two short lines per title and no y-axis titles right of the first panel: three panels side by side fit a
+    # phone; what each curve measures is in its hover
+    titles = ("θ at this step", "Uncertainty<br>per step", f"Decided pixels<br>(θ ≥ {DECIDED:.1%} sure)")
+    layout = subplots(titles, spacing=0.12)
     data = []
     edges = np.linspace(0, 1, HIST_BINS + 1)
     centres = ((edges[:-1] + edges[1:]) / 2).astype(np.float32)
@@ -416,11 +418,9 @@ def step_summary(frames_by_model: Mapping[str, Frames], step: int) -> Figure:
     for col in (2, 3):
         axis(layout, "x", col, range=[0, max(any_fr.num_steps, 1)], title={"text": "step"})
         axis(layout, "y", col, range=[0, 1.02])
-    axis(layout, "x", 1, range=[0, 1], title={"text": "background … ink"})
+    axis(layout, "x", 1, range=[-0.02, 1.02], tickvals=[0, 1], ticktext=["background", "ink"])
     decades = [1e-4, 1e-3, 1e-2, 1e-1, 1.0]
     axis(layout, "y", 1, type="log", range=[-4, 0.05], title={"text": "fraction of pixels"}, tickvals=decades, ticktext=["0.01%", "0.1%", "1%", "10%", "100%"])
-    measures = {fr.display.uncertainty for fr in frames_by_model.values()}
-    axis(layout, "y", 2, title={"text": measures.pop() if len(measures) == 1 else "uncertainty (see hover)"})
     layout.update(barmode="group", bargap=0.1, bargroupgap=0)
     return legend_below(figure(data, layout, 380, "Per-step summary"))
 

@@ -458,6 +458,10 @@ def test_step_summary_shows_histogram_and_per_step_curves(both):
     assert [b["marker"]["color"] for b in bars] == list(render.MODEL_COLOURS[:2])
     np.testing.assert_allclose(lines[2]["y"], both["continuous"].stats[:, 0])
     assert "Decided pixels<br>(θ ≥ 97.5% sure)" in [a["text"] for a in fig["layout"]["annotations"]]
+    # a third of a phone's width per panel: titles of two short lines, and no y-axis title between panels
+    titles = [a["text"] for a in fig["layout"]["annotations"]][:3]
+    assert all(len(line) <= 16 for title in titles for line in title.split("<br>")) and all(t.count("<br>") <= 1 for t in titles)
+    assert "title" not in fig["layout"]["yaxis2"] and "title" not in fig["layout"]["yaxis3"]
     single = render.step_summary({"discrete": both["discrete"]}, 99)  # a step beyond the run is clamped
     assert single["layout"]["shapes"][0]["x0"] == both["discrete"].latest
 
