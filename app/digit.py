@@ -336,7 +336,6 @@ class DigitHandlers:
             given = label_name(labels[name], self.menu.num_labels, self.labels.names)
             heatmap["layout"]["title"]["text"] = f"θ ~ p_F(θ | x; t = {t:.3f}); hover: θ and the output given digit {given}"
             heatmaps[name] = plot(heatmap)
-            b = scored.bounds
             curves.append(CostCurve(title, scored.curve.times.numpy(), scored.curve.curve[0].numpy(), labels[name],
                                     self.labels))
             bounds[name] = bound_summary(title, self._rows(model, scored), labels[name])

@@ -8,7 +8,6 @@ import math
 import pytest
 import torch
 
-import bfn  # noqa: F401  registers the solvers
 from bfn.model import BFNModel
 from bfn.sampling import SAMPLERS, Sampler, get_sampler, guided_network_output, sample
 from bfn.solvers import BETA_MIN, SolverUpdate, time_grid

@@ -30,9 +30,9 @@ from app.models import ModelBank, load_models, model_menu, warm_up  # noqa: E402
 from app.params import BOTH, parse_settings  # noqa: E402
 from app.server import Server  # noqa: E402
 from app.session import Run, RunState  # noqa: E402
-from bfn.classifier import classify_states, digits_of, load_classifier  # noqa: E402
+from bfn.classifier import classify_states, load_classifier  # noqa: E402
 from app.handlers import Handlers  # noqa: E402
-from tests.conftest import ANIMALS, NUMBERS  # noqa: E402
+from tests.conftest import ANIMALS  # noqa: E402
 
 STEPS = 4
 CHROMIUM = Path(os.environ.get("BFN_CHROMIUM", "/usr/bin/chromium"))
