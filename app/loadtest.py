@@ -5,7 +5,9 @@ Starts `python -m app` on a free 127.0.0.1 port, then
   2. runs `--sessions` generations at once from separate clients (separate sessions), distinct seeds,
 while sampling the server's resident memory (/proc/PID/status) every 20 ms. Times are taken by a
 `gradio_client` client from submitting /generate to receiving each update, i.e. what a browser waits for
-(minus drawing). Prints a table and, with --json, writes the numbers to a file.
+(minus drawing). It also counts the CPU time the server spends per run (/proc/PID/stat): the sessions' work
+spread perfectly over every core bounds how close the slowest concurrent run can come to a lone one, whatever
+the scheduling (`work_bound_over_lone`). Prints a table and, with --json, writes the numbers to a file.
 """
 
 from __future__ import annotations
@@ -92,6 +94,12 @@ def rss_mb(pid: int, field: str = "VmRSS") -> float:
     return float("nan")
 
 
+def cpu_seconds(pid: int) -> float:
+    """User + system CPU time a process (all its threads) has used so far."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()  # after "(comm)", which may hold spaces
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")  # utime and stime, fields 14 and 15
+
+
 class MemoryWatch(threading.Thread):
     """Samples a process's resident memory until stopped; keeps the peak."""
 
@@ -162,17 +170,21 @@ def main(argv: Sequence[str] | None = None) -> int:
 
         client = Client(url, verbose=False, download_files=False)
         one_run(client, settings(99))  # warm the path once (first requests set up the queue and caches)
+        cpu = cpu_seconds(server.pid)
         singles = [one_run(client, settings(seed)) for seed in range(args.repeats)]
+        single_cpu = (cpu_seconds(server.pid) - cpu) / max(args.repeats, 1)
         single_peak = watch.peak
 
-        concurrent, wall, concurrent_peak = [], float("nan"), float("nan")
+        concurrent, wall, concurrent_peak, concurrent_cpu = [], float("nan"), float("nan"), float("nan")
         if args.sessions > 0:
             watch.reset()
             clients = [Client(url, verbose=False, download_files=False) for _ in range(args.sessions)]
             with ThreadPoolExecutor(args.sessions) as pool:
+                cpu = cpu_seconds(server.pid)
                 t0 = time.perf_counter()
                 concurrent = list(pool.map(lambda k: one_run(clients[k], settings(1000 + k)), range(args.sessions)))
                 wall = time.perf_counter() - t0
+                concurrent_cpu = (cpu_seconds(server.pid) - cpu) / args.sessions
             concurrent_peak = watch.peak
         watch.stop()
         results = {
@@ -184,9 +196,14 @@ def main(argv: Sequence[str] | None = None) -> int:
             "concurrent": {"sessions": args.sessions, "wall_s": wall, **(summarise(concurrent) if concurrent else {})},
             "concurrent_peak_rss_mb": concurrent_peak,
             "server_peak_rss_mb": rss_mb(server.pid, "VmHWM"),
+            "single_cpu_s_per_run": single_cpu,
+            "concurrent_cpu_s_per_run": concurrent_cpu,
         }
         if concurrent:  # how much longer the unluckiest of the concurrent users waits than a user alone
-            results["slowest_over_lone"] = results["concurrent"]["total_s"]["max"] / results["single"]["total_s"]["median"]
+            lone = results["single"]["total_s"]["median"]
+            results["slowest_over_lone"] = results["concurrent"]["total_s"]["max"] / lone
+            # the last of the runs cannot end before all their CPU work is done on every core at once
+            results["work_bound_over_lone"] = args.sessions * single_cpu / (os.cpu_count() or 1) / lone
     finally:
         stop_server(server)
 
@@ -195,14 +212,17 @@ def main(argv: Sequence[str] | None = None) -> int:
     print(f"server idle RSS: {idle_mb:.0f} MB")
     print(
         f"1 session   : first frame {s['first_frame_s']['median'] * 1000:.0f} ms (min {s['first_frame_s']['min'] * 1000:.0f}), "
-        f"{s['updates_per_s']['median']:.1f} updates/s, run {s['total_s']['median']:.1f} s (min {s['total_s']['min']:.1f}), peak RSS {single_peak:.0f} MB"
+        f"{s['updates_per_s']['median']:.1f} updates/s, run {s['total_s']['median']:.1f} s (min {s['total_s']['min']:.1f}), peak RSS {single_peak:.0f} MB, "
+        f"server CPU {results['single_cpu_s_per_run']:.2f} s per run"
     )
     if concurrent:
         print(
             f"{c['sessions']} sessions  : first frame {c['first_frame_s']['median'] * 1000:.0f} ms (max {c['first_frame_s']['max'] * 1000:.0f}), "
             f"{c['updates_per_s']['median']:.1f} updates/s each, all done in {c['wall_s']:.1f} s, peak RSS {concurrent_peak:.0f} MB"
         )
-        print(f"slowest of {c['sessions']} / a lone run: {results['slowest_over_lone']:.2f}×")
+        print(f"slowest of {c['sessions']} / a lone run: {results['slowest_over_lone']:.2f}× (server CPU "
+              f"{results['concurrent_cpu_s_per_run']:.2f} s per run; the least the {results['cpus']} CPUs allow for "
+              f"{c['sessions']} lone runs' work: {results['work_bound_over_lone']:.2f}×)")
     if args.json:
         args.json.write_text(json.dumps(results, indent=2))
     return 0

@@ -163,3 +163,25 @@ def test_the_load_test_reports_first_updates_and_the_slowest_run_against_a_lone_
     assert r["concurrent"]["sessions"] == 3 and r["concurrent"]["updates"]["min"] >= 2
     assert r["slowest_over_lone"] == r["concurrent"]["total_s"]["max"] / r["single"]["total_s"]["median"] > 0
     assert r["concurrent"]["first_frame_s"]["max"] < r["concurrent"]["total_s"]["max"]
+    # the server's CPU per run, and the bound it sets: n runs' work spread over every core
+    assert r["single_cpu_s_per_run"] > 0 and r["concurrent_cpu_s_per_run"] > 0
+    lone = r["single"]["total_s"]["median"]
+    assert r["work_bound_over_lone"] == pytest.approx(3 * r["single_cpu_s_per_run"] / r["cpus"] / lone)
+
+
+def test_cpu_seconds_counts_every_thread_of_a_process():
+    from app.loadtest import cpu_seconds
+
+    burn = "import threading, time\ndef spin():\n    end = time.process_time() + 1.5\n    while time.process_time() < end: pass\n" \
+           "ts = [threading.Thread(target=spin) for _ in range(2)]\n[t.start() for t in ts]; [t.join() for t in ts]\nimport sys; sys.stdin.read()"
+    child = subprocess.Popen([sys.executable, "-c", burn], stdin=subprocess.PIPE)
+    try:
+        time.sleep(0.1)
+        start = cpu_seconds(child.pid)
+        deadline = time.monotonic() + 30
+        while cpu_seconds(child.pid) - start < 0.6 and time.monotonic() < deadline:
+            time.sleep(0.05)
+        used = cpu_seconds(child.pid) - start  # the spinning threads' (the main thread only waits for them)
+        assert 0.6 <= used <= 1.6, used
+    finally:
+        child.communicate(b"")
