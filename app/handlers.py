@@ -249,7 +249,9 @@ class Handlers:
                 latest = run.latest
                 final = not run.running
                 now = time.monotonic()
-                plots = final or now - last_plot >= self.streams.interval(self.plot_interval)
+                # the first update is the images and status only, the cheapest to draw and send: with many runs
+                # starting at once it reaches every user soonest, and the figures follow with the next
+                plots = final or (updates > 0 and now - last_plot >= self.streams.interval(self.plot_interval))
                 if first_update_at is None:
                     first_update_at = now
                 rate = updates / (now - first_update_at) if updates and now > first_update_at else None

@@ -16,7 +16,7 @@ from PIL import Image
 
 from app import render
 from app.frames import Frames
-from app.handlers import PIXEL, Handlers
+from app.handlers import GENERATED, PIXEL, Handlers
 from app.models import ModelBank
 from app.params import MAX_GUIDANCE, MAX_SEED, MAX_STEPS, parse_settings, plural
 from bfn.sampling import get_sampler
@@ -80,6 +80,21 @@ def test_the_status_counts_steps_in_words(handlers):
     status = last[0]
     assert "step 1 of 1" in status and "1 step in" in status and "· 1 step ·" in status, status
     assert "1 steps" not in status and "2 steps" not in status, status
+
+
+def test_the_first_update_is_the_images_and_status_and_the_figures_follow(handlers):
+    """The first update of a run is the cheapest one (its images and status): with many runs starting at once
+    it reaches every user quickly; the figures come with the next updates, and the last has them all."""
+    models = len(handlers.menu.names)  # each model has its two images and its column
+    names = ["status", *["image"] * 2 * models, "slider", "heatmap", "trajectories", "summary", "beliefs", *["column"] * models]
+    assert len(names) == len(GENERATED) + 3 * models - 2
+    updates = [dict(zip(names, u)) for u in handlers.generate("discrete", "all", 0, 1.0, 12, 0, "bfn",
+                                                               SimpleNamespace(session_hash="first-update"))]
+    figures = ("heatmap", "trajectories", "beliefs", "summary")
+    first, last = updates[0], updates[-1]
+    assert len(updates) >= 2 and "step 0 of 12" in first["status"]
+    assert all(first[name] == gr.skip() for name in figures), {name: type(first[name]) for name in figures}
+    assert all(last[name] != gr.skip() for name in figures)
 
 
 # ----------------------------------------------------------------------------------------------- figures
