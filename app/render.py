@@ -313,7 +313,8 @@ def digit_beliefs(
                 "y": [float(probs[decided, top])],
                 "mode": "markers+text",
                 "text": [f"{top} from step {decided}"],
-                "textposition": "bottom right" if decided < fr.num_steps / 2 else "bottom left",  # inside the panel
+                "textposition": star_label_side(decided, fr.num_steps),
+                "cliponaxis": False,  # a label wider than the panel's last part runs into the gap, not cut off
                 "marker": {"symbol": "star", "size": 14, "color": DIGIT_COLOURS[top % len(DIGIT_COLOURS)], "line": {"width": 1, "color": "#111827"}},
                 "showlegend": False,
                 "hovertemplate": f"the classifier sees a {top} (≥ 50%) from step {decided} on<extra>{fr.title}</extra>",
@@ -340,6 +341,14 @@ def digit_beliefs(
 
 
 PLACES = ("units", "tens", "hundreds", "thousands")  # a number's digits, from the right
+
+
+def star_label_side(step: int, steps: int) -> str:
+    """Where the ★'s label goes so that it stays inside its panel, narrow on a phone: right of a star in the
+    first quarter, left of one in the last, centred below one in between (away from the y axis and the edge)."""
+    if step < steps / 4:
+        return "bottom right"
+    return "bottom left" if step >= 3 * steps / 4 else "bottom center"
 
 
 def _digit_panels(frames_by_model: Mapping[str, Frames]) -> list[tuple[Frames, int, str]]:

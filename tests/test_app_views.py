@@ -146,6 +146,10 @@ def test_which_digit_labels_keep_clear_of_each_other_and_the_axis(discrete_model
     late.digit_probs[15:, 7] = np.eye(10, dtype=np.float32)[7] * 0.9 + 0.01  # digit 7 decided at step 15 of 20
     star = next(t for t in render.digit_beliefs({"discrete": late}, 20, image=7)["data"] if t.get("mode") == "markers+text")
     assert star["x"] == [15] and star["textposition"] == "bottom left"  # near the right edge: its label to the left
+    late.digit_probs[:] = 0.1
+    late.digit_probs[10:, 7] = np.eye(10, dtype=np.float32)[7] * 0.9 + 0.01  # decided at step 10 of 20
+    star = next(t for t in render.digit_beliefs({"discrete": late}, 20, image=7)["data"] if t.get("mode") == "markers+text")
+    assert star["x"] == [10] and star["textposition"] == "bottom center"  # mid-panel: centred, clear of the y axis
 
 
 # ----------------------------------------------------------------------------------------------- exports
