@@ -23,6 +23,7 @@ from torch import Tensor
 
 from bfn.classifier import DigitClassifier
 from training.data import Split, load_mnist, test_split
+from training.sample_metrics import confident_share
 
 CARD = """---
 library_name: bfn-studio
@@ -124,21 +125,23 @@ def calibration(model: DigitClassifier, test: Split, seed: int = 1) -> dict:
     probs = model.class_probabilities(logits)
     return {"test_nll": round(F.cross_entropy(logits / model.temperature, test.labels).item(), 4),
             "test_ece": round(calibration_error(probs, test.labels), 4),
-            "test_confident": round(float((probs.max(1).values >= 0.9).float().mean()), 4)}
+            "test_confident": confident_share(probs)}
 
 
 def calibrated(model: DigitClassifier, train: Split, test: Split) -> tuple[DigitClassifier, dict]:
     """`model` with the temperature fitted on the training images, and the calibration before and after
     (fitting on training images keeps the test set out of it)."""
-    config = {**model._hub_mixin_config, "temperature": 1.0}
-    before = DigitClassifier(**config)
-    before.load_state_dict(model.state_dict())
-    before.eval()
-    t = fit_temperature(before.features_and_logits(half_binarised(train, seed=0))[1], train.labels)
-    after = DigitClassifier(**{**config, "temperature": round(t, 4)})
-    after.load_state_dict(model.state_dict())
-    after.eval()
-    return after, {"temperature": round(t, 4), "before": calibration(before, test), "after": calibration(after, test)}
+    before = with_temperature(model, 1.0)
+    t = round(fit_temperature(before.features_and_logits(half_binarised(train, seed=0))[1], train.labels), 4)
+    after = with_temperature(model, t)
+    return after, {"temperature": t, "before": calibration(before, test), "after": calibration(after, test)}
+
+
+def with_temperature(model: DigitClassifier, temperature: float) -> DigitClassifier:
+    """A copy of `model` (same weights) whose probabilities use `temperature`; it saves with it in its config."""
+    copy = DigitClassifier(**{**model._hub_mixin_config, "temperature": temperature})
+    copy.load_state_dict(model.state_dict())
+    return copy.eval()
 
 
 CALIBRATION_LINE = """- Calibration: probabilities are softmax(logits / {temperature:g}), the temperature fitted on the training images

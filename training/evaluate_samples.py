@@ -40,16 +40,16 @@ from bfn.sampling import SAMPLERS, guidance_interval_for, sample
 from training.card import SAMPLE_QUALITY, SAMPLE_RESULTS, write_card
 from training.data import Split, load_mnist
 from training.sample_metrics import (
+    CONFIDENT,
     class_accuracy,
     class_shares,
+    confident_share,
     digits_right,
     distance_from_uniform,
     diversity,
     feature_statistics,
     frechet_distance,
 )
-
-CONFIDENT = 0.9  # an unconditional sample "looks like a digit" when the classifier gives one digit this much
 
 
 def classify(classifier: DigitClassifier, images: Tensor, batch_size: int = 1000) -> tuple[np.ndarray, np.ndarray]:
@@ -85,11 +85,6 @@ def generate(model, sampler: str, labels: list[int], steps: int, guidance: float
                        seed=seed + b, guidance_interval=guidance_interval, rescaled_phi=rescaled_phi)
         out.append(to_unit(final.sample.float(), final.value_range))
     return torch.cat(out)
-
-
-def confident_share(probs: Tensor) -> float:
-    """The share of images whose most probable digit has probability ≥ CONFIDENT."""
-    return round(float((probs.max(1).values >= CONFIDENT).float().mean()), 4)
 
 
 class Reference:

@@ -52,6 +52,14 @@ def class_accuracy(predicted: np.ndarray, labels: np.ndarray, num_classes: int =
     return float((predicted == labels).mean()), per_class
 
 
+CONFIDENT = 0.9  # an unconditional sample "looks like a digit" when the classifier gives one digit this much
+
+
+def confident_share(probs) -> float:
+    """The share of images (rows of class probabilities, a tensor) whose most probable class has at least CONFIDENT."""
+    return round(float((probs.max(1).values >= CONFIDENT).float().mean()), 4)
+
+
 def digits_right(predicted: np.ndarray, asked: np.ndarray, parts: int) -> np.ndarray:
     """(N, parts) booleans: which digit of each `parts`-digit number the classifier read as asked, from the
     digits (N · parts) of the numbers in turn, left to right. A number is right where its whole row is."""
