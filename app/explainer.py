@@ -86,9 +86,9 @@ def continuous_figure(sigma1: float, x: float) -> figures.Figure:
 
 
 def _legend_below(fig: figures.Figure) -> figures.Figure:
-    """These panels are narrow: the legend goes under the plot, where it cannot cover the title."""
-    fig["layout"]["legend"] = {"orientation": "h", "x": 0, "xanchor": "left", "y": -0.4, "yanchor": "top"}
-    fig["layout"]["margin"].update(t=48, b=120)
+    """These panels are narrow: the legend goes well under the plot, where it cannot cover the title."""
+    fig = figures.legend_below(fig, bottom=120, y=-0.4)
+    fig["layout"]["margin"]["t"] = 48
     return fig
 
 

@@ -97,8 +97,9 @@ def figure(data: list, layout: dict, height: int, title: str | None = None) -> F
     return {"data": data, "layout": layout}
 
 
-def legend_below(fig: Figure, bottom: int = 100) -> Figure:
-    """The legend under the panels: on a narrow screen its rows grow downwards, not up into the titles."""
-    fig["layout"]["legend"].update(y=-0.25, yanchor="top", x=0, xanchor="left")
+def legend_below(fig: Figure, bottom: int = 100, y: float = -0.25) -> Figure:
+    """The legend under the panels (its top at `y` of the plot's height): on a narrow screen its rows grow
+    downwards, not up into the titles."""
+    fig["layout"]["legend"].update(y=y, yanchor="top", x=0, xanchor="left")
     fig["layout"]["margin"]["b"] = bottom
     return fig
