@@ -19,7 +19,6 @@ pictures and figures from `app.render` and `app.digit_render`, words from the fl
 
 from __future__ import annotations
 
-import math
 import threading
 import time
 from collections import OrderedDict
@@ -471,13 +470,13 @@ class DigitHandlers:
         if session.completion is not None:
             session.completion.stop()
         completion = session.completion = Completion(self.models, self.menu.titles, image_01, mask, label, guidance, seed)
-        streams, next_at, steps = self.handlers.streams, -math.inf, completion.advance()
+        streams, steps = self.handlers.streams, completion.advance()
         with streams.stream():
+            pace = streams.pace(self.handlers.stream_interval, self.handlers.plot_interval)
             try:
                 for _ in steps:
-                    if time.monotonic() >= next_at:
-                        next_at = time.monotonic() + streams.interval(self.handlers.stream_interval)
-                        yield self.outputs(self._completion_views(completion, plots=False), COMPLETED)
+                    if pace.due:
+                        yield self.outputs(self._completion_views(completion, plots=pace.update()), COMPLETED)
             finally:
                 steps.close()  # also when the client went away or the event was cancelled: the samplers end here
             yield self.outputs(self._completion_views(completion), COMPLETED)

@@ -12,8 +12,7 @@ import numpy as np
 import pandas as pd
 
 from app.params import DEFAULT_LABELS, LabelSet
-from app.figures import Figure, axis, figure, subplots, vline
-from app.render import MODEL_COLOURS
+from app.figures import Figure, axis, figure, model_colour, subplots, vline
 
 CLASSIFIER_COLOUR = "#64748b"
 NO_CLASS = "none"  # how the "no class" label is named on screen (as `python -m bfn.score` names it)
@@ -28,7 +27,7 @@ def posterior_figure(bfn: Mapping[str, np.ndarray], classifier: np.ndarray | Non
     """p(y | x) per model (by title) as bars over the labels (`names`, by default digits), and beside them the digit
     classifier's probabilities (if loaded)."""
     labels = list(names) or [str(k) for k in range(len(next(iter(bfn.values()))))]
-    panels = [(f"BFN: {title}", probs, MODEL_COLOURS[k % len(MODEL_COLOURS)], labels) for k, (title, probs) in enumerate(bfn.items())]
+    panels = [(f"BFN: {title}", probs, model_colour(k), labels) for k, (title, probs) in enumerate(bfn.items())]
     if classifier is not None:
         panels.append(("Digit classifier", classifier, CLASSIFIER_COLOUR, [str(d) for d in range(len(classifier))]))
     layout = subplots([f"{title}<br>says <b>{named[int(probs.argmax())]}</b> ({probs.max():.0%})" for title, probs, _, named in panels],
@@ -81,7 +80,7 @@ def cost_figure(curves: Sequence[CostCurve], t: float | None = None) -> Figure:
     data = []
     for k, c in enumerate(curves, start=1):
         sx = "" if k == 1 else str(k)
-        colour = MODEL_COLOURS[(k - 1) % len(MODEL_COLOURS)]
+        colour = model_colour(k - 1)
         none = c.curve.shape[0] - 1
         for label in range(c.curve.shape[0]):
             name = label_name(label, none, c.labels.names)

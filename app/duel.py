@@ -11,7 +11,6 @@ there is no maths here.
 
 from __future__ import annotations
 
-import math
 import time
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
@@ -193,17 +192,16 @@ class DuelHandlers:
 
     def _stream(self, runs: tuple[Run, Run], groups: Any) -> Iterator[list]:
         """Both sides' views while they sample, paced by the app's stream budget; the last is where they ended."""
-        streams, shown, last_plot = self.handlers.streams, None, -math.inf
+        shown, pace = None, self.handlers.streams.pace(self.handlers.stream_interval, self.handlers.plot_interval)
         while True:
             for run in runs:
                 _raise_if_failed(run)
                 run.touch()
             ended = not any(run.running for run in runs)
             t = live_t(runs)
-            now = time.monotonic()
             state = (t, tuple(run.latest for run in runs), ended)
             if t is not None and state != shown:
-                plots = ended or now - last_plot >= streams.interval(self.handlers.plot_interval)
+                plots = pace.update(ended)
                 if runs[0].follow_live:
                     views = self._views(runs, t, plots=plots)
                 else:
@@ -211,11 +209,9 @@ class DuelHandlers:
                 views.groups = groups
                 yield self.outputs(views, DUELED)
                 groups, shown = UNSET, state
-                if plots:
-                    last_plot = now
             if ended:
                 break
-            time.sleep(streams.interval(self.handlers.stream_interval))
+            time.sleep(self.handlers.streams.interval(self.handlers.stream_interval))  # the runs move on meanwhile
         for run in runs:
             _raise_if_failed(run)
 

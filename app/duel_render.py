@@ -11,8 +11,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from app.figures import Figure, figure, vline
-from app.render import MODEL_COLOURS
+from app.figures import Figure, figure, model_colour, vline
 
 
 @dataclass(frozen=True)
@@ -28,7 +27,7 @@ def timeline(sides: Sequence[Side], t: float) -> Figure:
     """Each side's step times as ticks on its own row, its step on show marked, and a dashed line at `t`."""
     data = []
     for k, side in enumerate(sides):
-        colour = MODEL_COLOURS[(k + 2) % len(MODEL_COLOURS)]
+        colour = model_colour(k + 2)
         rows = np.full(len(side.times), k, np.int32)
         data.append({
             "type": "scatter", "mode": "markers", "x": side.times.astype(np.float32), "y": rows, "name": side.label,

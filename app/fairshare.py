@@ -18,7 +18,9 @@ import contextlib
 import heapq
 import itertools
 import os
+import math
 import threading
+import time
 from collections.abc import Callable, Iterator
 from typing import Any, TypeVar
 
@@ -122,3 +124,55 @@ class StreamBudget:
     def interval(self, interval: float) -> float:
         """A stream's pause between updates, for `interval` alone."""
         return interval * max(1, self._live)
+
+    def pace(self, interval: float, figures_interval: float) -> Pace:
+        """A timetable for one stream in this budget (call within `stream()`, so that it counts as live)."""
+        return Pace(self, interval, figures_interval)
+
+
+class Pace:
+    """One stream's timetable within a `StreamBudget`: when its next update is due, and which carry the figures.
+
+    The first update carries none: its images and status are the cheapest to draw and send, so with many
+    streams starting at once each user sees something soonest. The figures follow with the next update, then
+    at most once per `figures_interval` (times the streams live), and the final update always has them. An
+    update's interval counts from its start, so drawing and sending it count towards the budget.
+    """
+
+    def __init__(self, budget: StreamBudget, interval: float, figures_interval: float):
+        self.budget = budget
+        self.interval = interval
+        self.figures_interval = figures_interval
+        self.updates = 0
+        self._first = self._latest = None
+        self._next_at = -math.inf
+        self._last_figures = -math.inf
+
+    @property
+    def due(self) -> bool:
+        """Whether the next update may go now."""
+        return time.monotonic() >= self._next_at
+
+    def wait(self) -> None:
+        """Sleep until the next update is due (not at all if it is)."""
+        time.sleep(max(0.0, self._next_at - time.monotonic()))
+
+    def update(self, final: bool = False) -> bool:
+        """Start an update now; whether it carries the figures."""
+        now = time.monotonic()
+        figures = final or (self.updates > 0 and now - self._last_figures >= self.budget.interval(self.figures_interval))
+        if figures:
+            self._last_figures = now
+        if self._first is None:
+            self._first = now
+        self._latest = now
+        self._next_at = now + self.budget.interval(self.interval)
+        self.updates += 1
+        return figures
+
+    @property
+    def rate(self) -> float | None:
+        """Updates per second from the first update to the latest one's start (None before there are two)."""
+        if self.updates < 2 or self._latest <= self._first:
+            return None
+        return (self.updates - 1) / (self._latest - self._first)

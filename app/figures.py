@@ -17,6 +17,12 @@ import numpy as np
 Figure = dict
 
 FONT = dict(family="ui-sans-serif, system-ui, -apple-system, Segoe UI, sans-serif", size=12)
+MODEL_COLOURS = ("#4f46e5", "#ea580c", "#0d9488", "#be185d")
+
+
+def model_colour(position: int) -> str:
+    """The colour of the model at `position` in a run (0 first), the same in every view that shows it."""
+    return MODEL_COLOURS[position % len(MODEL_COLOURS)]
 
 
 def encode(value):

@@ -237,39 +237,28 @@ class Handlers:
 
     def _stream_run(self, session: Session, run: Run, columns: Any) -> Iterator[list]:
         """The views of `run` while it samples, paced by the stream budget; the last update is where it ended."""
-        sent, sent_final, last_plot, next_at = -1, False, -math.inf, 0.0
-        updates, first_update_at = 0, None
+        sent, sent_final = -1, False
+        pace = self.streams.pace(self.stream_interval, self.plot_interval)
         while True:
             latest = run.wait(sent, timeout=1.0)
             _raise_if_failed(run)
             if latest > sent:
-                wait = next_at - time.monotonic()
-                if wait > 0 and run.running:
-                    time.sleep(wait)
+                if run.running:
+                    pace.wait()
                 latest = run.latest
                 final = not run.running
-                now = time.monotonic()
-                # the first update is the images and status only, the cheapest to draw and send: with many runs
-                # starting at once it reaches every user soonest, and the figures follow with the next
-                plots = final or (updates > 0 and now - last_plot >= self.streams.interval(self.plot_interval))
-                if first_update_at is None:
-                    first_update_at = now
-                rate = updates / (now - first_update_at) if updates and now > first_update_at else None
-                note = f"{rate:.1f} updates/s" if rate else ""
+                plots = pace.update(final)
+                note = f"{pace.rate:.1f} updates/s" if pace.rate else ""
                 if run.follow_live:
                     session.step = latest
                     views = self._views(session, run, latest, plots=plots, note=note)
                 else:
                     note = f"viewing step {session.step} — drag to the end to follow"
                     views = Views(status=self._status(run, latest, note=note))
-                next_at = now + self.streams.interval(self.stream_interval)  # from this update's start: rendering and sending count
                 views.columns = columns
                 yield self.outputs(views, GENERATED)
                 columns = UNSET  # sent once, with the first update
-                updates += 1
                 sent, sent_final = latest, final
-                if plots:
-                    last_plot = now
             if not run.running and run.latest <= sent:
                 break
         _raise_if_failed(run)

@@ -18,7 +18,7 @@ from dataclasses import dataclass
 import numpy as np
 from PIL import Image, ImageDraw, ImageFont
 
-from app.figures import Figure, axis, figure, legend_below, subplots, vline
+from app.figures import Figure, axis, figure, legend_below, model_colour, subplots, vline
 from app.frames import Frames, decision_step
 from app.params import DEFAULT_LABELS, LabelSet
 from bfn.flow import DECIDED
@@ -30,7 +30,6 @@ PAD_VALUE = 64
 # `image-rendering: pixelated`: an enlargement by k on the server would send k² times the pixels, at up to
 # 10 updates per second. Exports are enlarged here.
 MAX_COLS = 5
-MODEL_COLOURS = ("#4f46e5", "#ea580c", "#0d9488", "#be185d")  # by the model's position in a run
 DIGIT_COLOURS = ("#1f77b4", "#ff7f0e", "#2ca02c", "#d62728", "#9467bd", "#8c564b", "#e377c2", "#7f7f7f", "#bcbd22", "#17becf")  # Tableau 10
 PIXEL_COLOURS = ("#16a34a", "#9333ea", "#f59e0b", "#0891b2", "#db2777", "#111827", "#65a30d", "#92400e")  # visible on the red-blue heatmap
 # low (background) deep blue → uncertain white → high (ink) deep red: ColorBrewer RdBu, reversed
@@ -386,7 +385,7 @@ def step_summary(frames_by_model: Mapping[str, Frames], step: int) -> Figure:
         lo, hi = fr.value_range
         unit = to_unit(fr.theta[s].astype(np.float32), fr.value_range)
         counts, _ = np.histogram(unit, bins=edges)
-        colour = MODEL_COLOURS[k % len(MODEL_COLOURS)]
+        colour = model_colour(k)
         title = fr.title
         data.append(
             {

@@ -76,7 +76,7 @@ def schedule_figure(frames_by_model: Mapping[str, Frames], step: int) -> figures
         accuracy = np.array([fr.flow.accuracy(float(t)) for t in grid])
         at_steps = np.array([fr.flow.accuracy(float(t)) for t in fr.t[:n]])
         s = max(0, min(step, n - 1))
-        colour, sx = render.MODEL_COLOURS[(k - 1) % len(render.MODEL_COLOURS)], "" if k == 1 else str(k)
+        colour, sx = figures.model_colour(k - 1), "" if k == 1 else str(k)
         axes = {"xaxis": f"x{sx}", "yaxis": f"y{sx}", "showlegend": False}
         data.append({"type": "scatter", "mode": "lines", "x": grid, "y": accuracy, "line": {"color": colour, "width": 2},
                      "name": "β(t)", "hovertemplate": "t = %{x:.3f}<br>β = %{y:.4g}<extra></extra>", **axes})

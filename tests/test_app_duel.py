@@ -127,3 +127,12 @@ def test_stop_ends_both_sides_where_they_got_to(duel):
     t = float(re.search(r"Both at t = ([0-9.]+)", update[0]).group(1))
     assert t < 1 and [s[0] for s in shown(update)] == [step_at(left, t), step_at(right, t)] and "(stopped)" in update[0]
     stream.close()
+
+
+def test_a_duels_first_update_is_its_images_and_status_and_the_timeline_follows(duel):
+    """As for a generation: the cheapest update first, so that with many streams starting at once each user
+    sees the duel begin soonest; the last update has every view."""
+    _, updates, _ = finished_runs(duel, "first")
+    assert len(updates) >= 2
+    assert updates[0][-1] == gr.skip() and isinstance(updates[0][3], np.ndarray)  # no timeline, but the images
+    assert updates[-1][-1] != gr.skip()

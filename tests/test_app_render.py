@@ -455,7 +455,7 @@ def test_step_summary_shows_histogram_and_per_step_curves(both):
         "Binarised (discrete): mean entropy of θ (bits)", "Binarised (discrete): decided",
         "Continuous: σ of θ (1/√ρ)", "Continuous: decided",
     ]  # fmt: skip
-    assert [b["marker"]["color"] for b in bars] == list(render.MODEL_COLOURS[:2])
+    assert [b["marker"]["color"] for b in bars] == [figures.model_colour(0), figures.model_colour(1)]
     np.testing.assert_allclose(lines[2]["y"], both["continuous"].stats[:, 0])
     assert "Decided pixels<br>(θ ≥ 97.5% sure)" in [a["text"] for a in fig["layout"]["annotations"]]
     # a third of a phone's width per panel: titles of two short lines, and no y-axis title between panels

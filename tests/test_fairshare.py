@@ -112,3 +112,15 @@ def test_generations_duels_and_completions_all_stream_within_the_budget(discrete
     completion.close()
     assert handlers.streams.live == 0
     handlers.close()
+
+
+def test_a_pace_sends_the_figures_from_the_second_update_on_at_their_own_rate_and_always_at_the_end():
+    budget = StreamBudget()
+    pace = budget.pace(0.0, 0.0)
+    assert pace.due and [pace.update(), pace.update(), pace.update(final=True)] == [False, True, True]
+    slow = budget.pace(30.0, 60.0)
+    assert slow.update() is False and not slow.due  # the next update waits its interval
+    assert slow.update() is True  # the figures follow with the next update,
+    assert slow.update() is False  # then wait their interval
+    assert slow.update(final=True) is True
+    assert slow.rate is not None and slow.rate > 0 and StreamBudget().pace(0.1, 0.5).rate is None
