@@ -211,7 +211,7 @@ class DuelHandlers:
                 groups, shown = UNSET, state
             if ended:
                 break
-            time.sleep(self.handlers.streams.interval(self.handlers.stream_interval))  # the runs move on meanwhile
+            pace.poll()  # the runs move on meanwhile
         for run in runs:
             _raise_if_failed(run)
 

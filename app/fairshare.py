@@ -17,8 +17,8 @@ from __future__ import annotations
 import contextlib
 import heapq
 import itertools
-import os
 import math
+import os
 import threading
 import time
 from collections.abc import Callable, Iterator
@@ -156,6 +156,12 @@ class Pace:
     def wait(self) -> None:
         """Sleep until the next update is due (not at all if it is)."""
         time.sleep(max(0.0, self._next_at - time.monotonic()))
+
+    def poll(self) -> None:
+        """Sleep until the next update is due, or for one interval if it already is: for a stream that looks
+        for news (a duel, over two runs) rather than being woken by it."""
+        now = time.monotonic()
+        time.sleep(self._next_at - now if self._next_at > now else self.budget.interval(self.interval))
 
     def update(self, final: bool = False) -> bool:
         """Start an update now; whether it carries the figures."""

@@ -248,7 +248,8 @@ class Handlers:
                 latest = run.latest
                 final = not run.running
                 plots = pace.update(final)
-                note = f"{pace.rate:.1f} updates/s" if pace.rate else ""
+                rate = pace.rate
+                note = f"{rate:.1f} updates/s" if rate else ""
                 if run.follow_live:
                     session.step = latest
                     views = self._views(session, run, latest, plots=plots, note=note)

@@ -124,3 +124,13 @@ def test_a_pace_sends_the_figures_from_the_second_update_on_at_their_own_rate_an
     assert slow.update() is False  # then wait their interval
     assert slow.update(final=True) is True
     assert slow.rate is not None and slow.rate > 0 and StreamBudget().pace(0.1, 0.5).rate is None
+
+
+def test_a_pace_polls_until_the_next_update_is_due_or_one_interval_when_it_is():
+    budget = StreamBudget()
+    pace = budget.pace(0.05, 0.5)
+    start = time.monotonic()
+    pace.poll()  # nothing sent yet, so due: one interval
+    pace.update()
+    pace.poll()  # until due: one interval from the update's start
+    assert 0.1 - 0.01 <= time.monotonic() - start < 0.5
