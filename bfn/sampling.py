@@ -19,17 +19,34 @@ import math
 import functools
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
-from typing import Protocol
+from typing import TYPE_CHECKING, Protocol
 
 import torch
-from torch import Tensor
+from torch import Tensor, nn
 
 from bfn.flow import Flow, Observation, Theta
-from bfn.model import BFNModel
 from bfn.solvers import SolverUpdate, time_grid
+
+if TYPE_CHECKING:  # a model's settings name samplers of this module: imported for the annotation alone
+    from bfn.settings import SamplingSettings
 
 MAX_STEPS = 10_000
 MAX_RESAMPLE = 100
+
+
+class Network(Protocol):
+    """What a sampler needs of a model (`bfn.model.BFNModel`, or anything that stands in for one: a test's exact
+    posterior, the app's model that takes turns on the CPU): its flow, labels, data shape and recommended
+    settings, and a call from the network input, times and labels to the raw output."""
+
+    flow: Flow
+    num_labels: int  # this index itself is the "no class" label
+    data_shape: tuple[int, int, int]
+    sampling: SamplingSettings
+
+    def __call__(self, theta_input: Tensor, t: Tensor, labels: Tensor) -> Tensor: ...
+
+    def parameters(self) -> Iterator[nn.Parameter]: ...
 
 
 @dataclass(frozen=True)
@@ -90,7 +107,7 @@ def resolve_labels(labels: Sequence[int | None] | Tensor, num_labels: int) -> Te
     return torch.tensor(out, dtype=torch.long)
 
 
-def guidance_interval_for(model: BFNModel, interval: tuple[float, float] | None = None) -> tuple[float, float]:
+def guidance_interval_for(model: Network, interval: tuple[float, float] | None = None) -> tuple[float, float]:
     """The guidance interval a run uses: the one asked for, else the model's recommended one (its config's
     `sampling.guidance_interval`), else its flow's `default_guidance_interval`."""
     if interval is not None:
@@ -136,7 +153,7 @@ def rescale_guided(guided: Tensor, cond: Tensor, phi: float) -> Tensor:
     return phi * rescaled + (1 - phi) * guided
 
 
-def guided_network_output(model: BFNModel, net_input: Tensor, t: float, labels: Tensor, guidance: float,
+def guided_network_output(model: Network, net_input: Tensor, t: float, labels: Tensor, guidance: float,
                           rescaled_phi: float = 0.0) -> Tensor:
     """Classifier-free guidance: u + w (c − u) on the network's raw output, optionally rescaled (φ > 0).
 
@@ -246,7 +263,7 @@ def forget(flow: Flow, theta: Theta, beta: float, earlier: float, generator: tor
 
 
 def run_sampler(
-    model: BFNModel,
+    model: Network,
     labels: Sequence[int | None] | Tensor,
     *,
     steps: int,
@@ -359,7 +376,7 @@ class Sampler:
     @torch.inference_mode()  # a generator: torch enters the mode around each step, not across the caller's work
     def __call__(
         self,
-        model: BFNModel,
+        model: Network,
         labels: Sequence[int | None] | Tensor,
         *,
         steps: int | None = None,
@@ -403,7 +420,7 @@ def get_sampler(name: str) -> Sampler:
         raise ValueError(f"unknown sampler {name!r}; choose one of {sorted(SAMPLERS)}") from None
 
 
-def sample(model: BFNModel, labels: Sequence[int | None] | Tensor, *, sampler: str = "bfn", **kwargs) -> StepState:
+def sample(model: Network, labels: Sequence[int | None] | Tensor, *, sampler: str = "bfn", **kwargs) -> StepState:
     """Run a sampler to the end and return its final state."""
     state = None
     for state in get_sampler(sampler)(model, labels, **kwargs):

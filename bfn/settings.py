@@ -12,6 +12,8 @@ import math
 from dataclasses import asdict, dataclass, fields
 from typing import Any
 
+from bfn.sampling import SAMPLERS
+
 
 @dataclass(frozen=True)
 class SamplingSettings:
@@ -34,8 +36,6 @@ class SamplingSettings:
     few_steps_below: int = 50
 
     def __post_init__(self) -> None:
-        from bfn.sampling import SAMPLERS  # here, not at the top: bfn.sampling imports the model, which imports this
-
         for name in ("sampler", "few_steps_sampler"):
             if getattr(self, name) not in SAMPLERS:
                 raise ValueError(f"sampling.{name} must be one of {', '.join(SAMPLERS)}, got {getattr(self, name)!r}")
