@@ -28,7 +28,7 @@ from collections.abc import Iterator
 
 import torch
 
-from bfn.flows import FLOWS
+from bfn.kinds import FLOWS
 from bfn.hub import SHIPPED_MODELS, WEIGHTS_DIR
 from bfn.model import BFNModel
 from bfn.sample import label_row

@@ -3,7 +3,7 @@
 The sampler, the solvers, the objective, the training loop, the evaluation and the app are written once
 against `Flow`; each flow module (bfn/discrete.py, bfn/continuous.py) supplies the equations and every other
 fact about its kind: its schedule, how MNIST becomes its data, its likelihood unit and how it is shown.
-Adding a kind is one module with a class satisfying `Flow`, plus an entry in `bfn.flows.FLOWS` (the
+Adding a kind is one module with a class satisfying `Flow`, plus an entry in `bfn.kinds.FLOWS` (the
 factory). Nothing outside the flow modules and the factory asks which kind a flow is.
 
 θ, the parameters of the input distribution, has a type per flow: a probability tensor (`Tensor`) for

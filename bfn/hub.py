@@ -18,7 +18,7 @@ from huggingface_hub.errors import EntryNotFoundError, HfHubHTTPError, HFValidat
 from huggingface_hub.utils import validate_repo_id
 from safetensors import SafetensorError
 
-from bfn.flows import FLOWS
+from bfn.kinds import FLOWS
 from bfn.model import WEIGHTS_FILE, BFNModel, ConfigError
 
 CONFIG_FILE = constants.CONFIG_NAME

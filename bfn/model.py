@@ -20,7 +20,7 @@ from huggingface_hub import PyTorchModelHubMixin, hf_hub_download
 from torch import Tensor, nn
 
 from bfn.flow import Flow
-from bfn.flows import FLOWS, make_flow
+from bfn.kinds import FLOWS, make_flow
 from bfn.nets import UNet, UNetConfig, check_network
 from bfn.settings import SamplingSettings
 
@@ -54,7 +54,7 @@ class BFNModel(
     """A class-conditional Bayesian Flow Network.
 
     Args:
-        kind: the flow kind, a name in `bfn.flows.FLOWS`: "discrete" (binarised MNIST) or "continuous"
+        kind: the flow kind, a name in `bfn.kinds.FLOWS`: "discrete" (binarised MNIST) or "continuous"
             (pixels in [−1, 1]).
         flow: the flow's hyperparameters, e.g. {"beta1": 3.0} or {"sigma1": 0.001}.
         unet: `UNetConfig` fields; in/out channels are derived from the flow when absent.

@@ -18,7 +18,7 @@ import numpy as np
 import torch
 from tqdm import tqdm
 
-from bfn.flows import FLOWS
+from bfn.kinds import FLOWS
 from bfn.model import BFNModel
 from bfn.settings import SamplingSettings
 from bfn.hub import ModelLoadError, load_model

@@ -22,7 +22,7 @@ from bfn.discrete import (
     sender_sample,
     step_accuracy,
 )
-from bfn.flows import make_flow
+from bfn.kinds import make_flow
 
 BETA1 = 3.0
 

@@ -20,7 +20,7 @@ from torch import Tensor
 
 from bfn.continuous import ContinuousFlow, bayesian_update, reconstruction_loss, sender_sample
 from bfn.flow import FlowDisplay, GaussianBelief, NllUnit, Observation, UpdateInNumbers
-from bfn.flows import FLOWS
+from bfn.kinds import FLOWS
 from bfn.model import BFNModel
 from bfn.sampling import SAMPLERS, sample
 from tests.conftest import TINY_UNET

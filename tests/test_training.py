@@ -22,7 +22,7 @@ from bfn.model import BFNModel
 from tests.mnist_fixture import write_idx, write_mnist
 from training.__main__ import main as training_cli
 from training.checkpoint import CheckpointError, load_checkpoint, restore_optimizer_state, save_checkpoint
-from bfn.flows import make_flow
+from bfn.kinds import make_flow
 from training.data import Split, load_mnist, read_idx
 from training.evaluate import evaluate_nll
 from training.export import export_run

@@ -16,7 +16,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from bfn.continuous import gamma
-from bfn.flows import make_flow
+from bfn.kinds import make_flow
 from bfn.settings import SamplingSettings
 
 

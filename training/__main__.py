@@ -10,7 +10,7 @@ import json
 import shlex
 import sys
 
-from bfn.flows import FLOWS, make_flow
+from bfn.kinds import FLOWS, make_flow
 from bfn.hub import ModelLoadError
 from training import bayes_accuracy, classifier, evaluate, evaluate_samples, evaluate_two_digit, export, loss_curve
 from training.datasets import DATASETS

@@ -11,7 +11,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from bfn.flows import make_flow
+from bfn.kinds import make_flow
 from training.datasets import get_dataset
 
 EVALUATIONS = "evaluations.jsonl"
