@@ -2,11 +2,11 @@
 
 A digit comes from the sketchpad (made MNIST-like by `bfn.digits.to_field`: one MNIST digit, or one per digit
 of a two-digit model's numbers) or is the final sample of an image
-of this session's last generation, and becomes each model's data through `bfn.complete.known_data` (the seed
+of this session's last generation, and becomes each model's data through `bfn.completion.known_data` (the seed
 fixes any random draw, e.g. a binarisation). Then, per model:
 
-* /score: the bound L_y(x) = L∞ + Lʳ under every label (`bfn.score.score_images`: S stratified times, common
-  random numbers) and Bayes' rule over them (`bfn.score.predictions`), beside the digit classifier's answer;
+* /score: the bound L_y(x) = L∞ + Lʳ under every label (`bfn.scoring.score_images`: S stratified times, common
+  random numbers) and Bayes' rule over them (`bfn.scoring.predictions`), beside the digit classifier's answer;
   the loss's curve over t (a second call, on a grid of times); and the training view below at t.
 * /flow_at: what the network sees in training at time t: θ ~ p_F(θ | x; t) (seeded, so moving t moves one
   draw) and its output distribution given a label, with the generation views' heatmap.
@@ -36,14 +36,14 @@ from app.frames import Frames
 from app.handlers import UNSET, Handlers, Views, _invalid, _per_model, _session_id, plot
 from app.params import MAX_GUIDANCE, MAX_SEED, MIN_GUIDANCE, LabelSet, echo, parse_float, parse_int
 from bfn.classifier import digits_of
-from bfn.complete import RESAMPLE, UNKNOWN_GREY, completed_images, known_data, known_view
+from bfn.completion import RESAMPLE, UNKNOWN_GREY, completed_images, known_data, known_view
 from bfn.digits import HALVES, INK_LEVEL, half_mask, to_field
 from bfn.flow import NllUnit
 from bfn.images import to_uint8, to_unit
 from bfn.model import BFNModel
 from bfn.objective import LabelBounds, network_output
 from bfn.sampling import StepState, get_sampler
-from bfn.score import predictions, score_images
+from bfn.scoring import predictions, score_images
 
 SAMPLES = 32  # S: draws per label; 2·S·11 network passes per model, ~0.35 s on one core of the 2-core dev host
 # The curve over t is a second, smaller call on a grid of times (one θ draw each, all labels). Its mean is not the

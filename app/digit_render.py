@@ -1,6 +1,6 @@
 """Figures and tables of the "Your digit through the BFN" view: which digit each model thinks it is, and what
 the digit costs over t. Plain data in, Plotly figure dicts (`app.render`'s conventions and helpers) out; the
-numbers come from bfn/ (`bfn.score`, `bfn.objective.LabelBounds`), nothing is computed here.
+numbers come from bfn/ (`bfn.scoring`, `bfn.objective.LabelBounds`), nothing is computed here.
 """
 
 from __future__ import annotations
@@ -15,7 +15,7 @@ from app.params import DEFAULT_LABELS, LabelSet
 from app.figures import Figure, axis, figure, model_colour, subplots, vline
 
 CLASSIFIER_COLOUR = "#64748b"
-NO_CLASS = "none"  # how the "no class" label is named on screen (as `python -m bfn.score` names it)
+NO_CLASS = "none"  # how the "no class" label is named on screen (as `python -m bfn.cli.score` names it)
 
 
 def label_name(label: int, num_labels: int, names: Sequence[str] = ()) -> str:

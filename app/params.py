@@ -23,7 +23,7 @@ from bfn.classifier import digit_parts
 from bfn.hub import SHIPPED_MODELS
 from bfn.model import BFNModel, check_labels
 from bfn.nets import UNetConfig
-from bfn.sample import label_row
+from bfn.labels import label_row
 from bfn.sampling import SAMPLERS
 from bfn.settings import SamplingSettings
 

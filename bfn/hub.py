@@ -159,7 +159,7 @@ def resolve_folder(source: str | Path | None, kind: str | None) -> Path:
 
 def _prepare(model: BFNModel, device: torch.device | str) -> BFNModel:
     """Inference setup: eval mode, no gradients, and on CPU channels_last, the faster layout for this U-Net's
-    convolutions there (`python -m bfn.bench --layouts` measures both)."""
+    convolutions there (`python -m bfn.cli.bench --layouts` measures both)."""
     model = model.eval().requires_grad_(False).to(device)
     if torch.device(device).type == "cpu":
         model = model.to(memory_format=torch.channels_last)

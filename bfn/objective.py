@@ -7,7 +7,7 @@ it, so the procedure exists here only (Graves et al. 2023, section 3 and Algorit
 
 with L the continuous-time loss L^∞ (t ~ U(0, 1)) or the n-step loss L^n (i ~ U{1, …, n}, t = (i − 1)/n),
 and L^r the reconstruction loss at t = 1. Every term is one Monte-Carlo sample per image, in nats, except in
-`label_bounds`, which scores each image under many labels at once for Bayes' rule (bfn/score.py).
+`label_bounds`, which scores each image under many labels at once for Bayes' rule (bfn/scoring.py).
 `net` may be the model or a wrapper around its network (DDP, torch.compile): it is called as
 `net(network_input, t, labels)` and only the flow is read from `flow`.
 """

@@ -2,7 +2,7 @@
 
 Which sampler, how many steps, how much guidance and when it acts are properties of a trained model (they
 were chosen by measuring its samples; see its model card), not of the code: the app, its presets and
-`python -m bfn.sample` read them from the model instead of keeping defaults of their own. Runs with few
+`python -m bfn.cli.sample` read them from the model instead of keeping defaults of their own. Runs with few
 steps switch to the few-step solver, as the original sampler's first, blind steps waste a short run.
 """
 

@@ -18,7 +18,7 @@ from app.handlers import Handlers
 from app.models import ModelBank
 from app.params import RunSettings
 from bfn.classifier import fast_classifier, load_classifier
-from bfn.complete import known_view
+from bfn.completion import known_view
 from bfn.images import to_unit
 from bfn.settings import SamplingSettings
 

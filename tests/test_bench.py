@@ -1,4 +1,4 @@
-"""`python -m bfn.bench` runs and reports (its timings are reported, never asserted)."""
+"""`python -m bfn.cli.bench` runs and reports (its timings are reported, never asserted)."""
 
 from __future__ import annotations
 
@@ -6,7 +6,8 @@ import json
 
 import torch
 
-from bfn.bench import main, reference_model
+from bfn.benchmark import reference_model
+from bfn.cli.bench import main
 
 
 def test_reference_is_the_size_of_the_official_mnist_unet():

@@ -1,4 +1,4 @@
-"""`python -m bfn.sample` end to end on a tiny saved model, and its one-line refusals of bad input."""
+"""`python -m bfn.cli.sample` end to end on a tiny saved model, and its one-line refusals of bad input."""
 
 from __future__ import annotations
 
@@ -12,7 +12,7 @@ import pytest
 from PIL import Image
 
 from bfn.model import BFNModel
-from bfn.sample import build_parser, main
+from bfn.cli.sample import build_parser, main
 from bfn.sampling import sample
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
@@ -28,7 +28,7 @@ def saved(model: BFNModel, tmp_path: Path) -> Path:
 def run_cli(*args: str, cwd: Path) -> subprocess.CompletedProcess:
     env = {**os.environ, "PYTHONPATH": str(REPO_ROOT), "HF_HUB_OFFLINE": "1"}
     return subprocess.run(
-        [sys.executable, "-m", "bfn.sample", "--threads", "1", *args],
+        [sys.executable, "-m", "bfn.cli.sample", "--threads", "1", *args],
         cwd=cwd,
         env=env,
         check=False,
@@ -41,7 +41,7 @@ def run_cli(*args: str, cwd: Path) -> subprocess.CompletedProcess:
 def assert_one_line_error(stderr: str, reason: str) -> None:
     lines = stderr.strip().splitlines()
     assert len(lines) == 1, stderr
-    assert "Traceback" not in stderr and lines[0].startswith("python -m bfn.sample: error:") and reason in lines[0]
+    assert "Traceback" not in stderr and lines[0].startswith("python -m bfn.cli.sample: error:") and reason in lines[0]
 
 
 def test_end_to_end_in_a_subprocess(discrete_model: BFNModel, tmp_path: Path) -> None:

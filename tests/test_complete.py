@@ -1,5 +1,5 @@
 """Completion: known pixels observed as the data they are, in every sampler, with and without resampling; the
-evidence bridge that resampling steps back with; and `python -m bfn.complete` end to end and its refusals."""
+evidence bridge that resampling steps back with; and `python -m bfn.cli.complete` end to end and its refusals."""
 
 from __future__ import annotations
 
@@ -15,7 +15,7 @@ import pytest
 import torch
 from PIL import Image
 
-from bfn.complete import build_parser, main
+from bfn.cli.complete import build_parser, main
 from bfn.digits import half_mask
 from bfn.model import BFNModel
 from bfn.sampling import SAMPLERS, StepState, forget, sample
@@ -131,7 +131,7 @@ def test_bad_completions_are_refused(discrete_model: BFNModel, known, resample: 
         sample(discrete_model, LABELS, steps=2, known=(x, mask), resample=resample)
 
 
-# ---- python -m bfn.complete
+# ---- python -m bfn.cli.complete
 
 
 @pytest.fixture
@@ -154,7 +154,7 @@ def assert_one_line_error(capsys: pytest.CaptureFixture, reason: str) -> None:
     err = capsys.readouterr().err
     lines = err.strip().splitlines()
     assert len(lines) == 1, err
-    assert lines[0].startswith("python -m bfn.complete: error:") and reason in lines[0], lines[0]
+    assert lines[0].startswith("python -m bfn.cli.complete: error:") and reason in lines[0], lines[0]
 
 
 def test_cli_writes_completions_with_the_kept_pixels_as_given(model: BFNModel, saved: Path, tmp_path: Path) -> None:
@@ -171,8 +171,9 @@ def test_cli_writes_completions_with_the_kept_pixels_as_given(model: BFNModel, s
     assert images.shape == (3, 28, 28) and images.dtype == np.float32 and 0 <= images.min() and images.max() <= 1
     assert labels.tolist() == [2, -1, 5]
     assert known.shape == (3, 28, 28) and known.dtype == bool and (known == half_mask("left")).all()
-    # No --sampler or --guidance: the model's recommended settings for 3 steps, as bfn.sample takes them.
-    from bfn.complete import completed_images, known_data, read_images
+    # No --sampler or --guidance: the model's recommended settings for 3 steps, as bfn.cli.sample takes them.
+    from bfn.cli.complete import read_images
+    from bfn.completion import completed_images, known_data
 
     x = known_data(model.flow, read_images([png, archive], model), seed=1)
     rec = model.sampling
@@ -201,7 +202,7 @@ def test_cli_end_to_end_in_a_subprocess(discrete_model: BFNModel, tmp_path: Path
     drawing(tmp_path / "d.png")
     env = {**os.environ, "PYTHONPATH": str(REPO_ROOT), "HF_HUB_OFFLINE": "1"}
     result = subprocess.run(
-        [sys.executable, "-m", "bfn.complete", "--threads", "1", "--model", "model", "--images", "d.png", "--keep", "top",
+        [sys.executable, "-m", "bfn.cli.complete", "--threads", "1", "--model", "model", "--images", "d.png", "--keep", "top",
          "--steps", "3", "--resample", "2", "--out", "grid.png"],
         cwd=tmp_path, env=env, check=False, capture_output=True, text=True, timeout=120,
     )  # fmt: skip

@@ -14,12 +14,12 @@ import torch
 from PIL import Image
 
 import bfn.hub
-from bfn import bench, complete, sample, score
+from bfn.cli import bench, complete, sample, score
 from bfn.classifier import DigitClassifier, centre_ink, classify_states, digit_parts, digits_of
 from bfn.digits import half_mask, mask_from_image, to_field, to_mnist
 from bfn.hub import model_folders
 from bfn.model import BFNModel
-from bfn.sample import label_index, label_row
+from bfn.labels import label_index, label_row
 from tests.conftest import ANIMALS, NUMBERS
 from tests.mnist_fixture import write_mnist
 from training.__main__ import main as training_main
@@ -116,7 +116,7 @@ def test_sample_cli_takes_label_names_and_refuses_numbers_for_them(named_folder,
     capsys.readouterr()
     with pytest.raises(SystemExit):
         sample.main(["--model", str(named_folder), "--digits", "1", "--out", str(tmp_path / "h.png")])
-    assert "give one of the 3 label names ('cat', 'dog', 'bird')" in one_line_error(capsys, "bfn.sample")
+    assert "give one of the 3 label names ('cat', 'dog', 'bird')" in one_line_error(capsys, "bfn.cli.sample")
     assert not (tmp_path / "h.png").exists()
 
 
@@ -131,7 +131,7 @@ def test_score_cli_reads_the_models_size_and_names_its_labels(two_digit_folder, 
     Image.fromarray(np.zeros((28, 28), np.uint8)).save(tmp_path / "small.png")
     with pytest.raises(SystemExit):
         score.main(["--model", str(two_digit_folder), "--images", str(tmp_path / "small.png")])
-    assert "is 28×28 pixels; scoring needs the model's 64×64 images" in one_line_error(capsys, "bfn.score")
+    assert "is 28×28 pixels; scoring needs the model's 64×64 images" in one_line_error(capsys, "bfn.cli.score")
     assert score.main(["--model", str(named_folder), "--images", str(tmp_path / "small.png"), "--samples", "1"]) == 0
     line = json.loads(capsys.readouterr().out)
     assert list(line["nll"]) == [*ANIMALS, "none"] and line["predicted_label"] in ANIMALS
@@ -151,7 +151,7 @@ def test_complete_cli_makes_a_drawing_of_two_digits_a_number_and_keeps_a_half_of
     capsys.readouterr()
     with pytest.raises(SystemExit):
         complete.main([*args[:4], "--keep", str(tmp_path / "mask.png"), "--out", str(tmp_path / "x.png")])
-    assert "a mask must be 64×64 pixels (the model's image), got 28×28" in one_line_error(capsys, "bfn.complete")
+    assert "a mask must be 64×64 pixels (the model's image), got 28×28" in one_line_error(capsys, "bfn.cli.complete")
     assert complete.main(["--model", str(named_folder), *args[2:4], "--keep", str(tmp_path / "mask.png"), "--digits", "cat",
                           *args[8:]]) == 0  # a 28×28 model: the same drawing is one MNIST digit
     with np.load(npz) as archive:

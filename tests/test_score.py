@@ -1,4 +1,4 @@
-"""Bayes' rule over the BFN's bounds: `bfn.objective.label_bounds`, `bfn.score` and `python -m training bayes-accuracy`.
+"""Bayes' rule over the BFN's bounds: `bfn.objective.label_bounds`, `bfn.scoring`, `bfn.cli.score` and `python -m training bayes-accuracy`.
 
 The bounds under many labels must be the objective's own loss, only with draws shared across labels; the
 CLI must print one JSON line per image and refuse bad inputs on one line.
@@ -20,7 +20,8 @@ from PIL import Image
 
 from bfn.model import BFNModel
 from bfn.objective import curve_times, label_bounds, nll_terms, output_at
-from bfn.score import build_parser, label_posterior, main
+from bfn.cli.score import build_parser, main
+from bfn.scoring import label_posterior
 from tests.mnist_fixture import synthetic_digits, write_mnist
 from training.__main__ import main as training_main
 
@@ -224,7 +225,7 @@ def test_bad_input_exits_with_one_line(discrete_model: BFNModel, tmp_path: Path,
     assert exit_info.value.code == 2
     captured = capsys.readouterr()
     lines = captured.err.strip().splitlines()
-    assert len(lines) == 1 and lines[0].startswith("python -m bfn.score: error:") and reason in lines[0], captured.err
+    assert len(lines) == 1 and lines[0].startswith("python -m bfn.cli.score: error:") and reason in lines[0], captured.err
     assert captured.out == ""
 
 
@@ -232,7 +233,7 @@ def test_in_a_subprocess_and_a_missing_model(discrete_model: BFNModel, tmp_path:
     discrete_model.save_pretrained(tmp_path / "model")
     path = png(tmp_path / "d.png", synthetic_digits(1, 0)[0][0])
     env = {**os.environ, "PYTHONPATH": str(REPO_ROOT), "HF_HUB_OFFLINE": "1"}
-    command = [sys.executable, "-m", "bfn.score", "--threads", "1", "--images", str(path), "--samples", "1"]
+    command = [sys.executable, "-m", "bfn.cli.score", "--threads", "1", "--images", str(path), "--samples", "1"]
     ok = subprocess.run([*command, "--model", str(tmp_path / "model")], env=env, capture_output=True, text=True, timeout=120)
     assert ok.returncode == 0, ok.stderr
     assert json_lines(ok.stdout)[0]["image"] == str(path) and "scoring" in ok.stderr  # the progress bar

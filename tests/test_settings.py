@@ -7,7 +7,7 @@ import pytest
 
 from bfn.hub import load_model
 from bfn.model import BFNModel
-from bfn.sample import main
+from bfn.cli.sample import main
 from bfn.sampling import guidance_interval_for, sample
 from bfn.settings import SamplingSettings
 from tests.conftest import TINY_UNET

@@ -1,7 +1,7 @@
 """`python -m training bayes-accuracy`: how well Bayes' rule over the BFN's bounds classifies MNIST test digits.
 
 For each number of Monte-Carlo samples S, the first N test images are scored one at a time, as the app
-scores a drawing (bfn.score: the bound under each digit and "no class" with common random numbers, 2 · S · 11
+scores a drawing (bfn.scoring: the bound under each digit and "no class" with common random numbers, 2 · S · 11
 network passes per image), and the most probable digit is compared with the label. Every S sees the same
 data: the flow's data is drawn from the images once with `--seed` (the binarised model's binarisation),
 and the scoring draws start from `--seed` again. It prints one JSON line per S, then a Markdown table.
@@ -18,7 +18,7 @@ from tqdm import tqdm
 
 from bfn.hub import load_model
 from bfn.model import BFNModel
-from bfn.score import predictions, score_images
+from bfn.scoring import predictions, score_images
 from training.data import Split, test_split
 
 

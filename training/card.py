@@ -76,7 +76,7 @@ model = load_model("<this folder or Hub repo id>")
 final = sample(model, [0, 1, 2, 3, 4, 5, 6, 7, 8, 9], steps=100, guidance=2.0, seed=0)
 ```
 
-Recommended sampling (config.json `sampling`, used by the app and by `python -m bfn.sample` without options):
+Recommended sampling (config.json `sampling`, used by the app and by `python -m bfn.cli.sample` without options):
 {recommended}.
 
 ## Training

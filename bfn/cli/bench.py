@@ -1,6 +1,6 @@
-"""`python -m bfn.bench`: how fast is sampling? ms per step and total time for a row of images × N steps.
+"""`python -m bfn.cli.bench`: how fast is sampling? ms per step and total time for a row of images × N steps.
 
-A row is ten images (`bfn.sample.label_row`: the ten digits, or ten numbers 00, 11, …, 99 of a two-digit
+A row is ten images (`bfn.labels.label_row`: the ten digits, or ten numbers 00, 11, …, 99 of a two-digit
 model). For each shipped model (weights/discrete, weights/continuous, weights/two-digit; for a missing one of
 the first two an untrained model of the same architecture stands in, flagged `untrained`) and for a reference
 network the size of the official
@@ -15,7 +15,8 @@ every step.
 
 Timings include everything a caller of `bfn.sampling.sample` pays (network passes, guidance, the Bayesian
 updates, the per-step state). The big reference is slow on a CPU, so it is timed on `--reference-steps`
-steps and its total is extrapolated to N (marked `extrapolated`). Figures are for reporting, not tests.
+steps and its total is extrapolated to N (marked `extrapolated`). Figures are for reporting, not tests; the
+timing itself is `bfn.benchmark`'s.
 """
 
 from __future__ import annotations
@@ -23,33 +24,16 @@ from __future__ import annotations
 import argparse
 import json
 import platform
-import time
 from collections.abc import Iterator
 
 import torch
 
-from bfn.kinds import FLOWS
-from bfn.hub import SHIPPED_MODELS, WEIGHTS_DIR
+from bfn.benchmark import EVERY_STEP, measure, reference_model, shipped_model
+from bfn.hub import SHIPPED_MODELS
 from bfn.model import BFNModel
-from bfn.sample import label_row
-from bfn.sampling import SAMPLERS, guidance_interval_for, sample
+from bfn.sampling import SAMPLERS
 
 RECOMMENDED = "recommended"  # the --sampler value that times each model with its own recommended sampler
-
-REFERENCE_UNET = {"channels": [128, 256, 256], "patch": 1, "res_blocks": 2, "attention": True, "groups": 32}
-
-
-def shipped_model(name: str, device: str) -> tuple[BFNModel, bool] | None:
-    """The shipped model weights/`name`, or where it is missing and `name` is a flow kind an untrained one of
-    the default architecture; None for another missing model."""
-    from bfn.hub import ModelLoadError, load_model
-
-    try:
-        return load_model(WEIGHTS_DIR / name, device=device), True
-    except ModelLoadError:
-        if name not in FLOWS:
-            return None
-        return BFNModel(name).eval().requires_grad_(False).to(device), False
 
 
 def models_to_time(args: argparse.Namespace, device: str) -> Iterator[tuple[str, tuple[BFNModel, bool]]]:
@@ -65,53 +49,8 @@ def models_to_time(args: argparse.Namespace, device: str) -> Iterator[tuple[str,
                 yield f"weights/{name}", found
 
 
-def reference_model(kind: str, device: str, channels_last: bool, like: BFNModel | None = None) -> BFNModel:
-    """The reference-size network of `kind`, for the image size and labels of the model `like` (MNIST's by default)."""
-    size = {} if like is None else {"image_size": list(like.data_shape[1:]), "num_labels": like.num_labels}
-    model = BFNModel(kind, unet={**REFERENCE_UNET, **size}).eval().requires_grad_(False).to(device)
-    return model.to(memory_format=torch.channels_last) if channels_last else model
-
-
-def _sync(device: str) -> None:
-    if device.startswith("cuda"):
-        torch.cuda.synchronize()
-
-
-EVERY_STEP = (0.0, 1.0)  # the guidance interval of plain classifier-free guidance
-
-
-def time_sampling(model: BFNModel, sampler: str, steps: int, guidance: float, device: str, repeats: int = 1,
-                  interval: tuple[float, float] | None = None) -> float:
-    """Best-of-`repeats` seconds for one run of a row of labels (`label_row`) × `steps` (after a short warm-up
-    run), with the model's recommended rescaled guidance."""
-    labels = list(label_row(model.num_labels))
-    sample(model, labels, sampler=sampler, steps=2, guidance=guidance, seed=0, guidance_interval=EVERY_STEP)  # both batch sizes
-    best = float("inf")
-    for r in range(repeats):
-        _sync(device)
-        start = time.perf_counter()
-        sample(model, labels, sampler=sampler, steps=steps, guidance=guidance, seed=r, guidance_interval=interval,
-               rescaled_phi=model.sampling.rescaled_phi)
-        _sync(device)
-        best = min(best, time.perf_counter() - start)
-    return best
-
-
-def measure(name: str, model: BFNModel, sampler: str, steps: int, timed_steps: int, guidance: float, device: str,
-            threads: int | None, repeats: int, interval: tuple[float, float] | None = None, **extra) -> dict:
-    interval = guidance_interval_for(model, interval)
-    seconds = time_sampling(model, sampler, timed_steps, guidance, device, repeats, interval)
-    per_step = seconds / (timed_steps + 1)  # n steps = n + 1 network evaluations and states
-    return {
-        "model": name, "kind": model.kind, "params_M": round(sum(p.numel() for p in model.parameters()) / 1e6, 2),
-        "device": device, "threads": threads, "sampler": sampler, "steps": steps, "guidance": guidance,
-        "guidance_interval": list(interval), "ms_per_step": round(per_step * 1000, 2), "total_s": round(per_step * (steps + 1), 3),
-        "timed_steps": timed_steps, "extrapolated": timed_steps != steps, **extra,
-    }
-
-
 def main(argv: list[str] | None = None) -> int:
-    p = argparse.ArgumentParser(prog="python -m bfn.bench", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p = argparse.ArgumentParser(prog="python -m bfn.cli.bench", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--steps", type=int, default=None, help="N, the steps of one sampling run (default: each model's recommended)")
     p.add_argument("--guidance", type=float, default=None,
                    help="guidance weight (> 1: two network halves per step inside the guidance interval; default: each "

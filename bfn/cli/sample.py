@@ -1,4 +1,4 @@
-"""Command line sampling: `python -m bfn.sample --model weights/discrete --digits 0 1 2 --out grid.png`.
+"""Command line sampling: `python -m bfn.cli.sample --model weights/discrete --digits 0 1 2 --out grid.png`.
 
 A thin shell around `bfn.hub.load_model` and the step generator in `bfn.sampling`: it parses and checks the
 arguments, shows a progress bar over the steps, and writes the final output distribution as a PNG grid and
@@ -23,74 +23,36 @@ from bfn.model import BFNModel
 from bfn.settings import SamplingSettings
 from bfn.hub import ModelLoadError, load_model
 from bfn.images import make_grid, save_png, to_uint8, to_unit
+from bfn.labels import NO_CLASS, ROW, label_indices
 from bfn.sampling import SAMPLERS, StepState, get_sampler, validate_run
 
-NO_CLASS = "none"
-ROW = 10  # images in a run of "every label" at most: one row of a grid, however many labels a model knows
 
 
-class _Parser(argparse.ArgumentParser):
+class Parser(argparse.ArgumentParser):
     """argparse that reports mistakes on one line (the usage block is one `--help` away)."""
 
     def error(self, message: str) -> NoReturn:
         self.exit(2, f"{self.prog}: error: {message} (see --help)\n")
 
 
-def _entry(text: str) -> str:
+def entry(text: str) -> str:
     """A --digits entry as given: a label's name or number, or "none"; which labels exist is the model's to say
-    (`label_indices`, once it is loaded)."""
+    (`bfn.labels.label_indices`, once it is loaded)."""
     return text.strip()
 
 
-def label_index(text: str, names: Sequence[str]) -> int | None:
-    """A label given by its name ("42", "07", "Bag"), or where every name is a number by that number ("7" is
-    "07" of a two-digit model), or "none" → its index, None for "no class"; ValueError listing what is allowed."""
-    if text.lower() == NO_CLASS:
-        return None
-    if text in names:
-        return names.index(text)
-    if text.isdigit() and all(n.isdigit() for n in names):
-        by_number = {int(n): k for k, n in enumerate(names)}
-        if int(text) in by_number:
-            return by_number[int(text)]
-    raise ValueError(f"{text!r} is not a label of this model; give {allowed_labels(names)}, or '{NO_CLASS}'")
-
-
-def allowed_labels(names: Sequence[str], shown: int = 6) -> str:
-    """The form a label takes, for a message: a number range where the names are numbers, else the names."""
-    if all(n.isdigit() for n in names):
-        return f"a number {names[0]}–{names[-1]}"
-    listed = ", ".join(repr(n) for n in names[:shown]) + (", …" if len(names) > shown else "")
-    return f"one of the {len(names)} label names ({listed})"
-
-
-def label_indices(entries: Sequence[str] | None, names: Sequence[str]) -> list[int | None]:
-    """--digits entries → label indices (None: "no class"); no entries: a row of labels (`label_row`)."""
-    if entries is None:
-        return list(label_row(len(names)))
-    return [label_index(text, names) for text in entries]
-
-
-def label_row(num_labels: int, count: int = ROW) -> tuple[int, ...]:
-    """`count` labels spread evenly over 0 … num_labels−1 from the first to the last (all of them if there are
-    no more): what a run of "every label" draws, one image each (00, 11, …, 99 for a hundred numbers)."""
-    if num_labels <= count:
-        return tuple(range(num_labels))
-    return tuple(round(k * (num_labels - 1) / (count - 1)) for k in range(count))
-
-
 def build_parser() -> argparse.ArgumentParser:
-    p = _Parser(
-        prog="python -m bfn.sample",
+    p = Parser(
+        prog="python -m bfn.cli.sample",
         description="Generate images (MNIST digits, two-digit numbers, …) with a trained Bayesian Flow Network and save them as a PNG grid.",
-        epilog="Example: python -m bfn.sample --model weights/discrete --digits 0 1 2 3 4 5 6 7 8 9 "
+        epilog="Example: python -m bfn.cli.sample --model weights/discrete --digits 0 1 2 3 4 5 6 7 8 9 "
         "--guidance 2 --steps 100 --seed 0 --out grid.png",
     )
     add_model_options(p)
     p.add_argument(
         "--digits",
         nargs="+",
-        type=_entry,
+        type=entry,
         default=None,
         metavar="LABEL",
         help=f"one image per entry: a label by its name (a two-digit model's 42 or 07; a number may drop its "
@@ -104,7 +66,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def add_model_options(p: argparse.ArgumentParser) -> None:
-    """--model and --kind: which model to load (shared with `python -m bfn.complete`)."""
+    """--model and --kind: which model to load (shared with `python -m bfn.cli.complete`)."""
     p.add_argument(
         "--model",
         default=None,

@@ -1,15 +1,6 @@
-"""Which digit is this? Bayes' rule over a class-conditional BFN's likelihood bounds.
+"""Which digit is this? The command line of Bayes' rule over a BFN's likelihood bounds (`bfn.scoring`).
 
-    p(y | x) = exp(−L_y(x)) p(y) / Σ_y' exp(−L_y'(x)) p(y'),
-
-with L_y(x) = L^∞ + L^r ≥ −ln p(x | y) the bound under label y (bfn.objective.label_bounds) standing in for
-the negative log-likelihood, and a uniform prior over the model's labels (the ten digits, the hundred
-two-digit numbers, or whatever names its config gives them). The bounds are estimated with common
-random numbers: every label sees the same times and the same draws from the Bayesian flow, so the
-differences between labels, which are all that Bayes' rule reads, are precise with few network passes
-(2 · S · 11 per image for S samples).
-
-Command line: `python -m bfn.score --model weights/discrete --images a.png b.png` or `--npz FILE`, one JSON line
+`python -m bfn.cli.score --model weights/discrete --images a.png b.png` or `--npz FILE`, one JSON line
 per image (see `build_parser`). PNG inputs must be grey at the model's image size (28×28 for MNIST), white ink on
 black as in MNIST: other sizes
 are refused rather than resized, because a drawing needs MNIST's cropping, centring and stroke width, not
@@ -25,7 +16,7 @@ import argparse
 import json
 import sys
 import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Sequence
 from pathlib import Path
 
 import numpy as np
@@ -34,35 +25,15 @@ from PIL import Image, UnidentifiedImageError
 from torch import Tensor
 from tqdm import tqdm
 
+from bfn.cli.sample import Parser
 from bfn.hub import ModelLoadError, load_model
 from bfn.images import to_uint8
+from bfn.labels import NO_CLASS
 from bfn.model import BFNModel
-from bfn.objective import LabelBounds, label_bounds
-from bfn.sample import NO_CLASS, _Parser
+from bfn.objective import LabelBounds
+from bfn.scoring import predictions, score_images
 
 MAX_SAMPLES = 1024  # more draws than any use needs; also keeps a typo from asking for hours of work
-
-
-def label_posterior(nll: Tensor, log_prior: Tensor | None = None) -> Tensor:
-    """p(y | x) ∝ exp(−L_y(x)) p(y) over the last axis of `nll` (nats); a uniform prior unless `log_prior`."""
-    return torch.softmax(-nll if log_prior is None else log_prior - nll, dim=-1)
-
-
-def score_images(model: BFNModel, x: Tensor, samples: int, generator: torch.Generator, curve_points: int = 0,
-                 batch: int = 1) -> Iterator[LabelBounds]:
-    """The bounds of the flow data `x` (N, C, H, W) under every digit and "no class" (the last column),
-    `batch` images at a time (one by default: what scoring a single drawing costs)."""
-    labels = torch.arange(model.num_labels + 1, device=x.device)
-    for start in range(0, x.shape[0], batch):
-        with torch.inference_mode():  # not around the yield: the caller's code would run in inference mode too
-            bounds = label_bounds(model.flow, model, x[start : start + batch], labels, samples, generator, curve_points)
-        yield bounds
-
-
-def predictions(bounds: LabelBounds, num_labels: int) -> tuple[Tensor, Tensor]:
-    """(posterior over the digits (B, num_labels), the most probable digit (B,)); "no class" takes no part."""
-    posterior = label_posterior(bounds.total[:, :num_labels])
-    return posterior, posterior.argmax(-1)
 
 
 def read_png(path: Path, shape: tuple[int, int]) -> np.ndarray:
@@ -115,12 +86,12 @@ def read_npz(path: Path, shape: tuple[int, int]) -> tuple[np.ndarray, np.ndarray
 
 
 def build_parser() -> argparse.ArgumentParser:
-    p = _Parser(
-        prog="python -m bfn.score",
+    p = Parser(
+        prog="python -m bfn.cli.score",
         description="Classify images (MNIST digits, two-digit numbers, …) by Bayes' rule over a class-conditional "
         "BFN's likelihood bounds: one JSON line per image with the bound under each label and 'none' (nats), the "
         "posterior over the labels and the predicted label.",
-        epilog="Example: python -m bfn.score --model weights/discrete --images three.png --seed 0",
+        epilog="Example: python -m bfn.cli.score --model weights/discrete --images three.png --seed 0",
     )
     p.add_argument("--model", default=None,
                    help="local folder with config.json and model.safetensors, or a Hugging Face Hub repo id (owner/name); "
@@ -130,7 +101,7 @@ def build_parser() -> argparse.ArgumentParser:
                         help="grey images of the model's size (28×28 for MNIST), white on black as in MNIST (other sizes are refused)")
     source.add_argument("--npz", type=Path,
                         help="an .npz with 'images' (N×H×W in [0, 1], the model's size, MNIST orientation) and optional 'labels' "
-                        "(ints, -1 = unlabelled; bfn.sample --npz writes this layout); with labels a last line "
+                        "(ints, -1 = unlabelled; bfn.cli.sample --npz writes this layout); with labels a last line "
                         "gives the accuracy")
     p.add_argument("--samples", type=int, default=32,
                    help="Monte-Carlo draws S per image, shared by all labels: network passes per image = 2·S·11; fewer "

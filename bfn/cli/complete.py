@@ -1,10 +1,10 @@
-"""Command line completion: `python -m bfn.complete --model weights/discrete --images digit.png --keep top --out grid.png`.
+"""Command line completion: `python -m bfn.cli.complete --model weights/discrete --images digit.png --keep top --out grid.png`.
 
 The user's digit through the BFN: each drawing becomes the model's input (`bfn.digits.to_field`: an MNIST digit,
 or one per digit of a two-digit model's numbers), the pixels
 to keep are marked (a half, or a mask image), and the sampler completes the rest with the known pixels
 observed as the data they are (`bfn.sampling.run_sampler`'s `known`), resampled `RESAMPLE` times per step
-so that what it generates agrees with them. A thin shell like `python -m bfn.sample`, whose options,
+so that what it generates agrees with them (`bfn.completion`). A thin shell like `python -m bfn.cli.sample`, whose options,
 recommended settings, progress bar, one-line errors and .npz layout it shares.
 """
 
@@ -19,28 +19,19 @@ import numpy as np
 import torch
 
 from bfn.classifier import digit_parts
+from bfn.cli.sample import Parser, add_model_options, add_output_options, add_run_options, entry, final_state, load_run, run_cli, write_npz
+from bfn.completion import RESAMPLE, UNKNOWN_GREY, completed_images, known_data, known_view
 from bfn.digits import HALVES, half_mask, load_image, mask_from_image, to_field, unit_values
-from bfn.flow import Flow
-from bfn.images import make_grid, save_png, to_uint8, to_unit
-from bfn.sample import (
-    NO_CLASS, ROW, _entry, _Parser, add_model_options, add_output_options, add_run_options, final_state, label_indices,
-    load_run, run_cli, write_npz,
-)
+from bfn.images import make_grid, save_png, to_uint8
+from bfn.labels import NO_CLASS, ROW, label_indices
 from bfn.model import BFNModel
-from bfn.sampling import StepState
-
-# Each step is taken this many times, as in RePaint: in a single pass the generated pixels commit to a digit
-# before the known ones are observed well enough for the two to agree.
-RESAMPLE = 10
-UNKNOWN_GREY = 64  # how the grid shows pixels that were not kept: the grid's padding grey, as if cut out
-
 
 def build_parser() -> argparse.ArgumentParser:
-    p = _Parser(
-        prog="python -m bfn.complete",
+    p = Parser(
+        prog="python -m bfn.cli.complete",
         description="Complete MNIST digits (or a model's other images) with a trained Bayesian Flow Network: keep part of each image and let the "
         "model generate the rest, with the kept pixels observed as the data they are.",
-        epilog="Example: python -m bfn.complete --model weights/discrete --images my_digit.png --keep top --out grid.png "
+        epilog="Example: python -m bfn.cli.complete --model weights/discrete --images my_digit.png --keep top --out grid.png "
         "--npz completions.npz",
     )
     add_model_options(p)
@@ -53,7 +44,7 @@ def build_parser() -> argparse.ArgumentParser:
         help="drawings (PNG or any image Pillow reads, any size; ink bright on dark, dark on light, or strokes on a "
         "transparent canvas), each made MNIST-like (its ink's bounding box scaled to 20×20, centre of mass at the "
         "centre of the MNIST field; for a two-digit model one such digit in each half, the drawing cut between its "
-        "digits); and/or .npz archives whose 'images' (N×H×W in [0, 1], the model's size, as bfn.sample writes) are "
+        "digits); and/or .npz archives whose 'images' (N×H×W in [0, 1], the model's size, as bfn.cli.sample writes) are "
         "used as they are. Discrete models binarise every image by a Bernoulli draw with p = intensity, seeded by --seed",
     )
     p.add_argument(
@@ -67,10 +58,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument(
         "--digits",
         nargs="+",
-        type=_entry,
+        type=entry,
         default=[NO_CLASS],
         metavar="LABEL",
-        help=f"the label to complete towards, by its name or number as in bfn.sample (a digit 0-9 for MNIST), or "
+        help=f"the label to complete towards, by its name or number as in bfn.cli.sample (a digit 0-9 for MNIST), or "
         f"'{NO_CLASS}' (the model decides); one for all images or one per image (default: {NO_CLASS})",
     )
     add_run_options(p)
@@ -81,7 +72,7 @@ def build_parser() -> argparse.ArgumentParser:
         help=f"take every step this many times (RePaint-style resampling), 1 to 100; 1 is a single pass, which is "
         f"faster but agrees less with the kept pixels (default: {RESAMPLE})",
     )
-    add_output_options(p, "completions.png", "'images' (N×H×W float32 in [0, 1], the completions as bfn.sample writes "
+    add_output_options(p, "completions.png", "'images' (N×H×W float32 in [0, 1], the completions as bfn.cli.sample writes "
                        "samples, with the kept pixels as given), 'labels' (int, -1 for none) and 'known' (N×H×W bool)")
     return p
 
@@ -125,7 +116,7 @@ def read_mask(keep: str, shape: tuple[int, int]) -> np.ndarray:
         raise ValueError(f"--keep {keep!r} is neither one of {', '.join(HALVES)} nor a mask image file")
     mask = half_mask(keep, shape) if keep in HALVES else mask_from_image(Path(keep), shape)
     if not mask.any():
-        raise ValueError(f"the mask {keep} keeps no pixel: nothing to complete from (python -m bfn.sample samples)")
+        raise ValueError(f"the mask {keep} keeps no pixel: nothing to complete from (python -m bfn.cli.sample samples)")
     return mask
 
 
@@ -136,23 +127,6 @@ def per_image(labels: Sequence[str], n: int) -> list[str]:
     if len(labels) != n:
         raise ValueError(f"--digits needs one entry for all images or one per image ({n}), got {len(labels)}")
     return list(labels)
-
-
-def known_data(flow: Flow, images: np.ndarray, seed: int) -> torch.Tensor:
-    """Images in [0, 1] → the flow's data (N, 1, H, W), through uint8 as the models were trained; a discrete
-    flow binarises by a Bernoulli draw seeded by `seed`."""
-    return flow.data_from_images(torch.from_numpy(to_uint8(images)), torch.Generator().manual_seed(seed))
-
-
-def known_view(flow: Flow, x: torch.Tensor) -> torch.Tensor:
-    """The known data as the views show an output distribution (B, H, W): in the flow's `display.value_range`."""
-    return flow.output_view(flow.point_output(x))[:, 0].cpu()
-
-
-def completed_images(flow: Flow, final: StepState, x: torch.Tensor, mask: torch.Tensor) -> np.ndarray:
-    """The completions in [0, 1] as bfn.sample writes samples (the final output distribution), with the known data
-    at the known pixels: the final state reports the network's output there (`StepState.output`)."""
-    return to_unit(torch.where(mask, known_view(flow, x), final.output), final.value_range).numpy().astype(np.float32)
 
 
 def grid_tiles(known: np.ndarray, completions: np.ndarray, nrow: int) -> np.ndarray:
