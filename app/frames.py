@@ -16,7 +16,7 @@ float16 (one number per class, or one) and, where the flow draws one, the class 
     extra bytes ≈ (steps + 1) × images × height × width × (2 × numbers per pixel + 1 where a class is drawn)
 
 No BFN maths happens here: the numbers are read off `bfn.sampling.StepState`, the per-step statistics are
-the flow's own (`Flow.step_statistics`, on the state's float32 values before they are rounded to float16),
+the flow's own (`FlowDisplay.step_statistics`, on the state's float32 values before they are rounded to float16),
 and what the frames are called and how they are shown comes from the flow too (`Frames.display`).
 """
 
@@ -30,7 +30,7 @@ from bfn.flow import Flow, FlowDisplay, UpdateInNumbers
 from bfn.sampling import StepState
 
 FRAME_DTYPE = np.float16
-STATISTICS = 2  # (uncertainty, decided) per step: what `Flow.step_statistics` returns
+STATISTICS = 2  # (uncertainty, decided) per step: what `FlowDisplay.step_statistics` returns
 DECISION_CONFIDENCE = 0.5  # a digit is decided once the classifier's top digit is final and at least this sure
 
 
@@ -122,7 +122,7 @@ class Frames:
             raise ValueError(f"expected step {self.count} of {self.num_steps}, got step {i} of {state.num_steps}")
         theta = state.theta.float()
         precision = None if state.precision is None else state.precision.float()
-        self.stats[i] = self.flow.step_statistics(theta, precision)
+        self.stats[i] = self.display.step_statistics(theta, precision)
         self.theta[i] = theta.numpy()
         self.output[i] = state.output.float().numpy()
         self.t[i] = state.t
@@ -153,5 +153,5 @@ class Frames:
         precision = None if self.precision is None else float(self.precision[step, image])
         y = tuple(float(v) for v in self.y[after, image, row, col])
         drawn = None if self.drawn is None else int(self.drawn[after, image, row, col])
-        return self.flow.update_in_numbers(float(self.theta[step, image, row, col]), precision,
+        return self.display.update_in_numbers(float(self.theta[step, image, row, col]), precision,
                                            float(self.output[step, image, row, col]), float(self.alpha[after]), y, drawn)

@@ -2,7 +2,7 @@
 with its numbers filled in, beside the accuracy schedule β(t) with that step marked.
 
 No maths here: the numbers are the frames' (`Frames.update_in_numbers`, which hands the recorded values to the
-flow's own `Flow.update_in_numbers`), and β(t) is the flow's `accuracy`. The view follows the session's last
+flow's display record, `FlowDisplay.update_in_numbers`), and β(t) is the flow's `accuracy`. The view follows the session's last
 chosen pixel and the step on show; `update_section` builds it, `update_handler` fills it, and the layout
 refreshes it whenever the pixel trajectories figure changes (that figure already follows the pixels and the
 step, at a bounded rate).

@@ -120,6 +120,33 @@ def reconstruction_loss(x: Tensor, x_hat: Tensor, sigma1: float, bins: int = 256
 Z_DECIDED = NormalDist().inv_cdf(DECIDED)
 
 
+def step_statistics(theta_view: Tensor, precision: Tensor | None) -> tuple[float, float]:
+    """σ = 1/√ρ averaged over images, and the fraction of pixels with |μ| ≥ Z_DECIDED σ (DECIDED on one side of 0)."""
+    sigma = 1.0 / precision.double().sqrt().reshape(-1, *([1] * (theta_view.dim() - 1)))
+    return float(sigma.mean()), float((theta_view.double().abs() >= Z_DECIDED * sigma).double().mean())
+
+
+def update_in_numbers(theta: float, precision: float | None, output: float, alpha: float, y: tuple[float, ...],
+                      drawn: int | None) -> UpdateInNumbers:
+    """μ' = (ρμ + αy) / (ρ + α), ρ' = ρ + α for one pixel (eqs. 49–50), from μ, ρ, x̂, α and y before."""
+    (y,) = y
+    mu, rho = bayesian_update(torch.tensor(theta, dtype=torch.float64), precision, torch.tensor(y, dtype=torch.float64), alpha)
+    n = latex_number
+    latex = "\n\n".join([
+        rf"The sender observes the network's predicted pixel $\hat x = {n(output)}$ with accuracy $\alpha = {n(alpha)}$:",
+        r"$$y \sim \mathcal{N}\!\left(\hat x,\ \alpha^{-1}\right)$$",
+        rf"$$= \mathcal{{N}}\!\left({n(output)},\ {n(1 / alpha)}\right)$$",
+        rf"$$\Rightarrow\quad y = {n(y)}$$",
+        "Bayes' rule adds the accuracy to the precision and moves the mean towards y by its share of it:",
+        rf"$$\rho' = \rho + \alpha = {n(precision)} + {n(alpha)}$$",
+        rf"$$= {n(rho)}$$",
+        r"$$\mu' = \frac{\rho \mu + \alpha y}{\rho + \alpha}$$",
+        rf"$$= \frac{{{n(precision)} \cdot {n(theta)} + {n(alpha)} \cdot {n(y)}}}{{{n(rho)}}}$$",
+        rf"$$= {n(float(mu))}$$",
+    ])  # fmt: skip
+    return UpdateInNumbers(latex, float(mu), float(rho))
+
+
 @dataclass(frozen=True)
 class ContinuousFlow:
     """Binds σ1 (and the t_min guard) to the equations above.
@@ -153,9 +180,11 @@ class ContinuousFlow:
         explanation="θ is a best guess μ of each pixel's value, held with a certainty ρ that is the same for every "
         "pixel and grows every step (σ = 1/√ρ is how far off μ might still be); the output distribution is the "
         "network's predicted image x̂. At t = 0 x̂ is flat grey (the network has seen nothing); from the first step "
-        "on it is a sharp, speckled digit, as the precision σ₁⁻²ᵗ fixes the digit's shape early: the classifier "
-        "usually names the final digit (★) within the first tenth of the steps, inside the guidance band, so here "
+        "on it is a sharp, speckled digit, as the precision σ₁⁻²ᵗ fixes the digit's shape early: a digit classifier "
+        "usually names the final digit within the first tenth of the steps, inside the guidance interval, so here "
         "guidance helps choose the digit.",
+        step_statistics=step_statistics,
+        update_in_numbers=update_in_numbers,
     )
 
     def __post_init__(self) -> None:
@@ -216,26 +245,6 @@ class ContinuousFlow:
         mu, rho = bayesian_update(mu, rho.reshape(-1, *([1] * (mu.dim() - 1))), observation.y, observation.alpha)
         return GaussianBelief(mu, rho.flatten())
 
-    def update_in_numbers(self, theta: float, precision: float | None, output: float, alpha: float,
-                          y: tuple[float, ...], drawn: int | None) -> UpdateInNumbers:
-        """μ' = (ρμ + αy) / (ρ + α), ρ' = ρ + α for one pixel (eqs. 49–50), from μ, ρ, x̂, α and y before."""
-        (y,) = y
-        mu, rho = bayesian_update(torch.tensor(theta, dtype=torch.float64), precision, torch.tensor(y, dtype=torch.float64), alpha)
-        n = latex_number
-        latex = "\n\n".join([
-            rf"The sender observes the network's predicted pixel $\hat x = {n(output)}$ with accuracy $\alpha = {n(alpha)}$:",
-            r"$$y \sim \mathcal{N}\!\left(\hat x,\ \alpha^{-1}\right)$$",
-            rf"$$= \mathcal{{N}}\!\left({n(output)},\ {n(1 / alpha)}\right)$$",
-            rf"$$\Rightarrow\quad y = {n(y)}$$",
-            "Bayes' rule adds the accuracy to the precision and moves the mean towards y by its share of it:",
-            rf"$$\rho' = \rho + \alpha = {n(precision)} + {n(alpha)}$$",
-            rf"$$= {n(rho)}$$",
-            r"$$\mu' = \frac{\rho \mu + \alpha y}{\rho + \alpha}$$",
-            rf"$$= \frac{{{n(precision)} \cdot {n(theta)} + {n(alpha)} \cdot {n(y)}}}{{{n(rho)}}}$$",
-            rf"$$= {n(float(mu))}$$",
-        ])  # fmt: skip
-        return UpdateInNumbers(latex, float(mu), float(rho))
-
     def final_sample(self, output: Tensor, generator: torch.Generator | None = None) -> Tensor:
         """The generated data: x̂(θ_n, 1), the output distribution's point mass at t = 1."""
         return output
@@ -269,8 +278,3 @@ class ContinuousFlow:
 
     def sample_view(self, sample: Tensor) -> Tensor:
         return sample
-
-    def step_statistics(self, theta_view: Tensor, precision: Tensor | None) -> tuple[float, float]:
-        """σ = 1/√ρ averaged over images, and the fraction of pixels with |μ| ≥ Z_DECIDED σ (DECIDED on one side of 0)."""
-        sigma = 1.0 / precision.double().sqrt().reshape(-1, *([1] * (theta_view.dim() - 1)))
-        return float(sigma.mean()), float((theta_view.double().abs() >= Z_DECIDED * sigma).double().mean())

@@ -10,6 +10,7 @@ of this kind behind the interface the rest of the code shares (`bfn.flow.Flow`).
 
 from __future__ import annotations
 
+import functools
 import math
 from dataclasses import dataclass
 
@@ -133,6 +134,53 @@ def reconstruction_loss(x_onehot: Tensor, probs: Tensor) -> Tensor:
     return -(torch.log(probs.clamp_min(1e-30)) * x_onehot).flatten(1).sum(1)
 
 
+def step_statistics(theta_view: Tensor, precision: Tensor | None) -> tuple[float, float]:
+    """The mean binary entropy of the view in bits, and the fraction of pixels with max(p, 1 − p) ≥ DECIDED."""
+    p = theta_view.float()
+    return float(binary_entropy_bits(p).mean()), float((torch.maximum(p, 1 - p) >= DECIDED).float().mean())
+
+
+def update_in_numbers(theta: float, precision: float | None, output: float, alpha: float, y: tuple[float, ...],
+                      drawn: int | None, num_classes: int = 2) -> UpdateInNumbers:
+    """θ' ∝ e^y θ for one pixel of a binary flow (eq. 171), from p(on) before, p_O(on), α, y = (y_off, y_on), k.
+
+    Only K = 2 can be shown from the views: for more classes the view holds the expected level, not the K
+    probabilities.
+    """
+    if num_classes != 2:
+        return UpdateInNumbers(f"The update of θ over {num_classes} classes is not shown in numbers: the "
+                               "recorded θ is each pixel's expected level, not its probabilities.", math.nan, None)
+    before = torch.tensor([1 - theta, theta], dtype=torch.float64)
+    after = float(bayesian_update(before, torch.tensor(y, dtype=torch.float64))[1])
+    n = latex_number
+    weighted = [math.exp(y_c) * float(p) for y_c, p in zip(y, before)]
+    mean = [alpha * (num_classes * (c == drawn) - 1) for c in range(num_classes)]
+    latex = "\n\n".join([
+        "The receiver draws a class from the output distribution (off, on):",
+        rf"$$k \sim p_O = {latex_vector(1 - output, output)} \quad\Rightarrow\quad k = {drawn}$$",
+        rf"and the sender observes it with accuracy $\alpha = {n(alpha)}$:",
+        r"$$y \sim \mathcal{N}\!\left(\alpha (K e_k - 1),\ \alpha K I\right)$$",
+        rf"$$= \mathcal{{N}}\!\left({latex_vector(*mean)},\ {n(alpha * num_classes)}\, I\right)$$",
+        rf"$$\Rightarrow\quad y = {latex_vector(*y)}$$",
+        "Bayes' rule multiplies the belief by the likelihood of y and normalises:",
+        r"$$\theta' \propto e^{y} \theta$$",
+        rf"$$= \left(e^{{{n(y[0])}}} \cdot {n(1 - theta)},\ e^{{{n(y[1])}}} \cdot {n(theta)}\right)$$",
+        rf"$$= {latex_vector(*weighted)}$$",
+        rf"$$\theta' = {latex_vector(1 - after, after)}$$",
+    ])  # fmt: skip
+    return UpdateInNumbers(latex, after, None)
+
+
+BINARY_EXPLANATION = (
+    "θ is, per pixel, the probability that the pixel is on (grey: no idea, white: surely ink, black: surely "
+    "background); the output distribution is the network's prediction of that probability for the finished digit. "
+    "Evidence arrives late here (the accuracy grows as β₁t²): the output starts as a blurry grey average of the "
+    "digit asked for and its strokes sharpen over the run, while a digit classifier usually names the final digit "
+    "early, before the guidance interval, so guidance makes the strokes of a digit already chosen cleaner and more "
+    "typical."
+)
+
+
 @dataclass(frozen=True)
 class DiscreteFlow:
     """Binds β1 and K to the equations above and adapts them to image-shaped networks.
@@ -165,39 +213,27 @@ class DiscreteFlow:
     def binary(self) -> bool:
         return self.num_classes == 2
 
-    @property
+    @functools.cached_property
     def display(self) -> FlowDisplay:
-        if self.binary:
-            return FlowDisplay(
-                title="Binarised (discrete)",
-                data_name="binarised",
-                data="dynamically binarised: every pixel is a fresh Bernoulli draw with p = intensity each time an "
-                "image is used.",
-                theta_caption="**Input distribution θ**: p(pixel on), the current belief",
-                output_caption="**Output distribution**: the network's prediction of p(pixel on)",
-                theta_name="θ: p(pixel on)",
-                output_name="output: p(pixel on)",
-                value_range=(0.0, 1.0),
-                uncertainty="mean entropy of θ (bits)",
-                explanation="θ is, per pixel, the probability that the pixel is on (grey: no idea, white: surely "
-                "ink, black: surely background); the output distribution is the network's prediction of that "
-                "probability for the finished digit. Evidence arrives late here (the accuracy grows as β₁t²): the "
-                "output starts as a blurry grey average of the digit asked for and its strokes sharpen over the run, "
-                "while the classifier usually names the final digit (★) early, before the guidance band, so guidance "
-                "makes the strokes of a digit already chosen cleaner and more typical.",
-            )
+        """Binarised MNIST's words for K = 2, a K-level flow's otherwise; the statistics and the update in numbers
+        of this module."""
+        k, binary = self.num_classes, self.binary
         return FlowDisplay(
-            title=f"Discrete ({self.num_classes} classes)",
-            data_name=f"{self.num_classes}-level",
-            data=f"intensities quantised to {self.num_classes} levels.",
-            theta_caption="**Input distribution θ**: the expected class, scaled to [0, 1]",
-            output_caption="**Output distribution**: the network's expected class, scaled to [0, 1]",
-            theta_name="θ: expected class",
-            output_name="output: expected class",
+            title="Binarised (discrete)" if binary else f"Discrete ({k} classes)",
+            data_name="binarised" if binary else f"{k}-level",
+            data="dynamically binarised: every pixel is a fresh Bernoulli draw with p = intensity each time an image is "
+            "used." if binary else f"intensities quantised to {k} levels.",
+            theta_caption="**Input distribution θ**: " + ("p(pixel on), the current belief" if binary else "the expected class, scaled to [0, 1]"),
+            output_caption="**Output distribution**: " + ("the network's prediction of p(pixel on)" if binary
+                                                           else "the network's expected class, scaled to [0, 1]"),
+            theta_name="θ: p(pixel on)" if binary else "θ: expected class",
+            output_name="output: p(pixel on)" if binary else "output: expected class",
             value_range=(0.0, 1.0),
-            uncertainty="mean entropy of θ (bits, over its two ends)",
-            explanation=f"θ is, per pixel, a probability for each of the {self.num_classes} levels, shown as the "
-            "expected level; the output distribution is the network's prediction of the same.",
+            uncertainty="mean entropy of θ (bits)" if binary else "mean entropy of θ (bits, over its two ends)",
+            explanation=BINARY_EXPLANATION if binary else f"θ is, per pixel, a probability for each of the {k} levels, shown "
+            "as the expected level; the output distribution is the network's prediction of the same.",
+            step_statistics=step_statistics,
+            update_in_numbers=functools.partial(update_in_numbers, num_classes=k),
         )
 
     def one_hot(self, x: Tensor) -> Tensor:
@@ -273,36 +309,6 @@ class DiscreteFlow:
     def update(self, theta: Tensor, observation: Observation) -> Tensor:
         return bayesian_update(theta, observation.y)
 
-    def update_in_numbers(self, theta: float, precision: float | None, output: float, alpha: float,
-                          y: tuple[float, ...], drawn: int | None) -> UpdateInNumbers:
-        """θ' ∝ e^y θ for one pixel of a binary flow (eq. 171), from p(on) before, p_O(on), α, y = (y_off, y_on), k.
-
-        Only K = 2 can be shown from the views: for more classes the view holds the expected level, not the K
-        probabilities.
-        """
-        if not self.binary:
-            return UpdateInNumbers(f"The update of θ over {self.num_classes} classes is not shown in numbers: the "
-                                   "recorded θ is each pixel's expected level, not its probabilities.", math.nan, None)
-        before = torch.tensor([1 - theta, theta], dtype=torch.float64)
-        after = float(bayesian_update(before, torch.tensor(y, dtype=torch.float64))[1])
-        n = latex_number
-        weighted = [math.exp(y_c) * float(p) for y_c, p in zip(y, before)]
-        mean = [alpha * (self.num_classes * (c == drawn) - 1) for c in range(self.num_classes)]
-        latex = "\n\n".join([
-            "The receiver draws a class from the output distribution (off, on):",
-            rf"$$k \sim p_O = {latex_vector(1 - output, output)} \quad\Rightarrow\quad k = {drawn}$$",
-            rf"and the sender observes it with accuracy $\alpha = {n(alpha)}$:",
-            r"$$y \sim \mathcal{N}\!\left(\alpha (K e_k - 1),\ \alpha K I\right)$$",
-            rf"$$= \mathcal{{N}}\!\left({latex_vector(*mean)},\ {n(alpha * self.num_classes)}\, I\right)$$",
-            rf"$$\Rightarrow\quad y = {latex_vector(*y)}$$",
-            "Bayes' rule multiplies the belief by the likelihood of y and normalises:",
-            r"$$\theta' \propto e^{y} \theta$$",
-            rf"$$= \left(e^{{{n(y[0])}}} \cdot {n(1 - theta)},\ e^{{{n(y[1])}}} \cdot {n(theta)}\right)$$",
-            rf"$$= {latex_vector(*weighted)}$$",
-            rf"$$\theta' = {latex_vector(1 - after, after)}$$",
-        ])  # fmt: skip
-        return UpdateInNumbers(latex, after, None)
-
     def final_sample(self, output: Tensor, generator: torch.Generator | None = None) -> Tensor:
         """The generated data: one draw from the output distribution at t = 1, as class indices."""
         return categorical_sample(output, generator)
@@ -339,11 +345,6 @@ class DiscreteFlow:
 
     def sample_view(self, sample: Tensor) -> Tensor:
         return sample.float() / (self.num_classes - 1)
-
-    def step_statistics(self, theta_view: Tensor, precision: Tensor | None) -> tuple[float, float]:
-        """The mean binary entropy of the view in bits, and the fraction of pixels with max(p, 1 − p) ≥ DECIDED."""
-        p = theta_view.float()
-        return float(binary_entropy_bits(p).mean()), float((torch.maximum(p, 1 - p) >= DECIDED).float().mean())
 
     def _expected_unit(self, probs: Tensor) -> Tensor:
         values = torch.linspace(0, 1, self.num_classes, device=probs.device, dtype=probs.dtype)

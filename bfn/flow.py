@@ -1,4 +1,4 @@
-"""The interface every Bayesian flow implements, and the factory that builds one from a model's config.
+"""The interface every Bayesian flow implements, and its small types (its display record among them).
 
 The sampler, the solvers, the objective, the training loop, the evaluation and the app are written once
 against `Flow`; each flow module (bfn/discrete.py, bfn/continuous.py) supplies the equations and every other
@@ -13,6 +13,7 @@ discrete data, a `GaussianBelief` (μ, ρ) for continuous data; only the flow lo
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import NamedTuple, Protocol, TypeVar
 
@@ -32,33 +33,6 @@ class GaussianBelief(NamedTuple):
 Theta = Tensor | GaussianBelief  # θ of any flow in this package
 
 DECIDED = 0.975  # a pixel counts as decided once its belief puts this much probability on one side
-
-
-@dataclass(frozen=True)
-class FlowDisplay:
-    """How a flow's states are shown, for the app, the CLI and the model cards (words and ranges only).
-
-    Attributes:
-        title: the kind in a few words, e.g. "Binarised (discrete)".
-        data_name: the adjective a model card puts before "MNIST", e.g. "binarised".
-        data: how images become this flow's data, for a model card (a clause after "MNIST training set, ").
-        theta_caption / output_caption: Markdown captions of the θ and output-distribution images.
-        theta_name / output_name: short names for hover labels and axes.
-        value_range: the range of the θ, output and sample views.
-        uncertainty: what the per-step uncertainty statistic (`Flow.step_statistics`) measures.
-        explanation: one or two sentences for a newcomer: what θ and the output hold for this kind.
-    """
-
-    title: str
-    data_name: str
-    data: str
-    theta_caption: str
-    output_caption: str
-    theta_name: str
-    output_name: str
-    value_range: tuple[float, float]
-    uncertainty: str
-    explanation: str
 
 
 def latex_number(value: float, digits: int = 4) -> str:
@@ -111,6 +85,51 @@ class UpdateInNumbers:
     precision: float | None
 
 
+StepStatistics = Callable[[Tensor, Tensor | None], tuple[float, float]]
+"""(θ view, precision) → (uncertainty, decided), both in [0, 1] and falling as sampling goes on."""
+
+UpdateWriter = Callable[[float, float | None, float, float, tuple[float, ...], int | None], UpdateInNumbers]
+"""(θ, ρ, output, α, y, drawn class) of one dimension, as the views hold them → its update in numbers."""
+
+
+@dataclass(frozen=True)
+class FlowDisplay:
+    """How a flow's states are shown, for the app, the CLIs and the model cards: words, ranges, the per-step
+    statistics and the update in numbers. Each flow module builds its record next to its maths; nothing in it
+    speaks of one app's widgets.
+
+    Attributes:
+        title: the kind in a few words, e.g. "Binarised (discrete)".
+        data_name: the adjective a model card puts before "MNIST", e.g. "binarised".
+        data: how images become this flow's data, for a model card (a clause after "MNIST training set, ").
+        theta_caption / output_caption: Markdown captions of the θ and output-distribution images.
+        theta_name / output_name: short names for hover labels and axes.
+        value_range: the range of the θ, output and sample views.
+        uncertainty: what the per-step uncertainty statistic (`step_statistics`) measures.
+        explanation: one or two sentences for a newcomer: what θ and the output hold for this kind, and when its
+            evidence decides the digit.
+        step_statistics: (uncertainty, decided) of a state's θ view (`Flow.theta_view`) and precision; decided is
+            the fraction of pixels whose input distribution puts at least `DECIDED` of its mass on one side
+            (ink or background).
+        update_in_numbers: one dimension's Bayesian update with its numbers filled in, from its views: θ, ρ (None
+            where θ has none), the output (`Flow.output_view`), α, y (`Flow.num_classes` numbers, or one) and
+            the drawn class (None for continuous data).
+    """
+
+    title: str
+    data_name: str
+    data: str
+    theta_caption: str
+    output_caption: str
+    theta_name: str
+    output_name: str
+    value_range: tuple[float, float]
+    uncertainty: str
+    explanation: str
+    step_statistics: StepStatistics
+    update_in_numbers: UpdateWriter
+
+
 @dataclass(frozen=True)
 class NllUnit:
     """The unit a flow's likelihood is reported in, and the conversion from nats per image."""
@@ -129,7 +148,7 @@ class Flow(Protocol[ThetaT]):
     kind: str  # the name in `FLOWS` and in a model's config.json
     channels_per_dim: int  # network channels per data channel
     binary: bool  # data in {0, 1} seen through one probability channel (the U-Net's evidence skip needs it)
-    display: FlowDisplay
+    display: FlowDisplay  # how its states are shown: words, ranges, statistics, the update in numbers
     nll_unit: NllUnit
     default_guidance_interval: tuple[float, float]  # where guidance above 1 acts unless a run says otherwise
 
@@ -180,11 +199,6 @@ class Flow(Protocol[ThetaT]):
     def update(self, theta: ThetaT, observation: Observation) -> ThetaT:
         """The Bayesian update of θ by the sender sample y with accuracy α."""
 
-    def update_in_numbers(self, theta: float, precision: float | None, output: float, alpha: float,
-                          y: tuple[float, ...], drawn: int | None) -> UpdateInNumbers:
-        """One dimension's update in numbers, from its views: θ (`theta_view`), ρ, the output (`output_view`),
-        α, y (its `num_classes` numbers, or one) and the drawn class (None for continuous data)."""
-
     def final_sample(self, output: Tensor, generator: torch.Generator | None = None) -> Tensor:
         """The generated data from the output distribution at t = 1."""
 
@@ -222,10 +236,3 @@ class Flow(Protocol[ThetaT]):
 
     def sample_view(self, sample: Tensor) -> Tensor:
         """A final sample as an image in `display.value_range`."""
-
-    def step_statistics(self, theta_view: Tensor, precision: Tensor | None) -> tuple[float, float]:
-        """(uncertainty, decided) of a state's θ view and precision: both in [0, 1], falling as sampling goes on.
-
-        uncertainty is what `display.uncertainty` says; decided is the fraction of pixels whose input
-        distribution puts at least `DECIDED` of its mass on one side (ink or background).
-        """

@@ -217,7 +217,7 @@ def test_frames_keep_the_flows_statistics_of_the_unrounded_states(model):
     states = []
     fr = record(model, labels=(0, 1, 2), steps=6, states=states)
     for state in states:
-        expected = model.flow.step_statistics(state.theta.float(), None if state.precision is None else state.precision.float())
+        expected = model.flow.display.step_statistics(state.theta.float(), None if state.precision is None else state.precision.float())
         np.testing.assert_allclose(fr.stats[state.step], expected, rtol=1e-6)
 
 
@@ -237,13 +237,13 @@ def test_the_frames_bound_matches_the_documented_maximum():
 def test_step_statistics_range_from_undecided_to_decided(discrete_model, continuous_model):
     """What the summary plot shows per step, as the flows compute it for `Frames.record`."""
     discrete, continuous = discrete_model.flow, continuous_model.flow
-    assert discrete.step_statistics(torch.full((2, 28, 28), 0.5), None) == pytest.approx((1.0, 0.0))
+    assert discrete.display.step_statistics(torch.full((2, 28, 28), 0.5), None) == pytest.approx((1.0, 0.0))
     sure = torch.zeros(2, 28, 28)
     sure[0] = 1
-    uncertainty, decided = discrete.step_statistics(sure, None)
+    uncertainty, decided = discrete.display.step_statistics(sure, None)
     assert uncertainty < 1e-5 and decided == 1
-    assert continuous.step_statistics(torch.zeros(2, 28, 28), torch.ones(2)) == pytest.approx((1.0, 0.0))
-    uncertainty, decided = continuous.step_statistics(torch.ones(2, 28, 28), torch.full((2,), 1e4))
+    assert continuous.display.step_statistics(torch.zeros(2, 28, 28), torch.ones(2)) == pytest.approx((1.0, 0.0))
+    uncertainty, decided = continuous.display.step_statistics(torch.ones(2, 28, 28), torch.full((2,), 1e4))
     assert uncertainty == pytest.approx(0.01) and decided == 1
 
 

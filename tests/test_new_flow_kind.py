@@ -18,8 +18,8 @@ import pytest
 import torch
 from torch import Tensor
 
-from bfn.continuous import ContinuousFlow, bayesian_update, reconstruction_loss, sender_sample
-from bfn.flow import FlowDisplay, GaussianBelief, NllUnit, Observation, UpdateInNumbers
+from bfn.continuous import bayesian_update, reconstruction_loss, sender_sample, update_in_numbers
+from bfn.flow import FlowDisplay, GaussianBelief, NllUnit, Observation
 from bfn.kinds import FLOWS
 from bfn.model import BFNModel
 from bfn.sampling import SAMPLERS, sample
@@ -27,6 +27,11 @@ from tests.conftest import TINY_UNET
 from training.data import Split
 from training.evaluate import evaluate_nll
 from training.loop import TrainConfig, train
+
+
+def _statistics(theta_view: Tensor, precision: Tensor) -> tuple[float, float]:
+    sigma = precision.rsqrt().reshape(-1, 1, 1)
+    return float(sigma.mean()), float((theta_view.abs() >= 2 * sigma).float().mean())
 
 
 @dataclass(frozen=True)
@@ -40,7 +45,9 @@ class LinearGaussianFlow:
     nll_unit = NllUnit("bits/dim", per_dim=True, per_bit=True)
     default_guidance_interval = (0.0, 1.0)
     display = FlowDisplay("Linear Gaussian (toy)", "toy", "grey levels in [−1, 1].", "**θ**: μ", "**output**: x̂",
-                          "θ: μ", "output: x̂", (-1.0, 1.0), "σ of θ", "θ is a mean μ per pixel and one precision.")
+                          "θ: μ", "output: x̂", (-1.0, 1.0), "σ of θ", "θ is a mean μ per pixel and one precision.",
+                          step_statistics=_statistics,
+                          update_in_numbers=update_in_numbers)  # the same conjugate update
     evidence_noise_var = 1.0
 
     def data_from_images(self, images: Tensor, generator: torch.Generator | None = None) -> Tensor:
@@ -89,9 +96,6 @@ class LinearGaussianFlow:
         mu, rho = bayesian_update(theta.mu, theta.rho.reshape(-1, 1, 1, 1), observation.y, observation.alpha)
         return GaussianBelief(mu, rho.flatten())
 
-    def update_in_numbers(self, theta, precision, output, alpha, y, drawn) -> UpdateInNumbers:
-        return ContinuousFlow().update_in_numbers(theta, precision, output, alpha, y, drawn)  # the same conjugate update
-
     def final_sample(self, output: Tensor, generator=None) -> Tensor:
         return output
 
@@ -119,9 +123,6 @@ class LinearGaussianFlow:
     def sample_view(self, sample: Tensor) -> Tensor:
         return sample
 
-    def step_statistics(self, theta_view: Tensor, precision: Tensor | None) -> tuple[float, float]:
-        sigma = precision.rsqrt().reshape(-1, 1, 1)
-        return float(sigma.mean()), float((theta_view.abs() >= 2 * sigma).float().mean())
 
 
 @pytest.fixture

@@ -86,7 +86,7 @@ def test_the_numbers_shown_are_the_flows_update_and_match_the_next_frame(model, 
 
 
 def test_the_discrete_equation_shows_the_drawn_class_and_the_products() -> None:
-    shown = DiscreteFlow(beta1=3.0).update_in_numbers(0.25, None, 0.8, 0.09, (-0.2, 0.4), 1)
+    shown = DiscreteFlow(beta1=3.0).display.update_in_numbers(0.25, None, 0.8, 0.09, (-0.2, 0.4), 1)
     assert r"k = 1" in shown.latex and r"\left(0.2,\ 0.8\right)" in shown.latex  # p_O as (off, on)
     assert r"\left(-0.09,\ 0.09\right)" in shown.latex and r"0.18\, I" in shown.latex  # α(K e_k − 1), αK
     products = (math.exp(-0.2) * 0.75, math.exp(0.4) * 0.25)
@@ -95,7 +95,7 @@ def test_the_discrete_equation_shows_the_drawn_class_and_the_products() -> None:
 
 
 def test_the_continuous_equation_fills_in_rho_mu_and_alpha() -> None:
-    shown = ContinuousFlow(sigma1=0.02).update_in_numbers(0.5, 4.0, 0.3, 2.0, (0.8,), None)
+    shown = ContinuousFlow(sigma1=0.02).display.update_in_numbers(0.5, 4.0, 0.3, 2.0, (0.8,), None)
     assert shown.precision == 6.0 and shown.theta == pytest.approx((4 * 0.5 + 2 * 0.8) / 6)
     assert r"= 4 + 2$$" in shown.latex and r"$$= 6$$" in shown.latex  # ρ' = ρ + α
     assert r"$$= \frac{4 \cdot 0.5 + 2 \cdot 0.8}{6}$$" in shown.latex and r"$$= 0.6$$" in shown.latex  # μ' = (ρμ + αy) / ρ'
@@ -178,7 +178,7 @@ def test_the_largest_run_with_its_observations_fits_the_session_bound(discrete_m
 
 
 def test_more_than_two_classes_say_why_they_show_no_numbers() -> None:
-    shown = DiscreteFlow(num_classes=3).update_in_numbers(0.5, None, 0.5, 0.1, (0.1, -0.2, 0.3), 2)
+    shown = DiscreteFlow(num_classes=3).display.update_in_numbers(0.5, None, 0.5, 0.1, (0.1, -0.2, 0.3), 2)
     assert "not shown in numbers" in shown.latex and math.isnan(shown.theta)
 
 
