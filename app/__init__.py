@@ -1,11 +1,11 @@
 """BFN Studio: the Gradio app that shows a Bayesian Flow Network generating digits (`python -m app`).
 
-Modules: `params` (checked run settings), `frames` (compact per-step storage), `session` (runs and
-per-session state), `render` (pure images/figures/exports), `models` (shared model loading, by name),
-`handlers` (the events and the views they return, streaming), `layout` (the page and its wiring), `server`
-(serving: launch settings, the file cache's budget, SIGTERM), `memory` (frames whose memory goes back to the
-system), `loadtest` and `soak` (measuring a running server). All maths,
-and every fact about a flow's kind, lives in `bfn`; this package only runs, stores and draws.
+The app reads by feature. `core/` runs and keeps: one run engine for generations, duel sides and completions
+(`runs`), one store of sessions (`store`), compact frames, CPU sharing, memory, the loaded models, checked
+settings. `ui/` is what every feature draws with and gets (`context`: the models, the store, the pace of
+streams). `features/` holds one folder or module per part of the page, and `page` puts them together;
+`server` serves it. All maths, and every fact about a flow's kind, lives in `bfn`; this package only runs,
+stores and draws.
 """
 
 import os

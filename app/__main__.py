@@ -74,8 +74,8 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 def _start(args: argparse.Namespace) -> int:
     """Load the models and serve until stopped (`app.server.serve`)."""
-    from app.handlers import MAX_CONCURRENT_RUNS
-    from app.models import DEFAULT_THREADS, configure_threads, load_models, warm_up
+    from app.core.models import DEFAULT_THREADS, configure_threads, load_models, warm_up
+    from app.ui.context import MAX_CONCURRENT_RUNS
     from bfn.hub import ModelLoadError
 
     try:

@@ -4,7 +4,7 @@
 
 * **Memory.** Runs come and go (the session store keeps them within its budget); the server caps malloc's
   arenas and returns malloc's free pages every few seconds, so that what dropped runs and finished streams
-  freed leaves the process (`app.memory`).
+  freed leaves the process (`app.core.memory`).
 * **The file cache.** Every streamed image is a PNG file in Gradio's cache folder (GRADIO_TEMP_DIR, else
   tempfile.gettempdir()/gradio), about 40 files a second per watching session, and Gradio removes them only
   by age. A `CacheSweeper` removes the oldest files beyond a byte budget as well as those past an age,
@@ -31,8 +31,8 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
-from app.memory import Trimmer, limit_arenas
-from app.session import DEFAULT_MAX_BYTES
+from app.core.memory import Trimmer, limit_arenas
+from app.core.store import DEFAULT_MAX_BYTES
 
 log = logging.getLogger(__name__)
 
@@ -161,13 +161,14 @@ def forget_in(file_sets: Iterable[set[str]]) -> Callable[[list[str]], None]:
 
 def launch_options() -> dict[str, Any]:
     """The `Blocks.launch` settings the app always runs with (the CLI and the tests' servers alike)."""
-    from app.layout import CSS, theme
+    from app.page import theme
+    from app.ui.assets import STYLE
 
-    return {"theme": theme(), "css": CSS, "ssr_mode": False, "show_error": True, "max_file_size": MAX_UPLOAD_BYTES}
+    return {"theme": theme(), "css_paths": [STYLE], "ssr_mode": False, "show_error": True, "max_file_size": MAX_UPLOAD_BYTES}
 
 
 class Server:
-    """The app for a `ModelBank`, with everything it owns: the handlers (runs, exports), Gradio's file cache and
+    """The app for a `ModelBank`, with everything it owns: its context (runs, exports), Gradio's file cache and
     its sweeper. `launch` serves it; `close` (or leaving the `with` block) stops every run and removes the
     exports and, when it is the server's own, the cache.
 
@@ -176,27 +177,27 @@ class Server:
     the variable as each component is made and whenever it checks a file) and removed with the server.
 
     Args:
-        bank: the loaded models (`app.models.ModelBank`).
+        bank: the loaded models (`app.core.models.ModelBank`).
         run_mb, cache_mb: the budgets for kept runs (`SessionStore.max_bytes`) and for the file cache.
-        handler_options: for `Handlers` (concurrency, stream pacing).
+        options: for the `Context` (concurrency, stream pacing).
     """
 
-    def __init__(self, bank: Any, *, run_mb: int = DEFAULT_RUN_MB, cache_mb: int = DEFAULT_CACHE_MB, **handler_options: Any):
-        from app.handlers import Handlers
-        from app.layout import build
-        from app.session import SessionStore
+    def __init__(self, bank: Any, *, run_mb: int = DEFAULT_RUN_MB, cache_mb: int = DEFAULT_CACHE_MB, **options: Any):
+        from app.core.store import SessionStore
+        from app.page import build
+        from app.ui.context import Context
 
-        limit_arenas()  # before Gradio starts its worker threads (`app.memory`)
+        limit_arenas()  # before Gradio starts its worker threads (`app.core.memory`)
         self._env = os.environ.get("GRADIO_TEMP_DIR")
         self.private_cache = not self._env
         self.cache = Path(tempfile.mkdtemp(prefix=PRIVATE_CACHE_PREFIX)) if self.private_cache else Path(self._env)
         os.environ["GRADIO_TEMP_DIR"] = str(self.cache)
-        self.handlers: Any = None
+        self.context: Any = None
         self.demo: Any = None
         self.trimmer = Trimmer()
         try:  # a failure (or a SIGTERM) half-way still leaves nothing behind
-            self.handlers = Handlers(bank, SessionStore(max_bytes=run_mb * MB), **handler_options)
-            self.demo = build(self.handlers)
+            self.context = Context(bank, SessionStore(max_bytes=run_mb * MB), **options)
+            self.demo = build(self.context)
             self.sweeper = CacheSweeper(self.cache, cache_mb * MB, forget=forget_in(self.demo.temp_file_sets))
         except BaseException:
             self.close()
@@ -219,8 +220,8 @@ class Server:
         for thread in (getattr(self, "sweeper", None), self.trimmer):
             if thread is not None:
                 thread.stop()
-        if self.handlers is not None:
-            self.handlers.close()
+        if self.context is not None:
+            self.context.close()
         if self.private_cache:
             shutil.rmtree(self.cache, ignore_errors=True)
             if os.environ.get("GRADIO_TEMP_DIR") == str(self.cache):

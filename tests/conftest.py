@@ -1,4 +1,9 @@
-"""Shared test setup: one CPU thread (the machine is shared with training) and tiny random models."""
+"""Shared test setup: one CPU thread (the machine is shared with training) and tiny random models, one per session.
+
+The tests are in three folders: `unit/` (the maths, the library, training and the CLIs), `app/` (the app in
+process and through its API), `e2e/` (the app in a real browser: one `python -m app` and one Chromium for
+the whole session, started by `e2e/conftest.py`; marked `e2e`, so `pytest -m "not e2e"` is the fast loop).
+"""
 
 from __future__ import annotations
 
@@ -6,31 +11,9 @@ import pytest
 import torch
 
 from bfn.model import BFNModel
+from tests.support.models import ANIMALS, KINDS, NUMBERS, make_tiny_model
 
 torch.set_num_threads(1)
-
-KINDS = ("discrete", "continuous")  # the flow kinds, each tested in turn by the `model` fixture
-TINY_UNET = {"channels": [8, 16], "groups": 2}
-TINY_FLOW = {"discrete": {"beta1": 3.0}, "continuous": {"sigma1": 0.02}}
-
-
-def make_tiny_model(kind: str, seed: int = 0, unet: dict | None = None, labels: list[str] | None = None) -> BFNModel:
-    """A randomly initialised tiny model whose output depends on θ, t and the label (`unet` adds to the tiny
-    U-Net's fields, e.g. image_size and num_labels; `labels` names the labels).
-
-    The U-Net zero-initialises its last layer so that training starts at the prior; left that way every
-    output would be the same for every label and the guidance and round-trip tests could not fail, so the
-    last layer gets random weights here. Two GroupNorm groups keep four channels per group as in the default
-    configuration: with one channel per group the constant prior input makes GroupNorm divide rounding noise
-    by √eps, and outputs would then depend on the order of floating-point sums (e.g. the memory format).
-    """
-    torch.manual_seed(seed)
-    model = BFNModel(kind, flow=TINY_FLOW[kind], unet={**TINY_UNET, **(unet or {})}, labels=labels)
-    head = model.net.head[-1]
-    with torch.no_grad():
-        head.weight.normal_(0, 0.3)
-        head.bias.normal_(0, 0.1)
-    return model.eval().requires_grad_(False)
 
 
 @pytest.fixture(scope="session")
@@ -41,10 +24,6 @@ def discrete_model() -> BFNModel:
 @pytest.fixture(scope="session")
 def continuous_model() -> BFNModel:
     return make_tiny_model("continuous")
-
-
-NUMBERS = [f"{n:02d}" for n in range(100)]  # the labels of two-digit numbers
-ANIMALS = ["cat", "dog", "bird"]  # labels that are not digits (as Fashion-MNIST's names are not)
 
 
 @pytest.fixture(scope="session")

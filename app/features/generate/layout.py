@@ -1,0 +1,236 @@
+"""The generation's part of the page: the settings, the live images and the views' tabs, and which handler each
+event runs (`handlers.GenerateHandlers`). Everything a model's panel says about it (title, captions) is read from
+the loaded models, so one panel is built per loaded model.
+
+Public API endpoints (stable names, for `gradio_client`):
+    /generate       (model, digits, digit, guidance, steps, seed, sampler) → streamed views; ends with the final
+    /stop           stop this session's run; → the views at its last step
+    /scrub          (step) → the views at that step
+    /play           → streamed views from the step on show to the end
+    /add_pixel      (image, row, col) → heatmap, trajectories, digit view (toggles the pixel)
+    /clear_pixels   → heatmap, trajectories, digit view
+    /export_gif     → the run as an animated GIF file
+    /export_png     → the final grid as a PNG file
+Views are, in order (`handlers.Views`): status (Markdown), θ and output images of each loaded model in turn
+(None for a model not in the run), the step slider, and four Plotly figures (pixel heatmap, pixel trajectories,
+step summary, and which digit the classifier sees per step). The digit view of /add_pixel and /clear_pixels
+shows the image chosen last.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterator
+from contextlib import contextmanager
+
+import gradio as gr
+
+from app.core.menu import BOTH, DIGIT_MODES, ModelMenu
+from app.core.settings import DEFAULT_SAMPLER, MAX_APP_STEPS, MAX_GUIDANCE, MAX_SEED, MIN_GUIDANCE, MIN_STEPS, SAMPLER_CHOICES, parse_settings
+from app.features.generate.handlers import GENERATED, PIXEL, SHOWN, GenerateHandlers, Views
+from app.features.generate.words import BELIEFS_CAPTION, EXPORT_NOTE, PRESETS
+from app.ui.assets import script
+from app.ui.context import Context, Linked, Page
+
+SETTINGS = ("model", "digits", "digit", "guidance", "steps", "seed", "sampler")  # the generation's settings, in widget order
+
+
+def label_pickers(menu: ModelMenu, choice: str, digit: object) -> tuple[gr.Radio, gr.Radio]:
+    """The Digits choice and the label picker for the models of `choice`: their words ("One number") and their
+    label names (00 … 99 for two-digit numbers), keeping the label picked where the new models know it."""
+    labels = menu.label_set(choice)
+    modes = menu.mode_labels(choice)
+    keep = isinstance(digit, int) and 0 <= digit < len(labels.names)
+    return (gr.Radio(choices=[(modes[d], d) for d in DIGIT_MODES]),
+            gr.Radio(choices=menu.label_choices(choice), value=digit if keep else min(3, len(labels.names) - 1),
+                     label=f"Which {labels.word}"))
+
+
+def element_id(name: str) -> str:
+    """A model's name as it may appear in an HTML id (folder names may hold any character)."""
+    return re.sub(r"[^A-Za-z0-9_-]", "-", name)
+
+
+def image_height(models: int) -> int:
+    """The live images' height in pixels: side by side, two models' four images share the width and stay low
+    (the first plot then fits a laptop's screen); one model's two are twice as wide, and as tall as that allows."""
+    return 100 if models > 1 else 220
+
+
+def _model_panel(ctx: Context, name: str, shown: bool, height: int) -> tuple[gr.Column, tuple[gr.Image, gr.Image]]:
+    """One model's column: its title, and its θ and output images with the flow's captions."""
+    display = ctx.bank.models[name].flow.display
+    with gr.Column(visible=shown, min_width=260) as column:
+        gr.Markdown(f"### {ctx.menu.titles[name]}", elem_classes=["model-title"])
+        images = []
+        with gr.Row(elem_classes=["model-images"]):  # θ and the output side by side
+            for caption, view in ((display.theta_caption, "theta"), (display.output_caption, "output")):
+                with gr.Column(min_width=0):
+                    gr.Markdown(caption, elem_classes=["caption"])
+                    images.append(
+                        gr.Image(
+                            label=caption, show_label=False, type="numpy", format="png", height=height, interactive=False,
+                            buttons=["download", "fullscreen"], elem_classes=["pixelated"],
+                            elem_id=f"{element_id(name)}-{view}",
+                        )
+                    )  # fmt: skip
+    return column, (images[0], images[1])
+
+
+def _settings(menu: ModelMenu, default_model: str) -> dict:
+    """#quick and #settings: the settings' widgets by name, the Generate, Stop, Random and Copy link buttons, the
+    link's box and the presets."""
+    modes = menu.mode_labels(default_model)
+    with gr.Column(elem_id="quick"):
+        model = gr.Radio([(label, value) for value, label in menu.choices.items()], value=default_model, label="Model", elem_id="model")
+        digits = gr.Radio([(modes[d], d) for d in DIGIT_MODES], value="all", label="Digits", elem_id="digits")
+        digit = gr.Radio(menu.label_choices(default_model), value=min(3, menu.num_labels - 1), label=f"Which {menu.label_set(default_model).word}",
+                         visible=False, elem_id="digit")  # fmt: skip
+        with gr.Row():
+            generate = gr.Button("Generate", variant="primary", elem_id="generate-btn", scale=2, min_width=90)
+            stop = gr.Button("Stop", variant="stop", elem_id="stop-btn", scale=1, min_width=60)
+        copy = gr.Button("Copy link", size="sm", elem_id="copy-link-btn")  # the links feature wires it
+        link = gr.Textbox(label="Link to these settings", interactive=False, visible=False, buttons=["copy"], elem_id="share-link")
+    with gr.Column(elem_id="settings"):
+        guidance = gr.Slider(
+            MIN_GUIDANCE, MAX_GUIDANCE, value=menu.recommended.guidance, step=0.5, label="Guidance",
+            info="0: ignore the digit · 1: plain conditional · higher: more typical digits", elem_id="guidance",
+        )  # fmt: skip
+        steps = gr.Slider(MIN_STEPS, MAX_APP_STEPS, value=menu.recommended.steps, step=1, label="Steps", elem_id="steps")
+        with gr.Group(elem_id="seed-card"), gr.Row(equal_height=True):
+            seed = gr.Number(value=0, precision=0, minimum=0, maximum=MAX_SEED, label="Seed", scale=3, min_width=120, elem_id="seed")
+            dice = gr.Button("Random", scale=1, size="sm", min_width=70, elem_id="dice", elem_classes=["compact-btn"])
+        sampler = gr.Dropdown(
+            list(SAMPLER_CHOICES), value=DEFAULT_SAMPLER, label="Sampler", elem_id="sampler",
+            info=f"recommended: each model's own ({menu.recommended.sampler}; {menu.recommended.few_steps_sampler} "
+            f"below {menu.recommended.few_steps_below} steps) · bfn: the paper's sampler · others: few-step solvers",
+        )  # fmt: skip
+        widgets = dict(zip(SETTINGS, (model, digits, digit, guidance, steps, seed, sampler)))
+        presets = [p for p in PRESETS if p.model in menu.choices]
+        examples = gr.Examples(
+            [p.inputs(menu) for p in presets], inputs=list(widgets.values()), example_labels=[p.label for p in presets],
+            label="Presets (click one: it runs at once)",
+        )  # fmt: skip
+    return {"settings": widgets, "generate": generate, "stop": stop, "dice": dice, "examples": examples, "links": (copy, link)}
+
+
+@contextmanager
+def studio(ctx: Context, page: Page) -> Iterator[None]:
+    """Build the generation inside the open Blocks: settings left of the live images and the views' tabs; the
+    caller adds its tabs after the generation's own while inside the block; then the events are wired.
+
+    Four blocks (see style.css): on a wide screen the settings (#quick, #settings) stand left of the views (#live,
+    #views); on a phone they come in the order quick, live, settings, views, so that Generate and the live images
+    share the first screen. A new view is a tab in #views; a new setting goes in #settings.
+    """
+    handlers, menu = GenerateHandlers(ctx), ctx.menu
+    default_model = BOTH if BOTH in menu.choices else menu.names[0]
+    with gr.Row(equal_height=False, elem_id="studio"):
+        with gr.Column(scale=1, min_width=300, elem_id="side"):
+            parts = _settings(menu, default_model)
+            settings = list(parts["settings"].values())
+        with gr.Column(scale=3, elem_id="main-views"):
+            with gr.Column(elem_id="live"):
+                status = gr.Markdown("Choose settings and press **Generate**.", elem_id="status")
+                pixel_click = gr.Textbox(visible="hidden", elem_id="pixel-click")  # written by page.js's followClicks
+                columns, images = {}, {}
+                shown = menu.models(default_model)
+                with gr.Row(equal_height=True):
+                    for name in menu.names:
+                        columns[name], images[name] = _model_panel(ctx, name, name in shown, image_height(len(shown)))
+                with gr.Row(equal_height=True):
+                    step_slider = gr.Slider(0, menu.recommended.steps, value=0, step=1, label="Step (drag to scrub)", scale=6, elem_id="step-slider")
+                    play_btn = gr.Button("▶ Play", scale=1, size="sm", elem_id="play-btn", elem_classes=["compact-btn"])
+            with gr.Tabs(elem_id="views") as tabs:
+                with gr.Tab("Pixel heatmap", id="heatmap"):
+                    heatmap = gr.Plot(label="Pixel heatmap", show_label=False, elem_id="heatmap")
+                with gr.Tab("Pixel trajectories", id="trajectories"):
+                    trajectories = gr.Plot(label="Pixel trajectories", show_label=False, elem_id="trajectories")
+                    with gr.Row(equal_height=True):
+                        px_image = gr.Number(value=0, precision=0, minimum=0, maximum=menu.num_labels - 1, label="Image", min_width=80, elem_id="px-image")
+                        height, width = (max(s.shape[k] for s in menu.labels.values()) for k in (0, 1))
+                        px_row = gr.Number(value=14, precision=0, minimum=0, maximum=height - 1, label="Row", min_width=80, elem_id="px-row")
+                        px_col = gr.Number(value=14, precision=0, minimum=0, maximum=width - 1, label="Column", min_width=80, elem_id="px-col")
+                        add_btn = gr.Button("Add / remove pixel", size="sm", elem_classes=["compact-btn"])
+                        clear_btn = gr.Button("Clear pixels", size="sm", elem_classes=["compact-btn"])
+                    gr.Markdown("<small>Or click a pixel in any image above (the heatmap then shows that image). Up to 8 pixels; choosing a pixel again removes it.</small>")
+                with gr.Tab("Step summary", id="summary"):
+                    summary = gr.Plot(label="Step summary", show_label=False, elem_id="summary")
+                with gr.Tab("Which digit?", id="classifier"):
+                    beliefs = gr.Plot(label="Which digit?", show_label=False, elem_id="digit-beliefs")
+                    gr.Markdown(BELIEFS_CAPTION)
+                with gr.Tab("Export", id="export"):
+                    with gr.Row():
+                        gif_btn = gr.Button("Make animated GIF", elem_id="gif-btn")
+                        png_btn = gr.Button("Make PNG of the final grid", elem_id="png-btn")
+                    gr.Markdown(EXPORT_NOTE)
+                    export_file = gr.File(label="Download", interactive=False, elem_id="export-file")
+                    export_preview = gr.Image(
+                        label="Preview", type="filepath", interactive=False, show_label=True, elem_id="export-preview",
+                        buttons=["fullscreen"], height=360,
+                    )  # fmt: skip
+                components = Views(status=status, images=images, slider=step_slider, heatmap=heatmap, trajectories=trajectories,
+                                   summary=summary, beliefs=beliefs, columns=columns)  # fmt: skip
+                generated = components.outputs(menu.names, GENERATED)
+                page.settings, page.views, page.tabs, page.link_controls = parts["settings"], components, tabs, parts["links"]
+                page.linked.append(Linked(  # first: a link's fields start with the generation's settings
+                    fields=parts["settings"], tab=None, check=lambda values: _check(menu, values),
+                    run=lambda values, request: handlers.generate(*(values[k] for k in SETTINGS), request), outputs=generated,
+                ))  # fmt: skip
+                yield  # the page's other tabs
+    views, pixel_views = components.outputs(menu.names, SHOWN), components.outputs(menu.names, PIXEL)
+    gen_args = dict(
+        fn=handlers.generate, inputs=settings, outputs=generated,
+        preprocess=False,  # raw values: every input is checked by parse_settings, with clear messages
+        show_progress="minimal", concurrency_limit=ctx.max_concurrent, concurrency_id="generate",
+    )  # fmt: skip
+    ids = [s.elem_id if isinstance(s, gr.Slider) else None for s in settings]
+    gen_event = parts["generate"].click(api_name="generate", js=script("typedValues", ids), **gen_args)
+    preset_event = parts["examples"].load_input_event.then(api_visibility="private", **gen_args)
+    play_event = play_btn.click(
+        handlers.play, outputs=views, api_name="play", show_progress="hidden",
+        concurrency_limit=ctx.max_concurrent, concurrency_id="play",
+    )  # fmt: skip
+    parts["stop"].click(handlers.stop, outputs=views, api_name="stop", cancels=[gen_event, preset_event, play_event], concurrency_limit=None)
+    step_slider.input(
+        handlers.scrub, inputs=step_slider, outputs=views, api_name="scrub", preprocess=False,
+        trigger_mode="always_last", show_progress="hidden", concurrency_limit=None,
+    )  # fmt: skip
+    pixel_click.change(
+        handlers.click_pixel, inputs=pixel_click, outputs=[*pixel_views, px_image, px_row, px_col], api_visibility="private",
+        trigger_mode="always_last", show_progress="hidden", concurrency_limit=None,
+    )  # fmt: skip
+    page.demo.load(None, js=script("followClicks"))
+    page.demo.load(None, js=script("rememberTyped"))
+    add_btn.click(handlers.add_pixel, inputs=[px_image, px_row, px_col], outputs=pixel_views, api_name="add_pixel", preprocess=False, concurrency_limit=None)
+    clear_btn.click(handlers.clear_pixels, outputs=pixel_views, api_name="clear_pixels", concurrency_limit=None)
+    for button, make, api_name in ((gif_btn, handlers.export_gif, "export_gif"), (png_btn, handlers.export_png, "export_png")):
+        button.click(make, outputs=export_file, api_name=api_name, concurrency_limit=2, concurrency_id="export").then(
+            lambda path: path, inputs=export_file, outputs=export_preview, api_visibility="private", show_progress="hidden",
+        )  # the file just made, shown (a GIF plays)  # fmt: skip
+    parts["dice"].click(None, js=script("randomSeed", MAX_SEED), outputs=parts["settings"]["seed"])
+    _wire_model_choice(ctx, page, components)
+
+
+def _check(menu: ModelMenu, values: dict) -> dict:
+    """The settings of a link, checked as Generate checks them and typed as the widgets hold them."""
+    s = parse_settings(*(values[k] for k in SETTINGS), menu=menu)
+    return {key: getattr(s, key) for key in SETTINGS}
+
+
+def _wire_model_choice(ctx: Context, page: Page, components: Views) -> None:
+    """Choosing a model shows its columns, its images as large as the columns' number allows, and its labels;
+    choosing "One digit" shows the label picker."""
+    menu, model, digits, digit = ctx.menu, page.settings["model"], page.settings["digits"], page.settings["digit"]
+
+    def show_models(m: str, d: int) -> list:
+        names, height = menu.models(m), image_height(len(menu.models(m)))
+        views = Views(columns={name: gr.Column(visible=name in names) for name in menu.names},
+                      images={name: (gr.Image(height=height), gr.Image(height=height)) for name in menu.names})  # fmt: skip
+        return [*views.outputs(menu.names, ("columns", "images")), *label_pickers(menu, m, d)]
+
+    model.change(
+        show_models, inputs=[model, digit], outputs=[*components.outputs(menu.names, ("columns", "images")), digits, digit], queue=False,
+        api_visibility="private", show_progress="hidden",
+    )  # fmt: skip
+    digits.change(lambda d: gr.Radio(visible=d == "one"), inputs=digits, outputs=digit, queue=False, api_visibility="private", show_progress="hidden")

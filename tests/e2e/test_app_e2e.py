@@ -1,0 +1,98 @@
+"""End to end in a real browser: the session's `python -m app` on 127.0.0.1, driven by headless Chromium
+(`conftest.py`). Screenshots go to test-artifacts/.
+"""
+
+from __future__ import annotations
+
+import re
+import time
+
+from tests.support.browser import ARTIFACTS, image_src, set_number, status_text, wait_for_status
+
+
+def test_generate_watch_scrub_and_compare_in_a_browser(app_url, browser):
+    page = browser.new_page(viewport={"width": 1400, "height": 1000})
+    outside = []
+    page.on("request", lambda r: outside.append(r.url) if not r.url.startswith((app_url, "data:", "blob:")) else None)
+    errors = []
+    page.on("pageerror", lambda e: errors.append(str(e)))
+    try:
+        page.goto(app_url, wait_until="load")
+        page.wait_for_selector("#generate-btn", timeout=60_000)
+        assert "BFN Studio" in page.title()
+        page.screenshot(path=ARTIFACTS / "app-initial.png", full_page=True)
+
+        # one model: the other panel hides
+        page.get_by_label("Binarised (discrete)").check()
+        page.locator("#continuous-theta").wait_for(state="hidden", timeout=10_000)
+        set_number(page, "steps", 300)
+
+        # press Generate and watch the image change while the run is going
+        page.click("#generate-btn")
+        seen, running_shot = [], False
+        deadline = time.monotonic() + 600
+        while "Done" not in status_text(page):
+            assert time.monotonic() < deadline, "the run never finished"
+            src = image_src(page, "discrete-theta")
+            if src and (not seen or seen[-1] != src):
+                seen.append(src)
+                if len(seen) == 2 and not running_shot:
+                    page.screenshot(path=ARTIFACTS / "app-running.png", full_page=True)
+                    running_shot = True
+            time.sleep(0.02)
+        assert len(seen) >= 2, "the θ image did not change during the run"
+        assert "step 300 of 300" in status_text(page)
+        page.wait_for_selector("#heatmap .js-plotly-plot", timeout=30_000)
+        final = image_src(page, "discrete-theta")
+
+        # click a pixel (image 2, row 14, col 14) and follow it in the trajectories tab
+        img = page.locator("#discrete-theta img").bounding_box()
+        natural = page.evaluate("() => { const i = document.querySelector('#discrete-theta img'); return [i.naturalWidth, i.naturalHeight]; }")
+        scale = min(img["width"] / natural[0], img["height"] / natural[1])
+        left = img["x"] + (img["width"] - natural[0] * scale) / 2
+        top = img["y"] + (img["height"] - natural[1] * scale) / 2
+        x, y = 2 + 2 * 30 + 14 + 0.5, 2 + 14 + 0.5  # grid padding 2, cell 28 + 2
+        page.mouse.click(left + x * scale, top + y * scale)
+        page.get_by_role("tab", name="Pixel trajectories").click()
+        page.locator("#trajectories").get_by_text("image 2, row 14, col 14").first.wait_for(timeout=60_000)
+        page.screenshot(path=ARTIFACTS / "app-trajectories.png", full_page=True)
+        # the clicked image's digit probabilities per step, with the step where its top digit settles
+        page.get_by_role("tab", name="Which digit?").click()
+        page.locator("#digit-beliefs").get_by_text("image 2 · digit 2").first.wait_for(timeout=60_000)
+        page.locator("#digit-beliefs").get_by_text(re.compile("from step|undecided")).first.wait_for(timeout=10_000)
+        page.locator("#digit-beliefs").get_by_text("guidance 3").first.wait_for(timeout=10_000)  # the guided steps' band
+        page.screenshot(path=ARTIFACTS / "app-digits.png", full_page=True)
+        page.get_by_role("tab", name="Pixel heatmap").click()
+
+        # move the step slider: every view goes back to that step
+        slider = page.locator("#step-slider input[type=range]")
+        slider.focus()
+        slider.press("Home")
+        wait_for_status(page, "step 0 of 300", timeout=30)
+        page.wait_for_function(
+            "src => { const i = document.querySelector('#discrete-theta img'); return i && i.src !== src; }",
+            arg=final,
+            timeout=30_000,
+        )
+        page.screenshot(path=ARTIFACTS / "app-scrubbed.png", full_page=True)
+
+        # the side-by-side comparison
+        page.get_by_label("Both, side by side").check()
+        page.locator("#continuous-theta").wait_for(state="visible", timeout=10_000)
+        set_number(page, "steps", 60)
+        page.click("#generate-btn")
+        wait_for_status(page, "Both, side by side", timeout=60)
+        wait_for_status(page, "Done", timeout=180)
+        assert image_src(page, "discrete-theta") and image_src(page, "continuous-theta")
+        assert image_src(page, "discrete-output") and image_src(page, "continuous-output")
+        page.screenshot(path=ARTIFACTS / "app-side-by-side.png", full_page=True)
+
+        # a preset fills the settings and runs at once
+        page.get_by_text("Only 10 steps", exact=True).click()
+        wait_for_status(page, "10 steps", timeout=60)
+        wait_for_status(page, "Done", timeout=120)
+
+        assert not outside, f"the page reached beyond the app: {outside[:5]}"
+        assert not errors, errors
+    finally:
+        page.close()

@@ -1,0 +1,52 @@
+"""Driving the page in a real browser: the system Chromium (/usr/bin/chromium, installed by .ci/run; Playwright's
+own browser download is not needed) and what the browser tests read off the page. Screenshots go to
+test-artifacts/."""
+
+from __future__ import annotations
+
+import os
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[2]
+CHROMIUM = Path(os.environ.get("BFN_CHROMIUM", "/usr/bin/chromium"))
+ARTIFACTS = ROOT / "test-artifacts"
+BROWSER_ARGS = [
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+    "--no-first-run",
+    "--disable-quic",
+]
+
+
+def image_src(page, elem_id: str) -> str | None:
+    """The image's current URL, read atomically (Gradio replaces the <img> element as frames arrive)."""
+    return page.evaluate("id => { const i = document.querySelector(`#${id} img`); return i ? i.src : null; }", elem_id)
+
+
+def text(page, elem_id: str) -> str:
+    return page.evaluate("id => document.querySelector(`#${id}`)?.innerText ?? ''", elem_id)
+
+
+def wait_for_text(page, elem_id: str, wanted: str, timeout: float = 60) -> None:
+    deadline = time.monotonic() + timeout
+    while wanted not in text(page, elem_id):
+        assert time.monotonic() < deadline, f"#{elem_id} never said {wanted!r}: {text(page, elem_id)!r}"
+        time.sleep(0.05)
+
+
+def status_text(page) -> str:
+    return text(page, "status")
+
+
+def wait_for_status(page, wanted: str, timeout: float = 120) -> None:
+    wait_for_text(page, "status", wanted, timeout)
+
+
+def set_number(page, elem_id: str, value: int) -> None:
+    box = page.locator(f"#{elem_id} input[type=number]")
+    box.fill(str(value))
+    box.press("Enter")

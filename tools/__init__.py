@@ -1,0 +1,1 @@
+"""Tools that measure a running app (`python -m tools.loadtest`, `python -m tools.soak`); not part of the app."""
