@@ -1,6 +1,6 @@
 """Timing sampling: seconds per run of a row of labels, the same for every model, and a reference network the
 size of the official MNIST BFN U-Net (Graves et al.'s: ~25M parameters) to compare with. `python -m
-bfn.cli.bench` prints these measurements; the figures themselves belong in the README and the model cards.
+bfn.cli.bench` prints these measurements; the figures themselves belong in docs/quality-and-speed.md and the model cards.
 
 Timings include everything a caller of `bfn.sampling.sample` pays (network passes, guidance, the Bayesian
 updates, the per-step state).

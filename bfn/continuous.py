@@ -164,7 +164,7 @@ class ContinuousFlow:
     binary = False
     num_classes = None  # y is one number per pixel, drawn around x̂
     nll_unit = NllUnit("bits/dim", per_dim=True, per_bit=True)
-    # The precision σ1^{−2t} fixes the digit's shape early, so the label matters at the start (README,
+    # The precision σ1^{−2t} fixes the digit's shape early, so the label matters at the start (docs/quality-and-speed.md,
     # "Guidance interval", has the sweep that chose these times).
     default_guidance_interval = (0.0, 0.1)
     display = FlowDisplay(

@@ -194,7 +194,7 @@ class DiscreteFlow:
 
     kind = "discrete"
     nll_unit = NllUnit("nats/image", per_dim=False, per_bit=False)
-    # The label decides the digit in mid-flight: β(t) = β1 t² gathers most of its evidence late (README,
+    # The label decides the digit in mid-flight: β(t) = β1 t² gathers most of its evidence late (docs/quality-and-speed.md,
     # "Guidance interval", has the sweep that chose these times).
     default_guidance_interval = (0.3, 0.6)
 

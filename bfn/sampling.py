@@ -403,7 +403,7 @@ sde1_sampler = Sampler("sde1", "First-order SDE solver using the mean prediction
 sde2_sampler = Sampler("sde2", "Second-order multistep SDE solver (x̂ linear in λ).", _solver(2, True), "logsnr", 20)
 solver_sampler = Sampler(
     "solver",
-    "The recommended few-step sampler, sde2: it had the lowest Fréchet distance of the solvers for both flows (README).",
+    "The recommended few-step sampler, sde2: it had the lowest Fréchet distance of the solvers for both flows (docs/quality-and-speed.md).",
     _solver(2, True), "logsnr", 20,
 )
 
