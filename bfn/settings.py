@@ -22,6 +22,8 @@ class SamplingSettings:
         guidance: the recommended classifier-free guidance weight.
         guidance_interval: where guidance above 1 acts; None: the flow's default.
         rescaled_phi: rescaled guidance φ (0: plain guidance).
+        autoguidance / autoguidance_interval: the recommended autoguidance weight (1: off; it needs the model's
+            guide) and where it acts (None: the whole run).
         few_steps_sampler / few_steps_below: the sampler for runs of fewer than `few_steps_below` steps.
     """
 
@@ -30,6 +32,8 @@ class SamplingSettings:
     guidance: float = 1.0
     guidance_interval: tuple[float, float] | None = None
     rescaled_phi: float = 0.0
+    autoguidance: float = 1.0
+    autoguidance_interval: tuple[float, float] | None = None
     few_steps_sampler: str = "solver"
     few_steps_below: int = 50
 
@@ -47,11 +51,16 @@ class SamplingSettings:
             raise ValueError(f"sampling.guidance must be a finite number ≥ 0, got {self.guidance!r}")
         if not isinstance(self.rescaled_phi, (int, float)) or not 0 <= self.rescaled_phi <= 1:
             raise ValueError(f"sampling.rescaled_phi must lie in [0, 1], got {self.rescaled_phi!r}")
-        if self.guidance_interval is not None:
-            interval = tuple(self.guidance_interval)
+        if isinstance(self.autoguidance, bool) or not isinstance(self.autoguidance, (int, float)) or not math.isfinite(self.autoguidance) or self.autoguidance < 1:
+            raise ValueError(f"sampling.autoguidance must be a finite number ≥ 1 (1: off), got {self.autoguidance!r}")
+        for name in ("guidance_interval", "autoguidance_interval"):
+            value = getattr(self, name)
+            if value is None:
+                continue
+            interval = tuple(value)
             if len(interval) != 2 or not all(isinstance(v, (int, float)) for v in interval) or not 0 <= interval[0] <= interval[1] <= 1:
-                raise ValueError(f"sampling.guidance_interval must be [start, end] with 0 ≤ start ≤ end ≤ 1, got {self.guidance_interval!r}")
-            object.__setattr__(self, "guidance_interval", (float(interval[0]), float(interval[1])))
+                raise ValueError(f"sampling.{name} must be [start, end] with 0 ≤ start ≤ end ≤ 1, got {value!r}")
+            object.__setattr__(self, name, (float(interval[0]), float(interval[1])))
 
     def sampler_for(self, steps: int) -> str:
         """The sampler a run of `steps` steps should use."""
@@ -59,8 +68,9 @@ class SamplingSettings:
 
     def to_dict(self) -> dict[str, Any]:
         d = asdict(self)
-        if self.guidance_interval is not None:
-            d["guidance_interval"] = list(self.guidance_interval)
+        for name in ("guidance_interval", "autoguidance_interval"):
+            if d[name] is not None:
+                d[name] = list(d[name])
         return d
 
     @classmethod
