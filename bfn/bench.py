@@ -91,7 +91,7 @@ def time_sampling(model: BFNModel, sampler: str, steps: int, guidance: float, de
         _sync(device)
         start = time.perf_counter()
         sample(model, labels, sampler=sampler, steps=steps, guidance=guidance, seed=r, guidance_interval=interval,
-               rescaled_phi=model.sampling.rescaled_phi, autoguidance=model.sampling.autoguidance,
+               rescaled_phi=model.sampling.rescaled_phi, autoguidance=model.sampling.autoguidance_for(labels),
                autoguidance_interval=model.sampling.autoguidance_interval)
         _sync(device)
         best = min(best, time.perf_counter() - start)

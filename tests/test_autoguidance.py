@@ -5,6 +5,7 @@ from __future__ import annotations
 import dataclasses
 import json
 
+import numpy as np
 import pytest
 import torch
 
@@ -103,11 +104,14 @@ def test_a_guide_must_share_flow_labels_and_size() -> None:
 
 
 def test_settings_round_trip_and_checks() -> None:
-    s = SamplingSettings(autoguidance=2.0, autoguidance_interval=[0.1, 0.9])
+    s = SamplingSettings(autoguidance=2.0, autoguidance_unconditional=3.0, autoguidance_interval=[0.1, 0.9])
     assert SamplingSettings.from_dict(json.loads(json.dumps(s.to_dict()))) == s
     assert s.autoguidance_interval == (0.1, 0.9)
+    assert s.autoguidance_for([None, None]) == 3.0 and s.autoguidance_for([None, 4]) == 2.0 and s.autoguidance_for([4]) == 2.0
     with pytest.raises(ValueError, match="sampling.autoguidance must"):
         SamplingSettings(autoguidance=0.5)
+    with pytest.raises(ValueError, match="sampling.autoguidance_unconditional must"):
+        SamplingSettings(autoguidance_unconditional=float("inf"))
     with pytest.raises(ValueError, match="sampling.autoguidance_interval"):
         SamplingSettings(autoguidance_interval=[0.5, 0.1])
 
@@ -134,15 +138,21 @@ def test_the_guide_travels_in_the_model_folder(tmp_path) -> None:
 
 
 def test_the_cli_uses_the_recommended_autoguidance(tmp_path, capsys) -> None:
-    folder = _save_guided(tmp_path, autoguidance=2.0, autoguidance_interval=[0.0, 0.5])
-    out = {}
-    for name, extra in (("recommended", []), ("off", ["--autoguidance", "1"]), ("explicit", ["--autoguidance", "2",
-                                                                                                "--autoguidance-interval", "0", "0.5"])):
-        path = tmp_path / f"{name}.npz"
-        assert sample_main(["--model", str(folder), "--digits", "3", "none", "--steps", "4", "--out",
-                            str(tmp_path / f"{name}.png"), "--npz", str(path), *extra]) == 0
-        out[name] = torch.from_numpy(__import__("numpy").load(path)["images"])
-    assert torch.equal(out["recommended"], out["explicit"]) and not torch.equal(out["recommended"], out["off"])
+    """The recommended weight of runs with a label, and of runs without, unless --autoguidance says otherwise."""
+    folder = _save_guided(tmp_path, autoguidance=2.0, autoguidance_unconditional=3.0, autoguidance_interval=[0.0, 0.5])
+
+    def images(digits: list[str], *extra: str) -> torch.Tensor:
+        path = tmp_path / "s.npz"
+        assert sample_main(["--model", str(folder), "--digits", *digits, "--steps", "4", "--out", str(tmp_path / "s.png"),
+                            "--npz", str(path), *extra]) == 0
+        return torch.from_numpy(np.load(path)["images"])
+
+    within = ["--autoguidance-interval", "0", "0.5"]
+    for digits, weight in ((["3", "none"], "2"), (["none", "none"], "3")):
+        recommended = images(digits)
+        assert torch.equal(recommended, images(digits, "--autoguidance", weight, *within))
+        assert not torch.equal(recommended, images(digits, "--autoguidance", "1"))
+        assert not torch.equal(recommended, images(digits, "--autoguidance", "2.5", *within))
     (folder / GUIDE_FOLDER / "model.safetensors").unlink()
     with pytest.raises(SystemExit) as e:
         sample_main(["--model", str(folder), "--steps", "4", "--out", str(tmp_path / "x.png")])
