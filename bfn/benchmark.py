@@ -52,7 +52,7 @@ EVERY_STEP = (0.0, 1.0)  # the guidance interval of plain classifier-free guidan
 def time_sampling(model: BFNModel, sampler: str, steps: int, guidance: float, device: str, repeats: int = 1,
                   interval: tuple[float, float] | None = None) -> float:
     """Best-of-`repeats` seconds for one run of a row of labels (`label_row`) × `steps` (after a short warm-up
-    run), with the model's recommended rescaled guidance."""
+    run), with the model's recommended rescaled guidance and autoguidance (its guide's passes count)."""
     labels = list(label_row(model.num_labels))
     sample(model, labels, sampler=sampler, steps=2, guidance=guidance, seed=0, guidance_interval=EVERY_STEP)  # both batch sizes
     best = float("inf")
@@ -60,7 +60,8 @@ def time_sampling(model: BFNModel, sampler: str, steps: int, guidance: float, de
         _sync(device)
         start = time.perf_counter()
         sample(model, labels, sampler=sampler, steps=steps, guidance=guidance, seed=r, guidance_interval=interval,
-               rescaled_phi=model.sampling.rescaled_phi)
+               rescaled_phi=model.sampling.rescaled_phi, autoguidance=model.sampling.autoguidance_for(labels),
+               autoguidance_interval=model.sampling.autoguidance_interval)
         _sync(device)
         best = min(best, time.perf_counter() - start)
     return best

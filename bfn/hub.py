@@ -1,10 +1,12 @@
 """Load a trained `BFNModel` from a local folder or a Hugging Face Hub repo, or fail with one clear error.
 
 Every way a load can go wrong (no folder, no config, an invalid config field, a pickle checkpoint instead of
-safetensors, keys that do not match the architecture, NaN weights, a truncated file, an unreachable Hub) raises
+safetensors, keys that do not match the architecture, NaN weights, a truncated file, an unreachable Hub, a guide
+that does not fit its model) raises
 `ModelLoadError`, whose message names what was tried (folder, Hub cache, Hub) and how to get weights, so the
 CLI and the app can show it as is. Weights are only ever read from `model.safetensors`; pickle files are
-never opened.
+never opened. A model's autoguidance guide travels with it as a model folder of its own, `guide/`, inside the
+model's folder or Hub repo, and is loaded with it where present.
 """
 
 from __future__ import annotations
@@ -25,6 +27,7 @@ CONFIG_FILE = constants.CONFIG_NAME
 UNREADABLE = (OSError, UnicodeDecodeError, json.JSONDecodeError)  # what reading a JSON file can raise
 WEIGHTS_DIR = Path(__file__).resolve().parent.parent / "weights"
 DEFAULT_KIND = "discrete"
+GUIDE_FOLDER = "guide"  # a model's autoguidance guide: a model folder of its own inside the model's
 SHIPPED_MODELS = ("discrete", "continuous", "two-digit")  # the model folders this repository ships under weights/, in order
 HOW_TO_GET_WEIGHTS = (
     "To get weights, clone the repository with its weights/ folder, train and export one with "
@@ -94,7 +97,12 @@ def _download_folder(repo_id: str) -> Path:
                 why = f"no such folder, not in the Hugging Face cache, and the Hub did not provide {name} ({_summary(e)})"
                 hint = "Check the repo id (owner/name) and your connection, or use a local folder."
             raise _fail(repo_id, f"{why}; {_model_folders()}", hint) from e
-    return paths[0].parent  # both files live in the same snapshot folder
+    for name in (CONFIG_FILE, WEIGHTS_FILE):  # the guide, where the repo has one: optional, so a miss is no error
+        try:
+            hf_hub_download(repo_id, name, subfolder=GUIDE_FOLDER)
+        except (HfHubHTTPError, EntryNotFoundError, OfflineModeIsEnabled, OSError):
+            break
+    return paths[0].parent  # both files live in the same snapshot folder, the guide's in its guide/
 
 
 def _cached_folder(repo_id: str) -> Path | None:
@@ -195,4 +203,11 @@ def load_model(
         raise _fail(str(folder), f"{CONFIG_FILE} is invalid ({_summary(e)})") from e
     except (SafetensorError, RuntimeError, OSError, TypeError, ValueError) as e:
         raise _fail(str(folder), f"{WEIGHTS_FILE} is unusable ({_summary(e)})") from e
-    return _prepare(model, device)
+    model = _prepare(model, device)
+    guide = folder / GUIDE_FOLDER
+    if (guide / WEIGHTS_FILE).is_file():
+        try:
+            model.attach_guide(load_model(guide, kind=found, device=device))
+        except ConfigError as e:
+            raise _fail(str(guide), f"it is no guide for the model in {folder} ({_summary(e)})") from e
+    return model

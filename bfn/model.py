@@ -101,8 +101,27 @@ class BFNModel(
         self.label_names: tuple[str, ...] = check_labels(labels, config.num_labels)
         # The mixin would save only the arguments as passed ("flow": null for defaults); record every
         # hyperparameter instead, so a saved config.json keeps its meaning if a default changes later.
+        self._guide: BFNModel | None = None
         self._hub_mixin_config = {"kind": kind, "flow": dataclasses.asdict(self.flow), "unet": self.net.config.to_dict(),
                                   "sampling": self.sampling.to_dict(), "labels": list(self.label_names)}
+
+    @property
+    def guide(self) -> "BFNModel | None":
+        """The model's autoguidance guide (`bfn.sampling.autoguided`), if it has one; see `attach_guide`."""
+        return self._guide
+
+    def attach_guide(self, guide: "BFNModel") -> None:
+        """Give the model its guide: a weaker model of the same flow, labels and image size.
+
+        The guide is a model of its own, saved in its own folder (guide/ beside the weights), so it is held as a
+        plain reference: registered as a sub-module it would enter this model's state_dict and its weights file.
+        """
+        if guide.kind != self.kind or guide.flow != self.flow:
+            raise ConfigError(f"the guide's flow ({guide.kind} {dataclasses.asdict(guide.flow)}) differs from the "
+                              f"model's ({self.kind} {dataclasses.asdict(self.flow)}); a guide must share the flow")
+        if guide.label_names != self.label_names or guide.data_shape != self.data_shape:
+            raise ConfigError("the guide's labels or image size differ from the model's; a guide must share both")
+        object.__setattr__(self, "_guide", guide)  # not nn.Module.__setattr__, which would register it
 
     @property
     def num_labels(self) -> int:

@@ -1,9 +1,10 @@
-"""Sampling: one loop that yields every step's state, classifier-free guidance, and the samplers by name.
+"""Sampling: one loop that yields every step's state, classifier-free guidance, autoguidance, and the samplers by name.
 
 The app streams these states, the CLI keeps the last one and the tests inspect all of them, so the
 generative procedure exists exactly once (`run_sampler`); a sampler is that loop with an update rule and a
 time grid (`Sampler`), and `SAMPLERS` lists every one. A run is fully determined by (model, labels, steps,
-guidance, guidance interval, seed, known data): all randomness comes from one seeded `torch.Generator`.
+guidance, guidance interval, autoguidance, seed, known data): all randomness comes from one seeded
+`torch.Generator`.
 
 Completion (inpainting) is the same loop told part of the data (`known`): at the known pixels the sender knows
 the data, so every update there observes the true values instead of a draw from the output distribution.
@@ -36,13 +37,14 @@ MAX_RESAMPLE = 100
 
 class Network(Protocol):
     """What a sampler needs of a model (`bfn.model.BFNModel`, or anything that stands in for one: a test's exact
-    posterior, the app's model that takes turns on the CPU): its flow, labels, data shape and recommended
-    settings, and a call from the network input, times and labels to the raw output."""
+    posterior, the app's model that takes turns on the CPU): its flow, labels, data shape, recommended settings
+    and guide, and a call from the network input, times and labels to the raw output."""
 
     flow: Flow
     num_labels: int  # this index itself is the "no class" label
     data_shape: tuple[int, int, int]
     sampling: SamplingSettings
+    guide: Network | None  # its autoguidance guide, if it has one (`autoguided`)
 
     def __call__(self, theta_input: Tensor, t: Tensor, labels: Tensor) -> Tensor: ...
 
@@ -67,6 +69,7 @@ class StepState:
             known data exactly at the known pixels.
         value_range: the range of `theta`, `output` and `sample`, for display: (0, 1) or (−1, 1).
         guidance: the guidance weight in effect for `output`: the run's, or 1 outside its guidance interval.
+        autoguidance: the autoguidance weight in effect for `output`: the run's, or 1 outside its interval.
         observation: the sender sample whose Bayesian update turned the previous state's θ into this one's,
             per image and pixel: y (B, H, W, m) with m numbers per pixel (one per class, or one) and the drawn
             class (B, H, W) where the flow draws one. None at step 0, for samplers whose update is not a
@@ -83,6 +86,7 @@ class StepState:
     value_range: tuple[float, float] = (0.0, 1.0)
     guidance: float = 1.0
     observation: Observation | None = None
+    autoguidance: float = 1.0
 
     @property
     def is_final(self) -> bool:
@@ -115,11 +119,24 @@ def guidance_interval_for(model: Network, interval: tuple[float, float] | None =
     return model.sampling.guidance_interval or model.flow.default_guidance_interval
 
 
+def _check_interval(name: str, interval: tuple[float, float] | None) -> None:
+    """An interval of times is two numbers 0 ≤ start ≤ end ≤ 1; None stands for a default, which is valid."""
+    if interval is None:
+        return
+    try:
+        start, end = (float(v) for v in interval)
+    except (TypeError, ValueError):
+        raise ValueError(f"{name} must be two times (start, end), got {interval!r}") from None
+    if not 0 <= start <= end <= 1:
+        raise ValueError(f"{name} must satisfy 0 ≤ start ≤ end ≤ 1, got {interval!r}")
+
+
 def validate_run(steps: int, guidance: float, seed: int, guidance_interval: tuple[float, float] | None = None,
-                 rescaled_phi: float = 0.0, resample: int = 1) -> None:
+                 rescaled_phi: float = 0.0, resample: int = 1, autoguidance: float = 1.0,
+                 autoguidance_interval: tuple[float, float] | None = None) -> None:
     """Reject values that would silently produce garbage, with a message that says what is allowed.
 
-    A `guidance_interval` of None stands for the flow's default, which is valid.
+    An interval of None stands for the model's recommended one, which is valid.
     """
     if isinstance(rescaled_phi, bool) or not isinstance(rescaled_phi, (int, float)) or not 0 <= rescaled_phi <= 1:
         raise ValueError(f"rescaled_phi must be a number from 0 to 1, got {rescaled_phi!r}")
@@ -131,14 +148,11 @@ def validate_run(steps: int, guidance: float, seed: int, guidance_interval: tupl
         raise ValueError(f"seed must be an integer from 0 to 2^63 − 1, got {seed!r}")
     if isinstance(resample, bool) or not isinstance(resample, int) or not 1 <= resample <= MAX_RESAMPLE:
         raise ValueError(f"resample must be an integer from 1 to {MAX_RESAMPLE}, got {resample!r}")
-    if guidance_interval is None:
-        return
-    try:
-        start, end = (float(v) for v in guidance_interval)
-    except (TypeError, ValueError):
-        raise ValueError(f"guidance_interval must be two times (start, end), got {guidance_interval!r}") from None
-    if not 0 <= start <= end <= 1:
-        raise ValueError(f"guidance_interval must satisfy 0 ≤ start ≤ end ≤ 1, got {guidance_interval!r}")
+    if (isinstance(autoguidance, bool) or not isinstance(autoguidance, (int, float)) or not math.isfinite(autoguidance)
+            or autoguidance < 1):
+        raise ValueError(f"autoguidance must be a finite number ≥ 1 (1: off), got {autoguidance!r}")
+    _check_interval("guidance_interval", guidance_interval)
+    _check_interval("autoguidance_interval", autoguidance_interval)
 
 
 def rescale_guided(guided: Tensor, cond: Tensor, phi: float) -> Tensor:
@@ -174,6 +188,25 @@ def guided_network_output(model: Network, net_input: Tensor, t: float, labels: T
     return rescale_guided(guided, cond, rescaled_phi) if rescaled_phi else guided
 
 
+def autoguidance_interval_for(model: Network, interval: tuple[float, float] | None = None) -> tuple[float, float]:
+    """The autoguidance interval a run uses: the one asked for, else the model's recommended one (its config's
+    `sampling.autoguidance_interval`), else the whole run."""
+    if interval is not None:
+        return interval
+    return model.sampling.autoguidance_interval or (0.0, 1.0)
+
+
+def autoguided(good: Tensor, bad: Tensor, weight: float) -> Tensor:
+    """Autoguidance (Karras et al. 2024, arXiv 2406.02507, eq. 2): bad + w (good − bad) on the raw output.
+
+    "bad" is a smaller, briefly trained network of the same flow, data and labels (the model's guide): where
+    the two disagree is where the good model's extra training matters, and w > 1 pushes further that way. The
+    guide sees the same labels, so unlike classifier-free guidance it also sharpens unconditional samples.
+    w = 1 is exactly `good`.
+    """
+    return good if weight == 1 else bad + weight * (good - bad)
+
+
 def guidance_at(t: float, guidance: float, interval: tuple[float, float]) -> float:
     """The guidance weight at time t: guidance beyond the conditional model (w > 1) acts only inside `interval`.
 
@@ -186,6 +219,12 @@ def guidance_at(t: float, guidance: float, interval: tuple[float, float]) -> flo
     return guidance if guidance <= 1 or start <= t <= end else 1.0
 
 
+def autoguidance_at(t: float, autoguidance: float, interval: tuple[float, float]) -> float:
+    """The autoguidance weight at time t: the run's inside `interval`, 1 (off) outside it."""
+    start, end = interval
+    return autoguidance if start <= t <= end else 1.0
+
+
 def _observation_view(observation: Observation | None) -> Observation | None:
     """An observation as the states report it: image-shaped (B, H, W, m) y and (B, H, W) classes, on the CPU."""
     if observation is None:
@@ -194,7 +233,7 @@ def _observation_view(observation: Observation | None) -> Observation | None:
     return Observation(observation.alpha, y.reshape(*y.shape[:3], -1).cpu(), None if drawn is None else drawn[:, 0].cpu())
 
 
-def _state(flow: Flow, step: int, n: int, t: float, theta: Theta, output: Tensor, guidance: float,
+def _state(flow: Flow, step: int, n: int, t: float, theta: Theta, output: Tensor, weights: tuple[float, float],
            sample: Tensor | None = None, observation: Observation | None = None) -> StepState:
     precision = flow.precision_view(theta)
     return StepState(
@@ -206,8 +245,9 @@ def _state(flow: Flow, step: int, n: int, t: float, theta: Theta, output: Tensor
         output=flow.output_view(output)[:, 0].cpu(),
         sample=None if sample is None else flow.sample_view(sample)[:, 0].cpu(),
         value_range=flow.display.value_range,
-        guidance=guidance,
+        guidance=weights[0],
         observation=_observation_view(observation),
+        autoguidance=weights[1],
     )
 
 
@@ -275,6 +315,8 @@ def run_sampler(
     rescaled_phi: float = 0.0,
     known: Known | None = None,
     resample: int = 1,
+    autoguidance: float = 1.0,
+    autoguidance_interval: tuple[float, float] | None = None,
 ) -> Iterator[StepState]:
     """The loop every sampler shares; a sampler differs only in its update rule (and maybe its time grid).
 
@@ -285,7 +327,9 @@ def run_sampler(
     run, so an update may keep state (multistep solvers); `grid` names the time grid (`bfn.solvers.GRIDS`).
     Guidance applies only at the times in `guidance_interval` (`guidance_at`; None: the model's recommended
     interval, `guidance_interval_for`; (0, 1): everywhere, as in plain classifier-free guidance), rescaled by
-    `rescaled_phi` (`rescale_guided`; 0: plain guidance).
+    `rescaled_phi` (`rescale_guided`; 0: plain guidance). `autoguidance` = w > 1 then moves the (guided) output
+    away from the model's guide's (`autoguided`, `BFNModel.guide`) at the times in `autoguidance_interval`
+    (None: the model's recommended interval, `autoguidance_interval_for`), one guide pass per step there.
 
     `known` = (x, mask) makes the run a completion: where the mask is True, the update and the final sample
     see the output distribution that puts all its mass on x (`Flow.point_output`) instead of the network's,
@@ -301,7 +345,13 @@ def run_sampler(
     """
     flow = model.flow
     guidance_interval = guidance_interval_for(model, guidance_interval)
-    validate_run(steps, guidance, seed, guidance_interval, rescaled_phi, resample)
+    validate_run(steps, guidance, seed, guidance_interval, rescaled_phi, resample, autoguidance, autoguidance_interval)
+    if autoguidance != 1:  # a model asked for no autoguidance need have neither a guide nor settings for one
+        if model.guide is None:
+            raise ValueError("autoguidance needs the model's guide (a guide/ folder beside its weights), and this model has none")
+        autoguidance_interval = autoguidance_interval_for(model, autoguidance_interval)
+    else:
+        autoguidance_interval = (0.0, 1.0)
     label_idx = resolve_labels(labels, model.num_labels)
     device = next(model.parameters()).device
     label_idx = label_idx.to(device)
@@ -321,27 +371,31 @@ def run_sampler(
         """The output distribution the update draws from: the sender's point mass at the known pixels."""
         return output if known is None else torch.where(mask, point, output)
 
-    def predict(t: float) -> tuple[Tensor, float]:
-        """The output distribution at t and the guidance weight that shaped it."""
+    def predict(t: float) -> tuple[Tensor, tuple[float, float]]:
+        """The output distribution at t and the (guidance, autoguidance) weights that shaped it."""
         weight = guidance_at(t, guidance, guidance_interval)
+        auto = autoguidance_at(t, autoguidance, autoguidance_interval)
         net_input = flow.network_input(theta)
+        times_now = torch.full((label_idx.shape[0],), t, device=device)
         if flow.needs_network(t):
             raw = guided_network_output(model, net_input, t, label_idx, weight, rescaled_phi)
+            if auto != 1:
+                raw = autoguided(raw, model.guide(net_input, times_now, label_idx), auto)
         else:
             raw = torch.zeros((label_idx.shape[0], *net_input.shape[1:]), device=device)
-        return flow.output(raw, theta, torch.full((label_idx.shape[0],), t, device=device)), weight
+        return flow.output(raw, theta, times_now), (weight, auto)
 
     for i in range(1, steps + 1):
         t = times[i - 1]
         for take in range(takes):
             if take:
                 theta = forget(flow, theta, betas[i], betas[i - 1], generator)
-            output, weight = predict(t)
+            output, weights = predict(t)
             if take == takes - 1:  # a later take's θ was forgotten and is not what the last update made
-                yield _state(flow, i - 1, steps, t, theta, output, weight, observation=None if take else observation)
+                yield _state(flow, i - 1, steps, t, theta, output, weights, observation=None if take else observation)
             theta, observation = update(i, theta, observed(output))
-    output, weight = predict(1.0)
-    yield _state(flow, steps, steps, 1.0, theta, output, weight, flow.final_sample(observed(output), generator), observation)
+    output, weights = predict(1.0)
+    yield _state(flow, steps, steps, 1.0, theta, output, weights, flow.final_sample(observed(output), generator), observation)
 
 
 @dataclass
@@ -362,7 +416,7 @@ class Sampler:
     """A named sampler: the shared loop with one update rule on one time grid.
 
     Call it like a function: `sampler(model, labels, steps=…, guidance=…, seed=…, guidance_interval=…,
-    rescaled_phi=…, known=…, resample=…)` yields the run's `StepState`s (see `run_sampler`; `known` makes it a
+    rescaled_phi=…, known=…, resample=…, autoguidance=…, autoguidance_interval=…)` yields the run's `StepState`s (see `run_sampler`; `known` makes it a
     completion, `resample` resamples it).
     """
 
@@ -386,10 +440,13 @@ class Sampler:
         rescaled_phi: float = 0.0,
         known: Known | None = None,
         resample: int = 1,
+        autoguidance: float = 1.0,
+        autoguidance_interval: tuple[float, float] | None = None,
     ) -> Iterator[StepState]:
         yield from run_sampler(model, labels, steps=self.default_steps if steps is None else steps, guidance=guidance,
                                seed=seed, make_update=self.make_update, grid=self.grid, guidance_interval=guidance_interval,
-                               rescaled_phi=rescaled_phi, known=known, resample=resample)
+                               rescaled_phi=rescaled_phi, known=known, resample=resample, autoguidance=autoguidance,
+                               autoguidance_interval=autoguidance_interval)
 
 
 def _solver(order: int, stochastic: bool) -> MakeUpdate:

@@ -11,6 +11,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+from bfn.hub import GUIDE_FOLDER
 from bfn.kinds import make_flow
 from training.datasets import get_dataset
 
@@ -37,6 +38,24 @@ def _evaluation_table(lines: list[dict]) -> str:
         rows.append(f"| {e['steps']} | {e['test_images']} × {e['repeats']} | {e['nll_conditional']} | "
                     f"{e['nll_unconditional']} |{pixels} `{e['command']}` |")
     return "\n".join(rows) + "\n"
+
+
+def _guide_section(folder: Path) -> str:
+    """What a model card says of the model's autoguidance guide (guide/), or of the guide it is."""
+    if folder.name == GUIDE_FOLDER:
+        return ("\nThis model is the **autoguidance guide** of the model in the folder above (Karras et al. 2024, "
+                "arXiv 2406.02507): a smaller network of the same flow, data and labels, trained briefly on purpose. "
+                "Sampling pushes the model's output away from this one's (`bfn.sampling.autoguided`); it is not meant "
+                "to be sampled on its own.\n")
+    record = folder / GUIDE_FOLDER / TRAINING
+    if not record.exists():
+        return ""
+    guide = json.loads(record.read_text())
+    return (f"\n## Autoguidance guide\n\n`{GUIDE_FOLDER}/` holds this model's autoguidance guide (Karras et al. 2024, "
+            f"arXiv 2406.02507): a {guide.get('parameters', '?')}-parameter network of the same flow, data and labels, "
+            f"trained {guide.get('steps', '?')} steps of batch {guide.get('batch_size', '?')} "
+            f"(`{'; '.join(guide.get('commands', []))}`). With autoguidance w the raw network output becomes "
+            "guide + w (model − guide); `load_model` loads the guide with the model.\n")
 
 
 def render_card(folder: Path) -> str:
@@ -68,7 +87,7 @@ datasets: [mnist]
 A Bayesian Flow Network (Graves et al. 2023, arXiv 2308.07037) for {title}, conditioned on {data.condition}
 with a learned "no class" label for classifier-free guidance. Flow: `{kind}` ({flow}). Network: a
 small U-Net ({params} parameters) chosen for sampling speed on a CPU.{evidence}
-
+{_guide_section(folder)}
 ```python
 from bfn.hub import load_model
 from bfn.sampling import sample

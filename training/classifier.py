@@ -35,8 +35,8 @@ metrics: [accuracy]
 
 # BFN Studio: MNIST digit classifier
 
-The judge of BFN Studio's sample quality: a {params}-parameter conv net (16-32-64-128 channels, batch norm,
-global average pooling) whose 128 penultimate features are the embedding of the Fréchet distance
+The judge of BFN Studio's sample quality: a {params}-parameter conv net ({widths} channels, batch norm,
+global average pooling) whose {features} penultimate features are the embedding of the Fréchet distance
 (`python -m training evaluate-samples`), and whose probabilities the app plots at every sampling step.
 Inputs are 28×28 intensities in [0, 1], grey or binarised.
 
@@ -64,6 +64,7 @@ class ClassifierConfig:
     binarise: float = 0.5  # fraction of training images dynamically binarised
     seed: int = 0
     threads: int = 1
+    channels: tuple[int, int, int, int] = (16, 32, 64, 128)  # another width gives a second judge, another feature space
 
 
 def augment(images: Tensor, cfg: ClassifierConfig, generator: torch.Generator) -> Tensor:
@@ -165,7 +166,7 @@ def train_classifier(train: Split, cfg: ClassifierConfig, log=print) -> DigitCla
     """Train a fresh classifier on `train` for cfg.epochs epochs (deterministic for a given seed)."""
     torch.manual_seed(cfg.seed)
     generator = torch.Generator().manual_seed(cfg.seed)
-    model = DigitClassifier()
+    model = DigitClassifier(channels=cfg.channels)
     optimizer = torch.optim.AdamW(model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
     per_epoch = math.ceil(len(train) / cfg.batch_size)
     total = cfg.epochs * per_epoch
@@ -198,8 +199,9 @@ def export_classifier(model: DigitClassifier, out: Path, record: dict) -> Path:
     params = f"{sum(p.numel() for p in model.parameters()) / 1e3:.0f}k"
     calibration_line = CALIBRATION_LINE.format(**record["calibration"]) if "calibration" in record else ""
     compute = record.get("compute", f"{record['seconds']:.0f} s on {record['threads']} CPU thread(s).")  # or a note written by hand
-    (out / "README.md").write_text(CARD.format(params=params, calibration_line=calibration_line,
-                                               **{**record, "compute": compute}))
+    widths = "-".join(str(c) for c in record.get("channels", ClassifierConfig.channels))
+    (out / "README.md").write_text(CARD.format(params=params, calibration_line=calibration_line, widths=widths,
+                                               features=model.feature_dim, **{**record, "compute": compute}))
     return out
 
 
@@ -216,6 +218,8 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--binarise", type=float, default=d.binarise, help="fraction of training images binarised")
     p.add_argument("--seed", type=int, default=d.seed, help="seed of initialisation, data order and augmentation")
     p.add_argument("--threads", type=int, default=d.threads, help="torch CPU threads")
+    p.add_argument("--channels", type=int, nargs=4, default=list(d.channels), metavar="C",
+                   help="widths of the four convolutions (a second judge: other widths and seed, another feature space)")
     p.set_defaults(func=run)
     c = sub.add_parser("calibrate-classifier", help="fit the digit classifier's softmax temperature on the training "
                        "images and rewrite its folder", formatter_class=argparse.ArgumentDefaultsHelpFormatter)
@@ -230,12 +234,12 @@ def command_line(args: argparse.Namespace) -> str:
     return "python -m training classifier " + shlex.join([
         "--data-dir", str(args.data_dir), "--out", str(args.out), "--epochs", str(args.epochs), "--batch-size", str(args.batch_size),
         "--lr", str(args.lr), "--shift", str(args.shift), "--binarise", str(args.binarise), "--seed", str(args.seed),
-        "--threads", str(args.threads)])
+        "--threads", str(args.threads), "--channels", *map(str, args.channels)])
 
 
 def run(args: argparse.Namespace) -> None:
     cfg = ClassifierConfig(epochs=args.epochs, batch_size=args.batch_size, lr=args.lr, shift=args.shift,
-                           binarise=args.binarise, seed=args.seed, threads=args.threads)
+                           binarise=args.binarise, seed=args.seed, threads=args.threads, channels=tuple(args.channels))
     if cfg.epochs < 1 or cfg.batch_size < 1:
         raise ValueError("--epochs and --batch-size must be at least 1")
     torch.set_num_threads(cfg.threads)

@@ -36,7 +36,7 @@ from torch import Tensor
 from bfn.classifier import DigitClassifier, digit_parts, digits_of, load_classifier
 from bfn.flow import Flow
 from bfn.images import to_unit
-from bfn.sampling import SAMPLERS, guidance_interval_for, sample
+from bfn.sampling import SAMPLERS, autoguidance_interval_for, guidance_interval_for, sample
 from training.card import SAMPLE_QUALITY, SAMPLE_RESULTS, write_card
 from training.data import Split, load_mnist
 from training.sample_metrics import (
@@ -77,12 +77,14 @@ def balanced_subset(split: Split, per_class: int, seed: int = 0) -> Split:
 
 
 def generate(model, sampler: str, labels: list[int], steps: int, guidance: float, seed: int, batch_size: int,
-             guidance_interval: tuple[float, float] | None = None, rescaled_phi: float = 0.0) -> Tensor:
+             guidance_interval: tuple[float, float] | None = None, rescaled_phi: float = 0.0,
+             autoguidance: float = 1.0, autoguidance_interval: tuple[float, float] | None = None) -> Tensor:
     """Final samples (N, H, W) in [0, 1], the model's image size; batch b uses seed + b."""
     out = []
     for b, start in enumerate(range(0, len(labels), batch_size)):
         final = sample(model, labels[start : start + batch_size], sampler=sampler, steps=steps, guidance=guidance,
-                       seed=seed + b, guidance_interval=guidance_interval, rescaled_phi=rescaled_phi)
+                       seed=seed + b, guidance_interval=guidance_interval, rescaled_phi=rescaled_phi,
+                       autoguidance=autoguidance, autoguidance_interval=autoguidance_interval)
         out.append(to_unit(final.sample.float(), final.value_range))
     return torch.cat(out)
 
@@ -152,9 +154,19 @@ def guided(line: dict) -> tuple[float, float]:
 
 
 def guidance_cell(line: dict) -> str:
-    """The guidance weight, with the rescaling φ where it was used (lines before φ existed had none)."""
-    phi = line.get("rescaled_phi", 0.0)
-    return f"{line['guidance']:g}" + (f" (φ {phi:g})" if phi else "")
+    """The guidance weight, with the rescaling φ and the autoguidance weight (and its interval) where they were
+    used (lines before either existed had none)."""
+    phi, auto = line.get("rescaled_phi", 0.0), line.get("autoguidance", 1.0)
+    start, end = line.get("autoguidance_interval", (0.0, 1.0))
+    return (f"{line['guidance']:g}" + (f" (φ {phi:g})" if phi else "")
+            + (f", auto {auto:g} (t {start:g}–{end:g})" if auto != 1 else ""))
+
+
+def setting_key(line: dict) -> tuple:
+    """What makes a result line's setting: a later line of the same setting replaces it in the tables."""
+    return (line.get("unconditional", False), line["sampler"], line["steps"], line["guidance"],
+            line.get("rescaled_phi", 0.0), line.get("autoguidance", 1.0), tuple(line.get("autoguidance_interval", ())),
+            guided(line), line["per_class"])
 
 
 def render_unconditional_table(lines: list[dict]) -> str:
@@ -167,13 +179,13 @@ def render_unconditional_table(lines: list[dict]) -> str:
             " Lines without a real share were scored by the classifier's raw, uncalibrated softmax, which gives most "
             "real digits less than 0.9." if any("confident_real" not in r for r in lines) else ""),
         "",
-        "| sampler | steps | confident (real) | distance from uniform (shares 0–9) | Fréchet (floor) | diversity (real) |",
-        "|---|---:|---:|---|---:|---:|",
+        "| sampler | steps | guidance | confident (real) | distance from uniform (shares 0–9) | Fréchet (floor) | diversity (real) |",
+        "|---|---:|---:|---:|---|---:|---:|",
     ]
-    for r in sorted(lines, key=lambda r: (r["sampler"] != "bfn", r["sampler"], r["steps"])):
+    for r in sorted(lines, key=lambda r: (r["sampler"] != "bfn", r["sampler"], r["steps"], r.get("autoguidance", 1.0))):
         shares = " ".join(f"{s:.2f}" for s in r["class_shares"])
         real = f"{r['confident_real']:.1%}" if "confident_real" in r else "—"
-        rows.append(f"| {r['sampler']} | {r['steps']} | {r['confident']:.1%} ({real}) | {r['distance_from_uniform']:.3f} ({shares}) | "
+        rows.append(f"| {r['sampler']} | {r['steps']} | {guidance_cell(r)} | {r['confident']:.1%} ({real}) | {r['distance_from_uniform']:.3f} ({shares}) | "
                     f"{r['frechet']:.2f} ({r['frechet_floor']:.2f}) | {r['diversity']:.2f} ({r['diversity_real']:.2f}) |")
     commands = sorted({r["command"] for r in lines})
     rows += ["", "Command(s): " + "; ".join(f"`{c}`" for c in commands), ""]
@@ -187,13 +199,14 @@ def render_table(lines: list[dict]) -> str:
     if not lines:
         return render_unconditional_table(unconditional)
     lines = sorted(lines, key=lambda r: (r["sampler"] != "bfn", r["sampler"], r["guidance"], r.get("rescaled_phi", 0.0),
-                                         guided(r), r["steps"], r["samples"]))
+                                         r.get("autoguidance", 1.0), guided(r), r["steps"], r["samples"]))
     rows = [
         "Digit-classifier metrics of class-conditional samples (as many of each digit; the floor depends on their "
         "number) per setting: classifier accuracy, Fréchet distance of the classifier's penultimate features to the test "
         "set (floor: as many real training images score this), and within-class diversity (mean pairwise feature "
         "distance; real images in brackets). Sampler `bfn` is the paper's; `solver` the few-step solver. Guided t: "
-        "the times at which guidance above 1 acted (the plain conditional model elsewhere); φ: rescaled guidance.",
+        "the times at which guidance above 1 acted (the plain conditional model elsewhere); φ: rescaled guidance; "
+        "auto: the autoguidance weight and the times it acted.",
         "",
         "| sampler | steps | guidance | guided t | samples | accuracy | Fréchet (floor) | diversity (real) | s/sample |",
         "|---|---:|---:|---:|---:|---:|---:|---:|---:|",
@@ -220,9 +233,7 @@ def record(folder: Path, lines: list[dict]) -> None:
             f.write(json.dumps(line) + "\n")
     latest = {}
     for line in (json.loads(l) for l in (folder / SAMPLE_RESULTS).read_text().splitlines() if l.strip()):
-        key = (line.get("unconditional", False), line["sampler"], line["steps"], line["guidance"], line.get("rescaled_phi", 0.0),
-               guided(line), line["per_class"])
-        latest[key] = line
+        latest[setting_key(line)] = line
     (folder / SAMPLE_QUALITY).write_text(render_table(list(latest.values())))
     if (folder / "README.md").exists():  # the model card includes sample_quality.md
         write_card(folder)
@@ -241,6 +252,10 @@ def register(sub: argparse._SubParsersAction) -> None:
                    help="guide only for t in [START, END] (default: the model's recommended interval)")
     p.add_argument("--rescaled-phi", type=float, nargs="+", default=[0.0],
                    help="rescaled guidance φ value(s) in [0, 1] (0: plain guidance)")
+    p.add_argument("--autoguidance", type=float, nargs="+", default=[1.0],
+                   help="autoguidance weight(s) ≥ 1 with the model's guide (1: off)")
+    p.add_argument("--autoguidance-interval", type=float, nargs=2, metavar=("START", "END"),
+                   help="autoguide only for t in [START, END] (default: the model's recommended interval, else all)")
     p.add_argument("--unconditional", action="store_true",
                    help="sample --per-class images per label with no class instead: share that look like digits, spread over the digits")
     p.add_argument("--per-class", type=int, default=50, help="samples per digit and setting")
@@ -257,6 +272,9 @@ def command_line(args: argparse.Namespace) -> str:
     parts = ["--model", str(args.model), "--data-dir", str(args.data_dir), "--sampler", *args.sampler,
              "--guidance", *[f"{g:g}" for g in args.guidance], "--steps", *map(str, args.steps),
              *(["--rescaled-phi", *[f"{p:g}" for p in args.rescaled_phi]] if args.rescaled_phi != [0.0] else []),
+             *(["--autoguidance", *[f"{a:g}" for a in args.autoguidance]] if args.autoguidance != [1.0] else []),
+             *(["--autoguidance-interval", *[f"{t:g}" for t in args.autoguidance_interval]]
+               if args.autoguidance_interval else []),
              *(["--unconditional"] if args.unconditional else []),
              "--per-class", str(args.per_class), "--batch-size", str(args.batch_size), "--seed", str(args.seed)]
     if args.guidance_interval:
@@ -290,16 +308,20 @@ def run(args: argparse.Namespace) -> None:
     command = command_line(args)
     interval = guidance_interval_for(model, tuple(args.guidance_interval) if args.guidance_interval else None)
     lines = []
-    settings = [(sampler, guidance, phi, steps) for sampler in args.sampler for guidance in args.guidance
-                for phi in args.rescaled_phi for steps in args.steps]
-    for sampler, guidance, phi, steps in settings:
+    auto_interval = tuple(args.autoguidance_interval) if args.autoguidance_interval else None
+    settings = [(sampler, guidance, phi, auto, steps) for sampler in args.sampler for guidance in args.guidance
+                for phi in args.rescaled_phi for auto in args.autoguidance for steps in args.steps]
+    for sampler, guidance, phi, auto, steps in settings:
         start = time.perf_counter()
-        images = generate(model, sampler, labels, steps, guidance, args.seed, args.batch_size, interval, phi).cpu()
+        images = generate(model, sampler, labels, steps, guidance, args.seed, args.batch_size, interval, phi,
+                          auto, auto_interval).cpu()
         seconds = time.perf_counter() - start
         digits, digit_labels = as_digits(images, labels, model.label_names, parts)
         scores = score_unconditional(classifier, digits, ref) if args.unconditional else score(classifier, digits, digit_labels, ref, parts)
         line = {"model": str(args.model), "kind": model.kind, "sampler": sampler, "guidance": guidance,
                 "guidance_interval": list(interval), "steps": steps, **({"rescaled_phi": phi} if phi else {}),
+                **({"autoguidance": auto, "autoguidance_interval": list(autoguidance_interval_for(model, auto_interval))}
+                   if auto != 1 else {}),
                 **({"unconditional": True} if args.unconditional else {}),
                 "per_class": args.per_class, "samples": len(labels), **scores,
                 "seconds": round(seconds, 2), "seed": args.seed, "command": command}

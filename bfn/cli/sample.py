@@ -112,6 +112,23 @@ def add_run_options(p: argparse.ArgumentParser) -> None:
         "output's spread; 0 is plain guidance (default: the model's recommended)",
     )
     p.add_argument(
+        "--autoguidance",
+        type=float,
+        default=None,
+        metavar="W",
+        help="autoguidance weight w >= 1 (Karras et al. 2024): push the output away from the model's guide, a weaker "
+        "model in its guide/ folder; 1 is off (default: the model's recommended, which may differ between runs with "
+        "and without a label)",
+    )
+    p.add_argument(
+        "--autoguidance-interval",
+        type=float,
+        nargs=2,
+        default=None,
+        metavar=("START", "END"),
+        help="apply autoguidance only for t in [START, END] (default: the model's recommended, else the whole run)",
+    )
+    p.add_argument(
         "--seed", type=int, default=0, help="random seed; the same seed and settings give the same images (default: 0)"
     )
     p.add_argument(
@@ -152,6 +169,12 @@ def resolve_run(args: argparse.Namespace, model: BFNModel) -> SamplingSettings:
         sampler=args.sampler or recommended.sampler_for(steps),
         guidance=recommended.guidance if args.guidance is None else args.guidance,
         rescaled_phi=recommended.rescaled_phi if args.rescaled_phi is None else args.rescaled_phi,
+        # an --autoguidance given holds for every run; else the recommended one, which depends on the labels
+        autoguidance=recommended.autoguidance if args.autoguidance is None else args.autoguidance,
+        autoguidance_unconditional=(recommended.autoguidance_unconditional if args.autoguidance is None
+                                    else args.autoguidance),
+        autoguidance_interval=(recommended.autoguidance_interval if args.autoguidance_interval is None
+                               else tuple(args.autoguidance_interval)),
     )
 
 
@@ -159,7 +182,8 @@ def load_run(args: argparse.Namespace, resample: int = 1) -> tuple[BFNModel, Sam
     """The model and the run's settings (`resolve_run`), checked before anything is drawn."""
     model = load_model(args.model, kind=args.kind)
     run = resolve_run(args, model)
-    validate_run(run.steps, run.guidance, args.seed, args.guidance_interval, run.rescaled_phi, resample)
+    validate_run(run.steps, run.guidance, args.seed, args.guidance_interval, run.rescaled_phi, resample,
+                 run.autoguidance_unconditional, run.autoguidance_interval)
     return model, run
 
 
@@ -168,7 +192,10 @@ def final_state(model: BFNModel, run: SamplingSettings, args: argparse.Namespace
     """Run the settings' sampler to its final state behind a progress bar (on stderr); `completion` holds
     `known` and `resample` for a completion (`bfn.sampling.run_sampler`)."""
     states = get_sampler(run.sampler)(model, labels, steps=run.steps, guidance=run.guidance, seed=args.seed,
-                                      guidance_interval=args.guidance_interval, rescaled_phi=run.rescaled_phi, **completion)
+                                      guidance_interval=args.guidance_interval, rescaled_phi=run.rescaled_phi,
+                                      autoguidance=run.autoguidance_for(labels),
+                                      autoguidance_interval=run.autoguidance_interval,
+                                      **completion)
     state = None
     for state in tqdm(states, total=run.steps + 1, desc="sampling", unit="step"):
         pass

@@ -1,6 +1,6 @@
 """Every measurable claim of "What am I looking at?" and the "Which digit?" caption, measured on the shipped models.
 
-The text (`app.layout.explanation`, each flow's `FlowDisplay.explanation`, the caption under "Which digit?")
+The text (`app.features.generate.words.explanation`, each flow's `FlowDisplay.explanation`, the caption under "Which digit?")
 says what the views show at the default settings: both models side by side, all ten digits, the recommended
 guidance, steps and sampler, seed 0. These tests run exactly that run and check each claim against the
 frames the views are drawn from, so a change to the weights, the sampler or the words that makes a sentence

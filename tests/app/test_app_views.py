@@ -46,7 +46,7 @@ def both(discrete_model, continuous_model) -> dict[str, Frames]:
 
 # ------------------------------------------------------------------------------------ typed values, the status
 
-# What a user can type in each box, out of its range, as the page sends it (text: see app.layout.TYPED_JS).
+# What a user can type in each box, out of its range, as the page sends it (text: see app/ui/page.js, rememberTyped).
 OUT_OF_RANGE = [
     ("steps", "5000", f"steps must be from 1 to {MAX_APP_STEPS}; got '5000'"),
     ("steps", "0", f"steps must be from 1 to {MAX_APP_STEPS}; got '0'"),

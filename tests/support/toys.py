@@ -24,6 +24,7 @@ class _Toy(nn.Module):
     num_labels = 10
     sampling = SamplingSettings()
     data_shape = (1, 28, 28)
+    guide = None  # no autoguidance guide
 
     def __init__(self, kind: str, **flow):
         super().__init__()

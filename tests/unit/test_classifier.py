@@ -202,3 +202,14 @@ def test_shipped_classifier_loads_if_present():
     probs = model.probabilities(images)
     assert probs.argmax(1).tolist() == labels.tolist() and (probs.max(1).values > 0.7).all(), probs.max(1)
     assert accuracy(model, Split((images * 255).to(torch.uint8), labels)) == 1.0  # the evaluation function agrees
+
+
+def test_cli_trains_a_second_judge_of_other_widths(mnist_dir, tmp_path, capsys):
+    """--channels changes the network, and so the feature space of the Fréchet distance, and its card says so."""
+    out = tmp_path / "judge2"
+    assert main(["classifier", "--data-dir", str(mnist_dir), "--out", str(out), "--epochs", "1", "--batch-size", "16",
+                 "--channels", "8", "16", "24", "40", "--seed", "1"]) == 0
+    judge = load_classifier(out)
+    assert judge.feature_dim == 40 and [m[0].out_channels for m in judge.body if isinstance(m, torch.nn.Sequential)] == [8, 16, 24, 40]
+    card = (out / "README.md").read_text()
+    assert "8-16-24-40 channels" in card and "40 penultimate features" in card and "--channels 8 16 24 40" in card

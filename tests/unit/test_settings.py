@@ -13,7 +13,7 @@ from bfn.settings import SamplingSettings
 from tests.support.models import TINY_UNET
 
 RECOMMENDED = {"sampler": "bfn", "steps": 7, "guidance": 2.5, "guidance_interval": [0.2, 0.4], "rescaled_phi": 0.5,
-               "few_steps_sampler": "ode2", "few_steps_below": 5}
+               "autoguidance": 1.0, "autoguidance_unconditional": 1.0, "autoguidance_interval": None, "few_steps_sampler": "ode2", "few_steps_below": 5}
 
 
 def test_settings_are_saved_loaded_and_used_by_the_cli(tmp_path) -> None:
