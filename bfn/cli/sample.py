@@ -94,15 +94,11 @@ def add_run_options(p: argparse.ArgumentParser) -> None:
         help="classifier-free guidance weight w >= 0: 0 ignores the digit, 1 is plain conditional, >1 "
         "exaggerates the digit (default: the model's recommended)",
     )
-    p.add_argument(
-        "--guidance-interval",
-        type=float,
-        nargs=2,
-        default=None,
-        metavar=("START", "END"),
-        help="apply guidance w > 1 only for t in [START, END], plain conditional elsewhere; 0 1 guides throughout "
+    add_interval_option(
+        p, "--guidance-interval",
+        "apply guidance w > 1 only for t in [START, END], plain conditional elsewhere; 0 1 guides throughout "
         "(default: the model's recommended)",
-    )
+    )  # fmt: skip
     p.add_argument(
         "--rescaled-phi",
         type=float,
@@ -120,14 +116,8 @@ def add_run_options(p: argparse.ArgumentParser) -> None:
         "model in its guide/ folder; 1 is off (default: the model's recommended, which may differ between runs with "
         "and without a label)",
     )
-    p.add_argument(
-        "--autoguidance-interval",
-        type=float,
-        nargs=2,
-        default=None,
-        metavar=("START", "END"),
-        help="apply autoguidance only for t in [START, END] (default: the model's recommended, else the whole run)",
-    )
+    add_interval_option(p, "--autoguidance-interval",
+                        "apply autoguidance only for t in [START, END] (default: the model's recommended, else the whole run)")
     p.add_argument(
         "--seed", type=int, default=0, help="random seed; the same seed and settings give the same images (default: 0)"
     )
@@ -138,6 +128,11 @@ def add_run_options(p: argparse.ArgumentParser) -> None:
         help="a sampler listed in bfn.sampling.SAMPLERS; bfn is the paper's procedure (default: the model's "
         "recommended one for the step count)",
     )
+
+
+def add_interval_option(p: argparse.ArgumentParser, flag: str, help: str) -> None:
+    """An option of two times, START END: where in t something acts."""
+    p.add_argument(flag, type=float, nargs=2, default=None, metavar=("START", "END"), help=help)
 
 
 def add_output_options(p: argparse.ArgumentParser, default_out: str, npz_contents: str) -> None:
