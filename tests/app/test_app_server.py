@@ -138,12 +138,13 @@ def test_a_short_soak_holds_the_memory_and_cache_bounds(weights_dir):
     """`python -m tools.soak` in small: sessions that never close, more runs than the store keeps, a file cache
     budget far below what the streams write; the server's RSS and its cache stay within the bounds."""
     args = build_parser().parse_args(
-        ["--weights", str(weights_dir), "--runs", "6", "--sessions", "2", "--steps", "300", "--seconds", "120",
-         "--max-run-mb", "40", "--max-cache-mb", "1", "--cache-slack-mb", "8", "--margin-mb", "200", "--settle", "12"]
-    )  # fmt: skip
+        ["--weights", str(weights_dir), "--runs", "4", "--sessions", "2", "--steps", "150", "--seconds", "120",
+         "--max-run-mb", "20", "--max-cache-mb", "1", "--cache-slack-mb", "8", "--margin-mb", "200", "--settle", "11"]
+    )  # fmt: skip  # a run keeps ~18 MB: the store keeps one ended run of the four; the streams write ~3 MB
     r = soak(args)
     summary = {k: v for k, v in r.items() if k != "samples"}
-    assert r["runs_done"] == 6 and not r["runs_failed"], summary
+    assert r["runs_done"] == 4 and not r["runs_failed"], summary
+    assert r["peak_cache_mb"] > 1, summary  # the streams wrote more than the cache may keep: the sweeper had work
     assert r["ok"], summary
     assert r["final_cache_mb"] <= 1, summary  # once every file is old enough, the sweeper holds the budget itself
 

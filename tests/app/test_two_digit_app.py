@@ -6,6 +6,8 @@ browser: tests/e2e/test_two_digit_e2e.py)."""
 
 from __future__ import annotations
 
+import copy
+import dataclasses
 import io
 import json
 import os
@@ -250,9 +252,12 @@ def test_your_digit_runs_the_models_of_the_first_label_set_beside_a_two_digit_mo
 
 
 def digit_section(models, names, classifier) -> DigitHandlers:
+    """Your digit over the models `names`, each recommending 8 steps (a completion takes every step 10 times)."""
     bank = ModelBank(classifier=classifier)
     for name in names:
-        bank.add(name, models[name], name)
+        model = copy.deepcopy(models[name])
+        model.sampling = dataclasses.replace(model.sampling, steps=8)
+        bank.add(name, model, name)
     return DigitHandlers(Context(bank), samples=1, curve_points=2)
 
 
