@@ -44,7 +44,7 @@ def update_markdown(frames_by_model: Mapping[str, Frames], step: int, pixel: tup
     image, row, col = pixel
     first = next(iter(frames_by_model.values()))
     step = max(0, min(step, first.latest))
-    n, where = first.num_steps, f"**Pixel (row {row}, column {col}) of {figures.image_label(labels, image)}**"
+    n, where = first.num_steps, f"**Pixel (row {row}, column {col}) of {figures.image_label(labels, image, first.labels)}**"
     if step >= n:
         parts = [f"{where} · step {step} of {n}."]
     else:

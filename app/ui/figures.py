@@ -18,7 +18,7 @@ from collections.abc import Mapping, Sequence
 import numpy as np
 
 from app.core.frames import Frames
-from app.core.menu import DEFAULT_LABELS, LabelSet
+from app.core.menu import LabelSet
 from app.ui.images import Pixel
 
 Figure = dict
@@ -130,9 +130,9 @@ def clamp(step: int, frames: Frames) -> int:
     return max(0, min(step, frames.latest))
 
 
-def image_label(labels: Sequence[int | None] | None, image: int, names: LabelSet = DEFAULT_LABELS) -> str:
+def image_label(labels: Sequence[int | None] | None, image: int, names: LabelSet) -> str:
     """ "image 2 · digit 2", "image 0 · number 42", "image 1 · unconditional": `labels` are the run's, `names` the
-    model's (`Frames.labels`)."""
+    model's (`Frames.labels`), never assumed to be MNIST's: a two-digit run's labels go up to 99."""
     return f"image {image} · " + names.describe(None if labels is None else labels[image])
 
 
