@@ -3,8 +3,9 @@
 What a link holds is what features register on the page (`app.ui.context.Linked`): the generation's settings
 (model, digits, digit, guidance, steps, seed, sampler) in every link, and with the duel open the duel's own
 settings too, then the open tab (`link_query`): all of them, not only those that differ from the defaults, so
-that a link keeps its meaning when a server's defaults change. Opening a link restores them and runs them at
-once (`LinkHandlers.restore`): the run registered for the link's tab, else the generation; a seeded run is
+that a link keeps its meaning when a server's defaults change. Opening a link restores them (each as its feature
+shows it, `Linked.show`: a two-digit number with the picker that offers it) and runs them at once
+(`LinkHandlers.restore`): the run registered for the link's tab, else the generation; a seeded run is
 reproducible, so it is the sender's run. A bad value (out of range, unknown, not a number) is told in one line
 per field, checked by the registering features' own checks; the good ones are restored and nothing runs until
 Generate is pressed. The page keeps its URL current as the settings change (`history.replaceState`, from the
@@ -168,7 +169,8 @@ class LinkHandlers:
         if not link.named:
             yield [gr.skip()] * (len(self.fields) + 2) + outputs()
             return
-        widgets = [link.values[k] for k in self.fields] + ([gr.Tabs(selected=link.tab), link.tab] if link.tab else [gr.skip()] * 2)
+        shown = {key: value for entry in self.linked for key, value in entry.shown(link.values).items()}
+        widgets = [shown[k] for k in self.fields] + ([gr.Tabs(selected=link.tab), link.tab] if link.tab else [gr.skip()] * 2)
         runner = self._runner(link.tab)
         if link.problems:  # told in the status of the run of every tab (the first of its outputs)
             default = self._runner(None)

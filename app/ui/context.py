@@ -98,6 +98,9 @@ class Linked:
             `ValueError` naming the first bad one (it may read the other registrations' fields).
         run: the checked values of every field, and the caller's request → the run's streamed outputs.
         outputs: the components `run` streams to.
+        show: the checked values of every field → this registration's fields as the page shows them (a value, or
+            a component update where a value needs more than itself: a number 42 needs a picker that offers
+            it); None: the values as they are.
     """
 
     fields: Mapping[str, Any]
@@ -105,6 +108,11 @@ class Linked:
     check: Callable[[Mapping[str, Any]], dict[str, Any]]
     run: Callable[[Mapping[str, Any], gr.Request], Iterator[list]]
     outputs: Sequence[Any]
+    show: Callable[[Mapping[str, Any]], dict[str, Any]] | None = None
+
+    def shown(self, values: Mapping[str, Any]) -> dict[str, Any]:
+        """This registration's fields as the page shows the checked `values` (`show`)."""
+        return self.show(values) if self.show is not None else {key: values[key] for key in self.fields}
 
 
 @dataclass

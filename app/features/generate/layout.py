@@ -20,8 +20,9 @@ shows the image chosen last.
 from __future__ import annotations
 
 import re
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
+from typing import Any
 
 import gradio as gr
 
@@ -35,15 +36,25 @@ from app.ui.context import Context, Linked, Page
 SETTINGS = ("model", "digits", "digit", "guidance", "steps", "seed", "sampler")  # the generation's settings, in widget order
 
 
-def label_pickers(menu: ModelMenu, choice: str, digit: object) -> tuple[gr.Radio, gr.Radio]:
+def label_pickers(menu: ModelMenu, choice: str, digit: object, digits: str | None = None) -> tuple[gr.Radio, gr.Radio]:
     """The Digits choice and the label picker for the models of `choice`: their words ("One number") and their
-    label names (00 … 99 for two-digit numbers), keeping the label picked where the new models know it."""
+    label names (00 … 99 for two-digit numbers), keeping the label picked where the new models know it; with
+    `digits`, the Digits choice set to it too."""
     labels = menu.label_set(choice)
     modes = menu.mode_labels(choice)
     keep = isinstance(digit, int) and 0 <= digit < len(labels.names)
-    return (gr.Radio(choices=[(modes[d], d) for d in DIGIT_MODES]),
+    chosen = {} if digits is None else {"value": digits}
+    return (gr.Radio(choices=[(modes[d], d) for d in DIGIT_MODES], **chosen),
             gr.Radio(choices=menu.label_choices(choice), value=digit if keep else min(3, len(labels.names) - 1),
                      label=f"Which {labels.word}"))
+
+
+def shown_settings(menu: ModelMenu, values: Mapping[str, Any]) -> dict[str, Any]:
+    """The generation's settings of a link as the page shows them: the Digits choice and the picker in the words
+    and labels of the link's model. A number 42 is no choice of the picker the page opens with (the first
+    model's digits 0–9): set alone, Gradio would refuse it in every event that reads the picker."""
+    modes, picker = label_pickers(menu, values["model"], values["digit"], values["digits"])
+    return {**{key: values[key] for key in SETTINGS}, "digits": modes, "digit": picker}
 
 
 def element_id(name: str) -> str:
@@ -176,6 +187,7 @@ def studio(ctx: Context, page: Page) -> Iterator[None]:
                 page.linked.append(Linked(  # first: a link's fields start with the generation's settings
                     fields=parts["settings"], tab=None, check=lambda values: _check(menu, values),
                     run=lambda values, request: handlers.generate(*(values[k] for k in SETTINGS), request), outputs=generated,
+                    show=lambda values: shown_settings(menu, values),
                 ))  # fmt: skip
                 yield  # the page's other tabs
     views, pixel_views = components.outputs(menu.names, SHOWN), components.outputs(menu.names, PIXEL)
