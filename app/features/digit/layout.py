@@ -158,3 +158,4 @@ def build(ctx: Context, page: Page) -> None:
     source.change(lambda s: gr.Row(visible=s == "generated"), inputs=source, outputs=pick, queue=False, api_visibility="private",
                   show_progress="hidden")  # fmt: skip
     page.demo.load(None, js=script("selectBrush"))
+    sketch.clear(None, js=script("selectBrush"))  # the bin deselects the brush too: strokes would not register
