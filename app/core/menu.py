@@ -8,7 +8,7 @@ and one set of labels); the `ModelMenu` says which, and how the page words the c
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from bfn.classifier import digit_parts
 from bfn.labels import label_row
@@ -78,17 +78,27 @@ class ModelMenu:
         titles: model name → its title on screen (`app.core.models.model_titles`).
         labels: model name → its `LabelSet`. Side by side (`BOTH`) runs the models that share the first
             model's set; a model of other labels or size runs on its own.
-        recommended: the first model's recommended sampling settings (its config), which the settings
-            widgets start from.
+        sampling: model name → its recommended sampling settings (its config); a model not in it has the
+            defaults.
     """
 
     titles: Mapping[str, str]
     labels: Mapping[str, LabelSet]
-    recommended: SamplingSettings = SamplingSettings()
+    sampling: Mapping[str, SamplingSettings] = field(default_factory=dict)
 
     @property
     def names(self) -> tuple[str, ...]:
         return tuple(self.titles)
+
+    @property
+    def recommended(self) -> SamplingSettings:
+        """The first model's recommended sampling settings, which the settings widgets start from."""
+        return self.recommended_for(self.names[0])
+
+    def recommended_for(self, choice: str) -> SamplingSettings:
+        """The recommended sampling settings of `choice`'s first model: a choice takes its own (the two-digit
+        model's guidance is not the MNIST models')."""
+        return self.sampling.get(self.models(choice)[0], SamplingSettings())
 
     @property
     def side_by_side(self) -> tuple[str, ...]:
@@ -123,12 +133,13 @@ class ModelMenu:
         return self.labels[self.models(choice)[0]]
 
     def mode_labels(self, choice: str) -> dict[str, str]:
-        """The Digits choice's words for `choice`'s labels: "All ten digits" for MNIST, a row of numbers for two."""
+        """The Digits choice's words for `choice`'s labels: "All ten digits" for MNIST; where a run draws a row of
+        some of the labels, which ones ("10 numbers: 00, 11, …, 99", not a range that promises every number)."""
         labels = self.label_set(choice)
         row, word = labels.row, labels.word
         every = DIGIT_MODE_LABELS["all"] if labels == DEFAULT_LABELS else (
             f"All {len(row)} {word}s" if len(row) == len(labels.names)
-            else f"{len(row)} {word}s, {labels.names[row[0]]} to {labels.names[row[-1]]}")
+            else f"{len(row)} {word}s: {', '.join(labels.names[k] for k in row[:2])}, …, {labels.names[row[-1]]}")
         return {"all": every, "one": f"One {word}", "none": DIGIT_MODE_LABELS["none"]}
 
     def label_choices(self, choice: str) -> list[tuple[str, int]]:

@@ -52,8 +52,8 @@ def model_titles(models: Mapping[str, BFNModel]) -> dict[str, str]:
 
 def model_menu(models: Mapping[str, BFNModel]) -> ModelMenu:
     """The Model choices these models offer; those of the first model's labels and size run side by side."""
-    first = next(iter(models.values()))
-    return ModelMenu(model_titles(models), {name: LabelSet.of(m) for name, m in models.items()}, first.sampling)
+    return ModelMenu(model_titles(models), {name: LabelSet.of(m) for name, m in models.items()},
+                     {name: m.sampling for name, m in models.items()})
 
 
 def digit_classes(classifier: DigitClassifier | None) -> int:

@@ -4,17 +4,25 @@ tests/e2e/test_newcomer_e2e.py."""
 
 from __future__ import annotations
 
+import dataclasses
+import json
+import re
 from types import SimpleNamespace
 
 import pytest
 
+from app.core.menu import BOTH, ModelMenu
 from app.core.models import model_menu
 from app.core.runs import RunState, generation
 from app.core.settings import parse_settings
+from app.features.generate.handlers import GenerateHandlers
 from app.features.generate.layout import SETTINGS
+from app.features.generate.words import BELIEFS_CAPTION, sampler_info
 from app.features.links import LinkHandlers
 from app.features.update import schedule_figure, update_markdown
 from app.page import assemble
+from bfn.hub import WEIGHTS_DIR
+from bfn.settings import SamplingSettings
 from tests.support.apps import context
 
 STEPS = 4
@@ -64,5 +72,62 @@ def test_a_two_digit_link_restores_the_number_with_a_picker_that_offers_it(model
         assert digit.value == 42 and (42, 42) not in digit.choices and ("42", 42) in digit.choices and len(digit.choices) == 100
         assert digit.label == "Which number"
         assert digits.value == "one" and ("One number", "one") in digits.choices
+    finally:
+        ctx.close()
+
+
+# ------------------------------------------------------------------------ 8. words that match what is shown
+
+
+def shipped_sampling() -> dict[str, SamplingSettings]:
+    """The shipped models' recommended sampling, read from their config.json as the app reads it."""
+    return {name: SamplingSettings.from_dict(json.loads((WEIGHTS_DIR / name / "config.json").read_text())["sampling"])
+            for name in ("discrete", "continuous", "two-digit")}  # fmt: skip
+
+
+@pytest.fixture(scope="module")
+def shipped_menu(menu) -> ModelMenu:
+    """The menu of the shipped models: their titles and labels (as the tiny models'), their own sampling."""
+    return dataclasses.replace(menu, sampling=shipped_sampling())
+
+
+@pytest.mark.parametrize("choice", ["discrete", "continuous", "two-digit", BOTH])
+def test_the_sampler_hint_names_what_recommended_runs_for_each_model(shipped_menu, choice):
+    hint = sampler_info(shipped_menu, choice)
+    for name in shipped_menu.models(choice):
+        own = shipped_menu.sampling[name]
+        ran = {own.sampler_for(steps) for steps in range(1, 1001)}  # what a run of the recommended sampler uses
+        said = own.sampler if ran == {own.sampler} else f"{own.sampler}, {own.few_steps_sampler} below {own.few_steps_below} steps"
+        assert len(ran) == 1 or own.sampler_for(own.few_steps_below - 1) == own.few_steps_sampler
+        assert said in hint, (name, hint)
+    if choice == "continuous":  # the continuous model uses the solver at every step count: no "bfn" for it
+        assert hint.startswith("recommended: the model's own (solver) ·"), hint
+    if choice == BOTH:
+        assert "Binarised (discrete): bfn, solver below 50 steps; Continuous: solver" in hint, hint
+
+
+def test_each_choice_recommends_its_own_models_guidance(shipped_menu):
+    assert shipped_menu.recommended_for("two-digit").guidance == 3.0
+    assert shipped_menu.recommended_for(BOTH) == shipped_menu.sampling["discrete"]
+    assert shipped_menu.recommended == shipped_menu.sampling["discrete"]
+
+
+def test_the_digits_choice_says_which_numbers_a_run_of_every_label_draws(menu):
+    every = menu.mode_labels("two-digit")["all"]
+    drawn = [menu.label_set("two-digit").names[k] for k in parse_settings("two-digit", "all", None, 1, 1, 0, menu=menu).labels]
+    assert every == "10 numbers: 00, 11, …, 99" and drawn[:2] == ["00", "11"] and drawn[-1] == "99"
+
+
+def test_the_which_digit_caption_does_not_ask_for_what_may_be_chosen():
+    assert "Choose *Unconditional*" not in BELIEFS_CAPTION and "In an unconditional run" in BELIEFS_CAPTION
+
+
+def test_the_status_tells_the_steps_sampled_apart_from_the_views_refreshed(models):
+    ctx = context(models, stream_interval=0.0, plot_interval=0.0)
+    try:
+        updates = list(GenerateHandlers(ctx).generate("discrete", "all", 0, 1.0, 20, 0, "bfn", SimpleNamespace(session_hash="rate")))
+        final = updates[-1][0]
+        assert re.search(r"20 steps in [0-9.]+ s · views refreshed [0-9.]+ times/s", final), final
+        assert "updates/s" not in final
     finally:
         ctx.close()

@@ -79,7 +79,7 @@ def test_the_two_digit_model_is_a_choice_of_its_own_and_side_by_side_keeps_to_on
     assert menu.choices[BOTH] == "Binarised (discrete) + Continuous, side by side"
     assert menu.label_choices("two-digit")[:2] == [("00", 0), ("01", 1)] and len(menu.label_choices("two-digit")) == 100
     assert menu.label_choices("animals") == [("cat", 0), ("dog", 1), ("bird", 2)]
-    assert menu.mode_labels("two-digit") == {"all": "10 numbers, 00 to 99", "one": "One number", "none": "Unconditional"}
+    assert menu.mode_labels("two-digit") == {"all": "10 numbers: 00, 11, …, 99", "one": "One number", "none": "Unconditional"}
     assert menu.mode_labels(BOTH)["all"] == "All ten digits" and menu.mode_labels("animals")["all"] == "All 3 labels"
 
 

@@ -141,7 +141,7 @@ class GenerateHandlers:
             nonlocal columns
             if run.follow_live:
                 session.step = run.latest
-                views = self._views(session, run, run.latest, plots=plots, note=f"{rate:.1f} updates/s" if rate else "")
+                views = self._views(session, run, run.latest, plots=plots, note=f"views refreshed {rate:.1f} times/s" if rate else "")
             else:
                 views = Views(status=self._status(run, run.latest, note=f"viewing step {session.step} — drag to the end to follow"))
             views.columns, columns = columns, UNSET  # sent once, with the first update

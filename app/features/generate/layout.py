@@ -29,7 +29,7 @@ import gradio as gr
 from app.core.menu import BOTH, DIGIT_MODES, ModelMenu
 from app.core.settings import DEFAULT_SAMPLER, MAX_APP_STEPS, MAX_GUIDANCE, MAX_SEED, MIN_GUIDANCE, MIN_STEPS, SAMPLER_CHOICES, parse_settings
 from app.features.generate.handlers import GENERATED, PIXEL, SHOWN, GenerateHandlers, Views
-from app.features.generate.words import BELIEFS_CAPTION, EXPORT_NOTE, PRESETS
+from app.features.generate.words import BELIEFS_CAPTION, EXPORT_NOTE, PRESETS, sampler_info
 from app.ui.assets import script
 from app.ui.context import Context, Linked, Page
 
@@ -113,8 +113,7 @@ def _settings(menu: ModelMenu, default_model: str) -> dict:
             dice = gr.Button("Random", scale=1, size="sm", min_width=70, elem_id="dice", elem_classes=["compact-btn"])
         sampler = gr.Dropdown(
             list(SAMPLER_CHOICES), value=DEFAULT_SAMPLER, label="Sampler", elem_id="sampler",
-            info=f"recommended: each model's own ({menu.recommended.sampler}; {menu.recommended.few_steps_sampler} "
-            f"below {menu.recommended.few_steps_below} steps) · bfn: the paper's sampler · others: few-step solvers",
+            info=sampler_info(menu, default_model),
         )  # fmt: skip
         widgets = dict(zip(SETTINGS, (model, digits, digit, guidance, steps, seed, sampler)))
         presets = [p for p in PRESETS if p.model in menu.choices]
@@ -231,18 +230,18 @@ def _check(menu: ModelMenu, values: dict) -> dict:
 
 
 def _wire_model_choice(ctx: Context, page: Page, components: Views) -> None:
-    """Choosing a model shows its columns, its images as large as the columns' number allows, and its labels;
-    choosing "One digit" shows the label picker."""
+    """Choosing a model shows its columns, its images as large as the columns' number allows, its labels and what
+    the recommended sampler runs for it; choosing "One digit" shows the label picker."""
     menu, model, digits, digit = ctx.menu, page.settings["model"], page.settings["digits"], page.settings["digit"]
 
     def show_models(m: str, d: int) -> list:
         names, height = menu.models(m), image_height(len(menu.models(m)))
         views = Views(columns={name: gr.Column(visible=name in names) for name in menu.names},
                       images={name: (gr.Image(height=height), gr.Image(height=height)) for name in menu.names})  # fmt: skip
-        return [*views.outputs(menu.names, ("columns", "images")), *label_pickers(menu, m, d)]
+        return [*views.outputs(menu.names, ("columns", "images")), *label_pickers(menu, m, d), gr.Dropdown(info=sampler_info(menu, m))]
 
     model.change(
-        show_models, inputs=[model, digit], outputs=[*components.outputs(menu.names, ("columns", "images")), digits, digit], queue=False,
-        api_visibility="private", show_progress="hidden",
+        show_models, inputs=[model, digit], outputs=[*components.outputs(menu.names, ("columns", "images")), digits, digit, page.settings["sampler"]],
+        queue=False, api_visibility="private", show_progress="hidden",
     )  # fmt: skip
     digits.change(lambda d: gr.Radio(visible=d == "one"), inputs=digits, outputs=digit, queue=False, api_visibility="private", show_progress="hidden")

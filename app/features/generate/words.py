@@ -11,6 +11,7 @@ from app.core.menu import BOTH, ModelMenu
 from app.core.models import ModelBank
 from app.core.settings import DEFAULT_SAMPLER
 from bfn.sampling import guidance_interval_for
+from bfn.settings import SamplingSettings
 
 HEADER = (
     "# BFN Studio\nWatch a [Bayesian Flow Network](https://arxiv.org/abs/2308.07037) (Graves et al. 2023) "
@@ -59,13 +60,26 @@ scrub through the run; ▶ replays it.
 """
 
 
+def sampler_info(menu: ModelMenu, choice: str) -> str:
+    """The Sampler choice's hint for the models of `choice`: what *recommended* runs for each, from its config
+    (the continuous model's solver runs at every step count; the binarised model's bfn gives way to its few-step
+    sampler below a step count)."""
+    own = []
+    for name in menu.models(choice):
+        s = menu.sampling.get(name, SamplingSettings())
+        used = s.sampler if s.sampler == s.few_steps_sampler else f"{s.sampler}, {s.few_steps_sampler} below {s.few_steps_below} steps"
+        own.append(f"{menu.titles[name]}: {used}" if len(menu.models(choice)) > 1 else used)
+    whose = "each model's own" if len(own) > 1 else "the model's own"
+    return f"recommended: {whose} ({'; '.join(own)}) · bfn: the paper's sampler · others: few-step solvers"
+
+
 BELIEFS_CAPTION = (
     "<small>A small digit classifier (weights/classifier, see its model card) reads the output distribution at every "
     "step; the ★ marks the step from which it sees the final digit for good (top digit, at least 50%); the shaded "
     "band, the steps where guidance above 1 acts. The first outputs are a blurry grey average of the digit asked for "
     "(binarised) or flat grey (continuous), and the classifier, trained on sharp digits, reads them as an 8 whatever "
-    "the digit: early readings say little. Choose *Unconditional* to watch a digit decide itself. Click any image "
-    "above to show that one.</small>"
+    "the digit: early readings say little. In an unconditional run (Digits: *Unconditional*) you watch a digit "
+    "decide itself. Click any image above to show that one.</small>"
 )
 
 
@@ -91,9 +105,11 @@ class Preset:
     sampler: str = DEFAULT_SAMPLER
 
     def inputs(self, menu: ModelMenu) -> list:
-        """The values of the settings widgets, in their order (`build`'s `settings`)."""
-        guidance = menu.recommended.guidance if self.guidance is None else self.guidance
-        steps = menu.recommended.steps if self.steps is None else self.steps
+        """The values of the settings widgets, in their order (`build`'s `settings`); what the preset leaves open,
+        its model's recommended."""
+        recommended = menu.recommended_for(self.model)
+        guidance = recommended.guidance if self.guidance is None else self.guidance
+        steps = recommended.steps if self.steps is None else self.steps
         return [self.model, self.digits, self.digit, guidance, steps, self.seed, self.sampler]
 
 
