@@ -129,6 +129,15 @@ class SessionStore:
         self.start(session_id, {GENERATION: run})
         return run
 
+    def end(self, session_id: str, slot: str) -> None:
+        """Stop and forget the session's run in `slot`: its page no longer shows it (another model was chosen),
+        so nothing may read it back (a scrub, a click, an export)."""
+        with self._lock:
+            session = self._sessions.get(session_id)
+            run = None if session is None else session.runs.pop(slot, None)
+        if run is not None:
+            run.stop()
+
     def close(self, wait: float = 2.0) -> None:
         """Stop every run and forget every session (the server is going away); wait up to `wait` seconds in
         all for the producers to end."""

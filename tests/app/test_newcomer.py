@@ -131,3 +131,22 @@ def test_the_status_tells_the_steps_sampled_apart_from_the_views_refreshed(model
         assert "updates/s" not in final
     finally:
         ctx.close()
+
+
+# --------------------------------------------------------------------- 9. switching model leaves no stale run
+
+
+def test_switching_model_clears_the_views_and_forgets_the_last_run(models):
+    ctx = context(models, stream_interval=0.0, plot_interval=0.0)
+    try:
+        handlers, request, images = GenerateHandlers(ctx), SimpleNamespace(session_hash="switch"), 2 * len(ctx.menu.names)
+        list(handlers.generate("discrete", "all", 0, 1.0, STEPS, 0, "bfn", request))
+        out = handlers.switch_model("two-digit", request)  # the SHOWN views, then the guidance
+        status, pictures, figures, guidance = out[0], out[1 : 1 + images], out[2 + images : 6 + images], out[-1]
+        assert status == "Two digits (64×64), at its recommended guidance 1: press **Generate**."
+        assert guidance == ctx.menu.recommended_for("two-digit").guidance
+        assert pictures == [None] * images and figures == [None] * 4
+        assert ctx.session(request).run is None  # a scrub or a click no longer brings the old run back
+        assert "Press **Generate** first" in handlers.scrub(3, request)[0]
+    finally:
+        ctx.close()

@@ -21,7 +21,7 @@ import gradio as gr
 from app.core.frames import Frames
 from app.core.runs import Run, RunTooLarge
 from app.core.settings import MAX_APP_STEPS, parse_click, parse_int, parse_settings, plural
-from app.core.store import Session
+from app.core.store import GENERATION, Session
 from app.features.generate import exports, figures
 from app.ui import images
 from app.ui.context import Context
@@ -148,6 +148,23 @@ class GenerateHandlers:
             return self.outputs(views, GENERATED)
 
         yield from self.ctx.stream([run], draw)
+
+    def switch_model(self, model: Any, request: gr.Request) -> list:
+        """Another model was chosen: its recommended guidance, and views that no longer show the last run.
+
+        The last run is of the models chosen before: its status, images and figures would describe what is no
+        longer chosen, and a scrub or a click would bring them back. So it is stopped and forgotten, and the
+        views are cleared. → the `SHOWN` views, then the guidance.
+        """
+        self.ctx.store.end(session_id(request), GENERATION)
+        self.ctx.session(request).step = 0
+        if model not in self.menu.choices:  # the page's Model choice sends only its own
+            return self.outputs(Views()) + [gr.skip()]
+        guidance = self.menu.recommended_for(model).guidance
+        views = Views(status=f"{self.menu.choices[model]}, at its recommended guidance {guidance:g}: press **Generate**.",
+                      images={name: (None, None) for name in self.menu.names}, slider=gr.Slider(value=0),
+                      heatmap=None, trajectories=None, summary=None, beliefs=None)  # fmt: skip
+        return self.outputs(views) + [guidance]
 
     def stop(self, request: gr.Request) -> list:
         """Stop this session's run (and any playback) and show its last recorded step."""

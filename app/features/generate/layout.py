@@ -221,6 +221,10 @@ def studio(ctx: Context, page: Page) -> Iterator[None]:
         )  # the file just made, shown (a GIF plays)  # fmt: skip
     parts["dice"].click(None, js=script("randomSeed", MAX_SEED), outputs=parts["settings"]["seed"])
     _wire_model_choice(ctx, page, components)
+    page.settings["model"].input(  # the user's choice only: a link's or a preset's model comes with its own guidance
+        handlers.switch_model, inputs=page.settings["model"], outputs=[*views, page.settings["guidance"]], api_visibility="private",
+        cancels=[gen_event, preset_event, play_event], show_progress="hidden", concurrency_limit=None,
+    )  # fmt: skip
 
 
 def _check(menu: ModelMenu, values: dict) -> dict:
