@@ -9,12 +9,14 @@ import json
 import re
 from types import SimpleNamespace
 
+import numpy as np
 import pytest
 
 from app.core.menu import BOTH, ModelMenu
 from app.core.models import model_menu
 from app.core.runs import RunState, generation
 from app.core.settings import parse_settings
+from app.features.duel.figures import Side, timeline
 from app.features.generate.handlers import GenerateHandlers
 from app.features.generate.layout import SETTINGS
 from app.features.generate.words import BELIEFS_CAPTION, sampler_info
@@ -150,3 +152,13 @@ def test_switching_model_clears_the_views_and_forgets_the_last_run(models):
         assert "Press **Generate** first" in handlers.scrub(3, request)[0]
     finally:
         ctx.close()
+
+
+# --------------------------------------------------------------------- 6. the duel's timeline labels whole
+
+
+def test_the_duels_step_labels_stay_inside_the_figure_at_either_end():
+    sides = [Side("bfn · 100 steps", np.linspace(0, 1, 101), 100), Side("solver · 20 steps", np.linspace(0, 1, 21), 0)]
+    labels = [trace for trace in timeline(sides, 1.0)["data"] if trace["mode"] == "markers+text"]
+    assert [(t["text"], t["textposition"]) for t in labels] == [(["step 100"], "top left"), (["step 0"], "top right")]
+    assert all(t["cliponaxis"] is False for t in labels)

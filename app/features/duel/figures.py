@@ -23,6 +23,15 @@ class Side:
     step: int
 
 
+def label_side(t: float) -> str:
+    """Where a step's label goes so that it stays inside the figure: left of a step in the last fifth of the time
+    ("step 100" centred at t = 1 ran past the figure's edge and read "step 1"), right of one in the first, centred
+    above one in between."""
+    if t < 0.2:
+        return "top right"
+    return "top left" if t > 0.8 else "top center"
+
+
 def timeline(sides: Sequence[Side], t: float) -> Figure:
     """Each side's step times as ticks on its own row, its step on show marked, and a dashed line at `t`."""
     data = []
@@ -37,7 +46,8 @@ def timeline(sides: Sequence[Side], t: float) -> Figure:
         data.append({
             "type": "scatter", "mode": "markers+text", "x": [float(side.times[side.step])], "y": [k], "showlegend": False,
             "marker": {"size": 13, "color": colour, "line": {"color": "white", "width": 1.5}},
-            "text": [f"step {side.step}"], "textposition": "top center", "hoverinfo": "skip",
+            "text": [f"step {side.step}"], "textposition": label_side(float(side.times[side.step])), "hoverinfo": "skip",
+            "cliponaxis": False,  # a label past the axis' end runs into the margin instead of being cut off
         })  # fmt: skip
     layout = {
         "xaxis": {"range": [-0.02, 1.02], "title": {"text": "t"}, "zeroline": False, "showgrid": False},
