@@ -78,7 +78,7 @@ def build(ctx: Context, page: Page) -> None:
                 + "; ".join(f"**{titles[m]}**: {models[m].flow.display.data.rstrip('.')}" for m in names)
                 + ". Random draws use the seed.</small>"
             )
-    with gr.Tabs():
+    with gr.Tabs(overflow_behavior="wrap"):  # no tab behind a "⋯" on a phone
         with gr.Tab("What the network sees in training", id="digit-flow"):
             with gr.Row(equal_height=True):
                 t = gr.Slider(0, 1, value=0.5, step=0.005, label="t (drag: θ ~ p_F(θ | x; t) with the same noise at every t)", scale=4, elem_id="digit-t")

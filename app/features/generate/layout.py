@@ -151,7 +151,7 @@ def studio(ctx: Context, page: Page) -> Iterator[None]:
                 with gr.Row(equal_height=True):
                     step_slider = gr.Slider(0, menu.recommended.steps, value=0, step=1, label="Step (drag to scrub)", scale=6, elem_id="step-slider")
                     play_btn = gr.Button("▶ Play", scale=1, size="sm", elem_id="play-btn", elem_classes=["compact-btn"])
-            with gr.Tabs(elem_id="views") as tabs:
+            with gr.Tabs(elem_id="views", overflow_behavior="wrap") as tabs:  # every view one click away, in place
                 with gr.Tab("Pixel heatmap", id="heatmap"):
                     heatmap = gr.Plot(label="Pixel heatmap", show_label=False, elem_id="heatmap")
                 with gr.Tab("Pixel trajectories", id="trajectories"):
