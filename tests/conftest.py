@@ -3,7 +3,7 @@
 The tests are in three folders: `unit/` (the maths, the library, training and the CLIs), `app/` (the app in
 process and through its API), `e2e/` (the app in a real browser: one `python -m app` and one Chromium for
 the whole session, started by `e2e/conftest.py`; marked `e2e`, so `pytest -m "not e2e"` is the fast loop).
-The browser tests and the tests that start `python -m app` themselves (marked `server`) run alongside the
+The browser tests and the tests that start processes of their own (marked `process`) run alongside the
 others, each group in a pytest process of its own (`tests.support.alongside`; BFN_ALONGSIDE=0 runs them here,
 in turn).
 """

@@ -1,8 +1,8 @@
 """Tests that wait on processes of their own run alongside the others, in pytest processes of their own.
 
-The browser tests (marked `e2e`) and the tests that start `python -m app` themselves (marked `server`) spend
-most of their time waiting on the app's process and on Chromium, so the whole suite ends sooner with each group
-in a second pytest process running beside this one (on a busy host, too: the suite then gets a larger share of
+The browser tests (marked `e2e`) and the tests that start processes of their own (marked `process`: `python -m
+app`, a CLI, DDP workers) spend most of their time waiting on those processes and on Chromium, so the whole suite
+ends sooner with each group in a second pytest process running beside this one (on a busy host, too: the suite then gets a larger share of
 the CPU). They stay items of this session, counted and reported as ever: each is an `Alongside` item that
 waits for its result from its process and passes, fails (with the failure's text) or skips as it did there.
 Nothing runs alongside when only one group is selected, when collecting only, or with BFN_ALONGSIDE=0 (then
@@ -123,7 +123,7 @@ class Alongside(pytest.Item):
         return self.path, None, self.name
 
 
-GROUPS = ("e2e", "server")  # the markers whose tests run alongside, each group in a process of its own
+GROUPS = ("e2e", "process")  # the markers whose tests run alongside, each group in a process of its own
 
 
 def arrange(config: pytest.Config, items: list[pytest.Item]) -> list[Runner]:
