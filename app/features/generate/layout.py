@@ -38,15 +38,16 @@ SETTINGS = ("model", "digits", "digit", "guidance", "steps", "seed", "sampler") 
 
 def label_pickers(menu: ModelMenu, choice: str, digit: object, digits: str | None = None) -> tuple[gr.Radio, gr.Radio]:
     """The Digits choice and the label picker for the models of `choice`: their words ("One number") and their
-    label names (00 … 99 for two-digit numbers), keeping the label picked where the new models know it; with
-    `digits`, the Digits choice set to it too."""
+    label names (00 … 99 for two-digit numbers). The picker keeps its label where the new models know it: no
+    value is sent then, as `digit`, read when the model changed, may be older than the label on show (a link sets
+    both at once); else it takes a default label. With `digits` (a link's), both are set: to `digits` and `digit`."""
     labels = menu.label_set(choice)
     modes = menu.mode_labels(choice)
     keep = isinstance(digit, int) and 0 <= digit < len(labels.names)
-    chosen = {} if digits is None else {"value": digits}
-    return (gr.Radio(choices=[(modes[d], d) for d in DIGIT_MODES], **chosen),
-            gr.Radio(choices=menu.label_choices(choice), value=digit if keep else min(3, len(labels.names) - 1),
-                     label=f"Which {labels.word}"))
+    mode = {} if digits is None else {"value": digits}
+    label = {} if keep and digits is None else {"value": digit if keep else min(3, len(labels.names) - 1)}
+    return (gr.Radio(choices=[(modes[d], d) for d in DIGIT_MODES], **mode),
+            gr.Radio(choices=menu.label_choices(choice), label=f"Which {labels.word}", **label))
 
 
 def shown_settings(menu: ModelMenu, values: Mapping[str, Any]) -> dict[str, Any]:
