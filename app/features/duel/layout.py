@@ -74,7 +74,7 @@ def build(ctx: Context, page: Page) -> None:
                                     gr.Markdown(_short(caption), elem_classes=["caption"])
                                     images[name].append(gr.Image(
                                         label=caption.replace("**", ""), show_label=False, type="numpy", format="png", height=200,
-                                        interactive=False, buttons=["fullscreen"], elem_classes=["digit-pixels"],  # not "pixelated": a click here follows no pixel
+                                        interactive=False, buttons=["fullscreen"], elem_classes=["digit-pixels", "icons-above"],  # not "pixelated": a click here follows no pixel
                                         elem_id=f"duel-{side}-{name}-{view}", placeholder="Run the duel",
                                     ))  # fmt: skip
                     groups[name].append(group)

@@ -82,7 +82,7 @@ def _model_panel(ctx: Context, name: str, shown: bool, height: int) -> tuple[gr.
                     images.append(
                         gr.Image(
                             label=caption, show_label=False, type="numpy", format="png", height=height, interactive=False,
-                            buttons=["download", "fullscreen"], elem_classes=["pixelated"],
+                            buttons=["download", "fullscreen"], elem_classes=["pixelated", "icons-above"],
                             elem_id=f"{element_id(name)}-{view}",
                         )
                     )  # fmt: skip
