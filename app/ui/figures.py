@@ -79,6 +79,25 @@ def subplots(titles: Sequence[str], spacing: float = 0.08) -> dict:
     return layout
 
 
+def stacked(titles: Sequence[str], panel: int, gap: int) -> tuple[dict, int]:
+    """Layout for subplots one above the other, `panel` pixels tall each and `gap` apart (room for the x ticks of
+    one and the title of the next), each title above its panel at the left; → (layout, the panels' height in
+    pixels). Side by side, three panels of ten bars and their titles would share a third of a phone's width."""
+    n = len(titles)
+    height = n * panel + (n - 1) * gap
+    layout: dict = {"annotations": []}
+    for k, title in enumerate(titles, start=1):
+        top = 1 - (k - 1) * (panel + gap) / height
+        sx = "" if k == 1 else str(k)
+        layout[f"xaxis{sx}"] = {"domain": [0, 1], "anchor": f"y{sx}"}
+        layout[f"yaxis{sx}"] = {"domain": [round(max(0.0, top - panel / height), 6), round(top, 6)], "anchor": f"x{sx}"}
+        layout["annotations"].append(
+            {"text": title, "x": 0, "y": top, "xref": "paper", "yref": "paper", "xanchor": "left", "yanchor": "bottom", "showarrow": False,
+             "font": {"size": 13}, "yshift": 4}
+        )  # fmt: skip
+    return layout, height
+
+
 def axis(layout: dict, letter: str, k: int, **props) -> None:
     """Set properties of subplot k's x or y axis (`letter`)."""
     layout[f"{letter}axis{'' if k == 1 else k}"].update(props)

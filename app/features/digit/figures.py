@@ -12,7 +12,7 @@ import numpy as np
 import pandas as pd
 
 from app.core.menu import DEFAULT_LABELS, LabelSet
-from app.ui.figures import Figure, axis, figure, model_colour, subplots, vline
+from app.ui.figures import Figure, axis, figure, model_colour, stacked, subplots, vline
 from bfn.labels import NO_CLASS  # how the "no class" label is named on screen, as the CLIs name it
 
 CLASSIFIER_COLOUR = "#64748b"
@@ -23,15 +23,20 @@ def label_name(label: int, num_labels: int, names: Sequence[str] = ()) -> str:
     return NO_CLASS if label == num_labels else (names[label] if names else str(label))
 
 
+POSTERIOR_PANEL, POSTERIOR_GAP = 80, 46  # pixels: a panel of bars, and the room for its ticks and the next title
+FIGURE_MARGINS = 126  # pixels of `app.ui.figures.figure` around its panels: a title's first line, ticks below
+
+
 def posterior_figure(bfn: Mapping[str, np.ndarray], classifier: np.ndarray | None, names: Sequence[str] = ()) -> Figure:
-    """p(y | x) per model (by title) as bars over the labels (`names`, by default digits), and beside them the digit
-    classifier's probabilities (if loaded)."""
+    """p(y | x) per model (by title) as bars over the labels (`names`, by default digits), and below them the digit
+    classifier's probabilities (if loaded): one panel per row, so that on a phone each has the whole width for
+    its labels and its title."""
     labels = list(names) or [str(k) for k in range(len(next(iter(bfn.values()))))]
     panels = [(f"BFN: {title}", probs, model_colour(k), labels) for k, (title, probs) in enumerate(bfn.items())]
     if classifier is not None:
         panels.append(("Digit classifier", classifier, CLASSIFIER_COLOUR, [str(d) for d in range(len(classifier))]))
-    layout = subplots([f"{title}<br>says <b>{named[int(probs.argmax())]}</b> ({probs.max():.0%})" for title, probs, _, named in panels],
-                       spacing=0.06)
+    layout, height = stacked([f"{title} says <b>{named[int(probs.argmax())]}</b> ({probs.max():.0%})" for title, probs, _, named in panels],
+                             POSTERIOR_PANEL, POSTERIOR_GAP)  # fmt: skip
     data = []
     for k, (title, probs, colour, named) in enumerate(panels, start=1):
         sx = "" if k == 1 else str(k)
@@ -43,14 +48,15 @@ def posterior_figure(bfn: Mapping[str, np.ndarray], classifier: np.ndarray | Non
                 "name": title, "showlegend": False, "customdata": named,
                 "marker": {"color": colour, "opacity": [1.0 if d == top else 0.55 for d in range(len(probs))]},
                 "text": [f"{p:.0%}" if p >= 0.05 else "" for p in probs], "textposition": "outside", "cliponaxis": False,
+                "textangle": 0, "constraintext": "none", "textfont": {"size": 11},  # whole and level, however narrow the bar
                 "hovertemplate": f"P(%{{customdata}}) = %{{y:.3f}}<extra>{title}</extra>",
             }
         )  # fmt: skip
+        last = k == len(panels)
         axis(layout, "x", k, tickmode="array", tickvals=list(range(len(probs))), ticktext=named, fixedrange=True,
-              title={"text": "digit" if all(n.isdigit() for n in named) else "label"})
-        axis(layout, "y", k, range=[0, 1.15], title={"text": "probability"} if k == 1 else {}, fixedrange=True)
-    fig = figure(data, layout, 320, "Which digit? Bayes' rule: p(y | x) ∝ exp(−L_y(x)) p(y)")
-    fig["layout"]["margin"]["t"] = 96  # room for the two-line panel titles
+             title={"text": "digit" if all(n.isdigit() for n in named) else "label"} if last else {})  # fmt: skip
+        axis(layout, "y", k, range=[0, 1.3], tickvals=[0, 0.5, 1], tickformat=".0%", fixedrange=True)
+    fig = figure(data, layout, height + FIGURE_MARGINS, "Which digit? Bayes' rule:<br>p(y | x) ∝ exp(−L_y(x)) p(y)")
     return fig
 
 
