@@ -161,8 +161,10 @@ def pixel_heatmap(
     image: int = 0,
     pixels: Sequence[Pixel] = (),
     labels: Sequence[int | None] | None = None,
+    title: str | None = None,
 ) -> Figure:
-    """One image at one step as a heatmap per model (a cell per pixel), θ as colour; hovering shows θ and the output."""
+    """One image at one step as a heatmap per model (a cell per pixel), θ as colour; hovering shows θ and the output.
+    `title` replaces the title naming the image and step (short lines, "<br>" apart: a phone's width)."""
     layout = subplots(titles(frames_by_model), spacing=0.1)
     data = []
     first = next(iter(frames_by_model.values()))
@@ -216,8 +218,9 @@ def pixel_heatmap(
         height, width = fr.labels.shape
         axis(layout, "x", k, range=[-0.5, width - 0.5], constrain="domain", showgrid=False, zeroline=False)
         axis(layout, "y", k, range=[height - 0.5, -0.5], scaleanchor=f"x{sx}", constrain="domain", showgrid=False, zeroline=False)
-    title = f"{image_label(labels, image, first.labels)} at step {clamp(step, first)}"
+    title = title or f"{image_label(labels, image, first.labels)} at step {clamp(step, first)}"
     # no fixed width: the figure takes its box's width (a phone's too); square pixels shrink the maps to fit
     fig = figure(data, layout, 330, title)
-    fig["layout"]["margin"].update(t=56, b=72, l=40, r=16)  # no legend above; the colour bars below
+    extra = TITLE_LINE * title.count("<br>")
+    fig["layout"]["margin"].update(t=56 + extra, b=72, l=40, r=16)  # no legend above; the colour bars below
     return fig

@@ -203,10 +203,9 @@ class DigitHandlers:
             model, title = self.models[name], self.menu.titles[name]
             fr = frames[name] = Frames(model.flow, 1, 0, title=title, labels=self.labels)
             fr.record(flow_state(self._turns(model), scored.x, t, labels[name], session.seed))
-            heatmap = pixel_heatmap({name: fr}, 0, 0, (), [labels[name]])
             given = label_name(labels[name], self.menu.num_labels, self.labels.names)
-            heatmap["layout"]["title"]["text"] = f"θ ~ p_F(θ | x; t = {t:.3f}); hover: θ and the output given digit {given}"
-            heatmaps[name] = plot(heatmap)
+            heatmaps[name] = plot(pixel_heatmap({name: fr}, 0, 0, (), [labels[name]],
+                                                title=f"θ ~ p_F(θ | x; t = {t:.3f})<br>hover: θ and the output given digit {given}"))
             curves.append(CostCurve(title, scored.curve.times.numpy(), scored.curve.curve[0].numpy(), labels[name],
                                     self.labels))
             bounds[name] = bound_summary(title, self._rows(model, scored), labels[name])
@@ -243,9 +242,8 @@ class DigitHandlers:
                 known, theta_image(fr, step), output_image(fr, step), None if done is None else picture(to_uint8(done[None])),
             )  # fmt: skip
             if plots:
-                heatmap = pixel_heatmap({name: fr}, step, 0, (), [asked.label])
-                heatmap["layout"]["title"]["text"] = f"θ at step {step} of {fr.num_steps}; hover: θ and the output distribution"
-                views.completion_heatmaps[name] = plot(heatmap)
+                views.completion_heatmaps[name] = plot(pixel_heatmap(
+                    {name: fr}, step, 0, (), [asked.label], title=f"θ at step {step} of {fr.num_steps}<br>hover: θ and the output distribution"))
             else:
                 views.completion_heatmaps[name] = UNSET
             parts.append(f"{fr.title}: step {step} of {fr.num_steps} (t = {fr.t[step]:.3f}, {asked.samplers[name]})")
