@@ -17,6 +17,7 @@ from app.core.models import model_menu
 from app.core.runs import RunState, generation
 from app.core.settings import parse_settings
 from app.features.duel.figures import Side, timeline
+from app.features.duel.layout import INTRO as DUEL_INTRO
 from app.features.generate.handlers import GenerateHandlers
 from app.features.generate.layout import SETTINGS
 from app.features.generate.words import BELIEFS_CAPTION, sampler_info
@@ -162,3 +163,7 @@ def test_the_duels_step_labels_stay_inside_the_figure_at_either_end():
     labels = [trace for trace in timeline(sides, 1.0)["data"] if trace["mode"] == "markers+text"]
     assert [(t["text"], t["textposition"]) for t in labels] == [(["step 100"], "top left"), (["step 0"], "top right")]
     assert all(t["cliponaxis"] is False for t in labels)
+
+
+def test_the_duel_says_where_its_shared_settings_are_at_any_width():
+    assert "on the left" not in DUEL_INTRO and "the page's Model, Digits, Guidance and Seed" in DUEL_INTRO

@@ -66,9 +66,10 @@ def build(ctx: Context, page: Page) -> None:
             score_btn = gr.Button("Score this digit", variant="primary", elem_id="score-btn")
         with gr.Column(scale=2, min_width=220):
             views.prepared = _image(f"**As an MNIST digit** ({digit.labels.shape[0]}×{digit.labels.shape[1]})", "digit-prepared", 210, "Press Score")
-            with gr.Row():
+            gr.Markdown("**As each model's data**", elem_classes=["caption"])
+            with gr.Row(elem_classes=["digit-data"]):  # one model's name over each picture, short and apart
                 for m in names:
-                    views.data[m] = _image(f"**{titles[m]}**: its data", f"digit-{m}-data", 120)
+                    views.data[m] = _image(titles[m], f"digit-{m}-data", 120)
         with gr.Column(scale=4, min_width=400):
             views.status = gr.Markdown("Draw a digit and press **Score this digit**.", elem_id="digit-status")
             views.posterior = gr.Plot(label="Which digit?", show_label=False, elem_id="digit-posterior")

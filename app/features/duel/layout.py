@@ -25,7 +25,7 @@ from app.ui.context import Context, Linked, Page
 DUEL_TAB = "duel"  # the tab's id: links name it
 
 INTRO = (
-    "<small>The same model, digits, guidance and seed (the settings on the left) through two samplers. Their steps "
+    "<small>The same model, digits, guidance and seed (the page's Model, Digits, Guidance and Seed) through two samplers. Their steps "
     "fall at different times, so one clock drives both: at any t each side shows its latest step at or before "
     "t, and says which.</small>"
 )
