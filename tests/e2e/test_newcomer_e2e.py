@@ -19,7 +19,7 @@ import pytest
 
 from app.core.models import load_models
 from tests.support.apps import save_weights, served
-from tests.support.browser import ARTIFACTS, text, wait_for_text
+from tests.support.browser import ARTIFACTS, draw, text, wait_for_text
 
 pytestmark = pytest.mark.e2e  # drives a browser
 
@@ -282,19 +282,6 @@ def test_the_bin_keeps_the_brush(app_url, watched):
     page.click("#score-btn")
     wait_for_text(page, "digit-status", "Scored your drawing", timeout=120)
 
-
-def draw(page, points: list[tuple[float, float]]) -> None:
-    """One stroke through `points` (fractions of the sketchpad's canvas), with the mouse button held down."""
-    canvas = page.locator("#digit-sketch canvas").first
-    canvas.scroll_into_view_if_needed()
-    box = canvas.bounding_box()
-    at = [(box["x"] + box["width"] * x, box["y"] + box["height"] * y) for x, y in points]
-    page.mouse.move(*at[0])
-    page.mouse.down()
-    for (x0, y0), (x1, y1) in zip(at, at[1:]):
-        for k in range(1, 6):
-            page.mouse.move(x0 + (x1 - x0) * k / 5, y0 + (y1 - y0) * k / 5)
-    page.mouse.up()
 
 
 def boxes_apart(boxes: list[dict]) -> list[tuple[dict, dict]]:

@@ -50,3 +50,18 @@ def set_number(page, elem_id: str, value: int) -> None:
     box = page.locator(f"#{elem_id} input[type=number]")
     box.fill(str(value))
     box.press("Enter")
+
+
+def draw(page, points: list[tuple[float, float]]) -> None:
+    """One stroke on the sketchpad of "Your digit" through `points` (fractions of its canvas), with the mouse button
+    held down."""
+    canvas = page.locator("#digit-sketch canvas").first
+    canvas.scroll_into_view_if_needed()
+    box = canvas.bounding_box()
+    at = [(box["x"] + box["width"] * x, box["y"] + box["height"] * y) for x, y in points]
+    page.mouse.move(*at[0])
+    page.mouse.down()
+    for (x0, y0), (x1, y1) in zip(at, at[1:]):
+        for k in range(1, 6):  # few moves: the canvas redraws (WebGL in software here) on each
+            page.mouse.move(x0 + (x1 - x0) * k / 5, y0 + (y1 - y0) * k / 5)
+    page.mouse.up()
