@@ -61,8 +61,8 @@ def wait_for_image(page, elem_id: str, timeout: float = 60) -> None:
 
 
 def tab_names(page) -> list[str]:
-    """Every tab of the views, visible or not (Gradio keeps a hidden copy of the tab bar to measure it)."""
-    return page.evaluate("() => [...document.querySelectorAll('#views .tab-container.visually-hidden button')].map(b => b.innerText.trim())")
+    """Every tab of the views (they wrap onto rows: none hides in a menu)."""
+    return page.evaluate("() => [...document.querySelectorAll('#views [role=tablist] [role=tab]')].map(b => b.innerText.trim())")
 
 
 def test_on_a_phone_generate_and_the_live_images_share_the_first_screen(browser, app_url):
