@@ -113,9 +113,14 @@ def wait_for_guidance(page, value: str) -> None:
     page.wait_for_function("v => document.querySelector('#guidance input[type=number]')?.value === v", arg=value, timeout=15_000)
 
 
-def done(page, elem_id: str = "status", timeout: float = 120) -> str:
-    wait_for_text(page, elem_id, "Done", timeout)
-    return text(page, elem_id)
+def done(page, describing: str = "", elem_id: str = "status", timeout: float = 120) -> str:
+    """The status once it says "Done" of the run `describing` names (the last run's "Done" stays until the next
+    run's first update)."""
+    deadline = time.monotonic() + timeout
+    while not ("Done" in (said := text(page, elem_id)) and describing in said):
+        assert time.monotonic() < deadline, f"#{elem_id} never said Done of {describing!r}: {said!r}"
+        time.sleep(0.05)
+    return said
 
 
 # ------------------------------------------------------------------------------------- the two-digit model
@@ -131,7 +136,7 @@ def test_two_digit_numbers_generate_scrub_click_and_show_their_update_in_numbers
     page.locator("#steps input[type=number]").fill("50")  # the fewest the bfn sampler takes when recommended
     page.locator("#steps input[type=number]").press("Enter")
     page.click("#generate-btn")
-    assert "number 42 · guidance 3" in done(page)
+    done(page, "number 42 · guidance 3")
     open_tab(page, "One update, in numbers")
     scrub_to_start(page)
     click_pixel(page, "two-digit-theta", 0, 30, 40, 64)
@@ -142,7 +147,7 @@ def test_two_digit_numbers_generate_scrub_click_and_show_their_update_in_numbers
     # every number of the row, and a click on image 7: number 77
     page.get_by_label("10 numbers: 00, 11, …, 99").check()
     page.click("#generate-btn")
-    done(page)
+    done(page, "numbers 00, 11, 22")
     scrub_to_start(page)
     click_pixel(page, "two-digit-theta", 7, 20, 50, 64)
     wait_for_text(page, "update-numbers", "Pixel (row 20,", timeout=30)
@@ -155,7 +160,7 @@ def test_a_two_digit_link_of_number_42_restores_its_picker_and_follows_the_setti
     w = watched()
     page = w.page
     page.goto(f"{numbers_url}?model=two-digit&digits=one&digit=42&guidance=3&steps=10&seed=4&sampler=bfn&tab=update", wait_until="load")
-    assert "Two digits (64×64) · number 42" in done(page)
+    done(page, "Two digits (64×64) · number 42")
     assert checked(page, "digits") == "One number" and checked(page, "digit") == "42"
     assert page.locator("#digit").get_by_label("99", exact=True).count() == 1
     click_pixel(page, "two-digit-theta", 0, 10, 10, 64)
@@ -176,7 +181,7 @@ def test_choosing_a_model_takes_its_guidance_and_leaves_no_stale_run(numbers_url
     page.locator("#steps input[type=number]").fill("6")
     page.locator("#steps input[type=number]").press("Enter")
     page.click("#generate-btn")
-    assert "Binarised (discrete) + Continuous" in done(page)
+    done(page, "Binarised (discrete) + Continuous")
     page.locator("#heatmap .js-plotly-plot").wait_for(timeout=30_000)
     info = text(page, "sampler")
     assert "Binarised (discrete): bfn, solver below 50 steps; Continuous: bfn, solver below 50 steps" in info, info
