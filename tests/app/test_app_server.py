@@ -35,6 +35,7 @@ LINUX = sys.platform.startswith("linux")
 
 
 @pytest.mark.skipif(not LINUX, reason="reads /proc/self/status")
+@pytest.mark.process  # measures this process's memory: where no served app frees runs of its own meanwhile
 def test_a_dropped_runs_frames_go_back_to_the_system(discrete_model):
     """Whatever malloc did before: a 1,000-step run's frames freed first raise glibc's threshold for giving
     large blocks their own mapping, so a shorter run's frames would then stay in the heap once dropped."""

@@ -2,11 +2,12 @@
 
 The browser tests (marked `e2e`) and the tests that start processes of their own (marked `process`: `python -m
 app`, a CLI, DDP workers) spend most of their time waiting on those processes and on Chromium, so the whole suite
-ends sooner with each group in a second pytest process running beside this one (on a busy host, too: the suite then gets a larger share of
-the CPU). They stay items of this session, counted and reported as ever: each is an `Alongside` item that
-waits for its result from its process and passes, fails (with the failure's text) or skips as it did there.
-Nothing runs alongside when only one group is selected, when collecting only, or with BFN_ALONGSIDE=0 (then
-every test runs here, in turn).
+ends sooner with each group in a second pytest process running beside this one (on a busy host, too: the suite
+then gets a larger share of the CPU). The test of this process's memory goes with them, away from the app this
+process serves to the API tests, whose sessions free their runs when they like. They stay items of this
+session, counted and reported as ever: each is an `Alongside` item that waits for its result from its process
+and passes, fails (with the failure's text) or skips as it did there. Nothing runs alongside when only one
+group is selected, when collecting only, or with BFN_ALONGSIDE=0 (then every test runs here, in turn).
 """
 
 from __future__ import annotations
