@@ -20,6 +20,7 @@ from huggingface_hub.errors import EntryNotFoundError, HfHubHTTPError, HFValidat
 from huggingface_hub.utils import validate_repo_id
 from safetensors import SafetensorError
 
+from bfn import typicality
 from bfn.kinds import FLOWS
 from bfn.model import WEIGHTS_FILE, BFNModel, ConfigError
 
@@ -97,6 +98,10 @@ def _download_folder(repo_id: str) -> Path:
                 why = f"no such folder, not in the Hugging Face cache, and the Hub did not provide {name} ({_summary(e)})"
                 hint = "Check the repo id (owner/name) and your connection, or use a local folder."
             raise _fail(repo_id, f"{why}; {_model_folders()}", hint) from e
+    try:  # the bounds of test images (bfn.typicality), where measured: optional, so a miss is no error
+        hf_hub_download(repo_id, typicality.FILE)
+    except (HfHubHTTPError, EntryNotFoundError, OfflineModeIsEnabled, OSError):
+        pass
     for name in (CONFIG_FILE, WEIGHTS_FILE):  # the guide, where the repo has one: optional, so a miss is no error
         try:
             hf_hub_download(repo_id, name, subfolder=GUIDE_FOLDER)
@@ -204,6 +209,11 @@ def load_model(
     except (SafetensorError, RuntimeError, OSError, TypeError, ValueError) as e:
         raise _fail(str(folder), f"{WEIGHTS_FILE} is unusable ({_summary(e)})") from e
     model = _prepare(model, device)
+    try:
+        model.typical_bounds = typicality.load(folder, model.flow.nll_unit.name)
+    except ValueError as e:
+        raise _fail(str(folder), _summary(e), f"Measure it again (`python -m training typical-bounds --model {folder} "
+                    "--write`) or delete it.") from e
     guide = folder / GUIDE_FOLDER
     if (guide / WEIGHTS_FILE).is_file():
         try:
