@@ -136,12 +136,15 @@ def run(args: argparse.Namespace) -> None:
     data = picked_images(args, test_split(args.data_dir))
     torch.set_num_threads(args.threads)
     model = load_model(args.model)
+    inputs = f"test digits {args.first}–{args.first + len(data) - 1}"
     if args.drawing_like:
         data = drawing_like(data, args.canvas, args.brush_radius)
+        inputs += f", drawn with a brush of radius {args.brush_radius:g} on a {args.canvas}-pixel canvas"
     if args.classifier is not None:
-        print(json.dumps({"classifier": args.classifier, "images": len(data), "accuracy": round(classifier_accuracy(args.classifier, data), 4)}))
+        print(json.dumps({"inputs": inputs, "classifier": args.classifier, "images": len(data),
+                          "accuracy": round(classifier_accuracy(args.classifier, data), 4)}, ensure_ascii=False))
     rows = []
     for samples in args.samples:
-        rows.append(bayes_accuracy(model, data, samples, args.seed))
-        print(json.dumps(rows[-1]), flush=True)
+        rows.append({"inputs": inputs, **bayes_accuracy(model, data, samples, args.seed)})
+        print(json.dumps(rows[-1], ensure_ascii=False), flush=True)
     print(table(rows))

@@ -14,6 +14,8 @@ from bfn import typicality
 from bfn.hub import load_model
 from bfn.model import BFNModel
 from tests.support.mnist import write_mnist
+from bfn.strokes import as_drawn
+from training import bayes_accuracy
 from training.__main__ import main as training_main
 from training.bayes_accuracy import drawing_like
 from training.data import test_split as mnist_test_split
@@ -44,14 +46,19 @@ def test_typical_bounds_are_written_beside_the_weights_and_loaded_with_them(meas
     assert reference.threshold(50) <= reference.threshold() <= reference.threshold(99.9)
 
 
-def test_bayes_accuracy_on_drawing_like_digits_says_how_often_the_warning_fires(measured, capsys) -> None:
+def test_bayes_accuracy_on_drawing_like_digits_says_how_often_the_warning_fires(measured, capsys, monkeypatch) -> None:
     folder, root = measured
     capsys.readouterr()
+    drawn = []
+    monkeypatch.setattr(bayes_accuracy, "as_drawn", lambda *a: drawn.append(a[1:]) or as_drawn(*a))
     assert training_main(["bayes-accuracy", "--model", str(folder), "--data-dir", str(root), "--limit", "4", "--samples", "1",
                           "--drawing-like", "--canvas", "84", "--brush-radius", "3",
                           "--classifier", str(REPO_ROOT / "weights" / "classifier")]) == 0
     out = capsys.readouterr().out.strip().splitlines()
     classifier, row = json.loads(out[0]), json.loads(out[1])
+    assert drawn == [(84, 3)] * 4  # every digit drawn, on the canvas and with the brush asked for
+    inputs = "test digits 0–3, drawn with a brush of radius 3 on a 84-pixel canvas"
+    assert classifier["inputs"] == row["inputs"] == inputs
     assert classifier["images"] == 4 and 0 <= classifier["accuracy"] <= 1
     assert row["images"] == 4 and 0 <= row["accuracy"] <= 1 and 0 <= row["far"] <= 1
     assert 0 <= row["confidently_wrong_unwarned"] <= row["confidently_wrong"] <= 4
@@ -64,7 +71,7 @@ def test_without_typical_bounds_the_rows_say_nothing_of_the_warning(discrete_mod
     assert training_main(["bayes-accuracy", "--model", str(tmp_path / "model"), "--data-dir", str(root), "--limit", "2",
                           "--samples", "1", "--drawing-like"]) == 0
     row = json.loads(capsys.readouterr().out.splitlines()[0])
-    assert "far" not in row and row["images"] == 2
+    assert "far" not in row and row["images"] == 2 and row["inputs"].startswith("test digits 0–1, drawn")
 
 
 def test_drawing_like_digits_are_redrawn_and_keep_their_labels(tmp_path: Path) -> None:
