@@ -4,6 +4,7 @@ sketchpad draws them, with how often the far-from-the-data warning fires."""
 
 from __future__ import annotations
 
+import dataclasses
 import json
 from pathlib import Path
 
@@ -63,6 +64,21 @@ def test_bayes_accuracy_on_drawing_like_digits_says_how_often_the_warning_fires(
     assert row["images"] == 4 and 0 <= row["accuracy"] <= 1 and 0 <= row["far"] <= 1
     assert 0 <= row["confidently_wrong_unwarned"] <= row["confidently_wrong"] <= 4
     assert "far from the data" in out[2] and len(out) == 5  # the table: header, rule, one row
+
+
+@pytest.mark.parametrize("threshold, far", [(-1e9, 1.0), (1e9, 0.0)])
+def test_the_warning_rate_counts_the_images_above_the_threshold(measured, capsys, threshold: float, far: float) -> None:
+    folder, root = measured
+    reference = load_model(folder).typical_bounds
+    typicality.save(folder, dataclasses.replace(reference, percentiles={p: threshold for p in reference.percentiles}))
+    capsys.readouterr()
+    assert training_main(["bayes-accuracy", "--model", str(folder), "--data-dir", str(root), "--limit", "3", "--samples", "1"]) == 0
+    row = json.loads(capsys.readouterr().out.splitlines()[0])
+    assert row["far"] == far and row["inputs"] == "test digits 0–2"
+    if far:  # every answer warned: none is confidently wrong without a warning, and no accuracy where not far
+        assert row["accuracy_not_far"] is None and row["confidently_wrong_unwarned"] == 0
+    else:
+        assert row["accuracy_not_far"] == row["accuracy"] and row["confidently_wrong_unwarned"] == row["confidently_wrong"]
 
 
 def test_without_typical_bounds_the_rows_say_nothing_of_the_warning(discrete_model: BFNModel, tmp_path: Path, capsys) -> None:
