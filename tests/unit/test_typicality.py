@@ -92,3 +92,11 @@ def test_summary_percentiles_are_numpy_percentiles() -> None:
     assert ref.percentiles[50.0] == 2.0 and ref.images == 3 and ref.extra == {"mean": 2.0, "max": 3.0}
     with pytest.raises(ValueError, match="finite"):
         summarise([1.0, float("nan")], "nats/image", 8, "", "")
+
+
+def test_an_export_over_older_weights_removes_their_bounds() -> None:
+    """`python -m training export` deletes the folder's MEASUREMENTS before writing new weights (test_training checks
+    that for evaluations.jsonl): the bounds of test images are one of them."""
+    from training.card import MEASUREMENTS
+
+    assert typicality.FILE in MEASUREMENTS
