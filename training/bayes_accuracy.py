@@ -31,7 +31,7 @@ from bfn.images import to_uint8
 from bfn.model import BFNModel
 from bfn.scoring import predictions, score_images
 from bfn.strokes import as_drawn
-from bfn.typicality import typicality, unconditional
+from bfn.typicality import FAR_PERCENTILE, TypicalBounds, typicality, unconditional
 from training.data import Split, test_split
 
 CONFIDENT = 0.9  # a posterior this high reads as "sure"; wrong and unwarned, it is the answer that misleads
@@ -49,25 +49,36 @@ def bayes_accuracy(model: BFNModel, data: Split, samples: int, seed: int = 0) ->
     """Accuracy of Bayes' rule over `data` with S = `samples`, and the scoring time per image."""
     x = model.flow.data_from_images(data.images, torch.Generator().manual_seed(seed))
     generator = torch.Generator().manual_seed(seed)
-    hits, far, sure = np.zeros(len(data), bool), np.zeros(len(data), bool), np.zeros(len(data), bool)
-    reference = model.typical_bounds
+    hits, sure, unconditional_bound = np.zeros(len(data), bool), np.zeros(len(data), bool), np.zeros(len(data))
     start, cpu_start = time.perf_counter(), time.process_time()
     for k, bounds in enumerate(tqdm(score_images(model, x, samples, generator), total=len(data), desc=f"S={samples}",
                                     unit="image", dynamic_ncols=True)):
         posterior, predicted = predictions(bounds, model.num_labels)
         hits[k] = int(predicted[0]) == int(data.labels[k])
         sure[k] = float(posterior[0].max()) >= CONFIDENT
-        if reference is not None:
-            far[k] = typicality(float(unconditional(bounds, model.flow.nll_unit)[0]), reference).far
+        unconditional_bound[k] = float(unconditional(bounds, model.flow.nll_unit)[0])
     seconds, cpu_seconds = time.perf_counter() - start, time.process_time() - cpu_start
     row = {"samples": samples, "network_passes_per_image": 2 * samples * (model.num_labels + 1), "images": len(data),
            "accuracy": round(float(hits.mean()), 4), "confidently_wrong": int((sure & ~hits).sum())}
-    if reference is not None:
-        row |= {"far": round(float(far.mean()), 4),
-                "accuracy_not_far": round(float(hits[~far].mean()), 4) if (~far).any() else None,
-                "confidently_wrong_unwarned": int((sure & ~hits & ~far).sum())}
+    if model.typical_bounds is not None:
+        row |= warning_rates(unconditional_bound, hits, sure, model.typical_bounds)
     return row | {"ms_per_image": round(1000 * seconds / len(data), 1), "cpu_ms_per_image": round(1000 * cpu_seconds / len(data), 1),
                   "threads": torch.get_num_threads()}
+
+
+def warning_rates(bounds: np.ndarray, hits: np.ndarray, sure: np.ndarray, reference: TypicalBounds) -> dict:
+    """How the far-from-the-data warning (`bfn.typicality`, at its `FAR_PERCENTILE`) treats the scored images: the
+    share warned, the accuracy of the others, the confidently wrong answers left unwarned; and, under
+    "by_percentile", the share warned and the unwarned confident errors had the threshold been another
+    stored percentile (the trade-off that chose it)."""
+    def far_at(percentile: float) -> np.ndarray:
+        return np.array([typicality(b, reference, percentile).far for b in bounds], dtype=bool)
+
+    far = far_at(FAR_PERCENTILE)
+    return {"far": round(float(far.mean()), 4), "accuracy_not_far": round(float(hits[~far].mean()), 4) if (~far).any() else None,
+            "confidently_wrong_unwarned": int((sure & ~hits & ~far).sum()),
+            "by_percentile": {f"{p:g}": {"far": round(float(f.mean()), 4), "confidently_wrong_unwarned": int((sure & ~hits & ~f).sum())}
+                              for p, f in ((p, far_at(p)) for p in sorted(reference.percentiles))}}
 
 
 def _share(value: float | None) -> str:

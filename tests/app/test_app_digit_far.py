@@ -62,7 +62,7 @@ def test_the_warning_shows_exactly_above_the_stored_percentile(digit: DigitHandl
     assert bounds_of(digit) == bound  # the same digit and seed: the same bounds
     b, y = bound["continuous"], bound["continuous"] - 1e-3
     assert (f"⚠ **Continuous**: this drawing is far from the digits the model learned from: its bound, {b:.2f} "
-            f"{units['continuous']}, is above 99 % of test digits (≤ {y:.2f}); read its answer with care.") in status
+            f"{units['continuous']}, is above {FAR_PERCENTILE:g} % of test digits (≤ {y:.2f}); read its answer with care.") in status
     assert status.count("far from the digits the model learned from") == 1  # not the binarised model: at, not above
     assert status.count(FAR_MARK) == 1 and f"%, {FAR_MARK}) in" in status  # beside the continuous model's answer
     marked = [t for t in titles(figure) if FAR_MARK in t]

@@ -75,6 +75,8 @@ def test_the_warning_rate_counts_the_images_above_the_threshold(measured, capsys
     assert training_main(["bayes-accuracy", "--model", str(folder), "--data-dir", str(root), "--limit", "3", "--samples", "1"]) == 0
     row = json.loads(capsys.readouterr().out.splitlines()[0])
     assert row["far"] == far and row["inputs"] == "test digits 0–2"
+    assert set(row["by_percentile"]) == {f"{p:g}" for p in reference.percentiles}
+    assert all(at["far"] == far for at in row["by_percentile"].values())
     if far:  # every answer warned: none is confidently wrong without a warning, and no accuracy where not far
         assert row["accuracy_not_far"] is None and row["confidently_wrong_unwarned"] == 0
     else:
