@@ -2,11 +2,12 @@
 
 Every way a load can go wrong (no folder, no config, an invalid config field, a pickle checkpoint instead of
 safetensors, keys that do not match the architecture, NaN weights, a truncated file, an unreachable Hub, a guide
-that does not fit its model) raises
+that does not fit its model, an invalid typical_bounds.json) raises
 `ModelLoadError`, whose message names what was tried (folder, Hub cache, Hub) and how to get weights, so the
 CLI and the app can show it as is. Weights are only ever read from `model.safetensors`; pickle files are
 never opened. A model's autoguidance guide travels with it as a model folder of its own, `guide/`, inside the
-model's folder or Hub repo, and is loaded with it where present.
+model's folder or Hub repo, and is loaded with it where present; so are the bounds of real test images that
+tell a digit far from the model's data (`bfn.typicality`, typical_bounds.json beside the weights).
 """
 
 from __future__ import annotations
