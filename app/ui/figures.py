@@ -63,6 +63,9 @@ def figure_json(fig: Figure) -> str:
     return json.dumps(encode(fig), separators=(",", ":"), allow_nan=False)
 
 
+TITLE_LINE = 18  # pixels per line of a figure's title (14 px type)
+
+
 def subplots(titles: Sequence[str], spacing: float = 0.08) -> dict:
     """Layout for 1×n subplots side by side, with titles."""
     n = len(titles)
@@ -79,23 +82,28 @@ def subplots(titles: Sequence[str], spacing: float = 0.08) -> dict:
     return layout
 
 
-def stacked(titles: Sequence[str], panel: int, gap: int) -> tuple[dict, int]:
+def stacked(titles: Sequence[str], panel: int, gap: int) -> tuple[dict, int, int]:
     """Layout for subplots one above the other, `panel` pixels tall each and `gap` apart (room for the x ticks of
-    one and the title of the next), each title above its panel at the left; → (layout, the panels' height in
-    pixels). Side by side, three panels of ten bars and their titles would share a third of a phone's width."""
-    n = len(titles)
-    height = n * panel + (n - 1) * gap
+    one and the title of the next), each title above its panel at the left; a title of several lines ("<br>")
+    gets the room it takes. → (layout, the panels' height in pixels, pixels to add to the figure's top margin
+    for the first title's lines after its first). Side by side, three panels of ten bars and their titles would
+    share a third of a phone's width."""
+    extra = [TITLE_LINE * title.count("<br>") for title in titles]
+    height = len(titles) * panel + sum(gap + more for more in extra[1:])
     layout: dict = {"annotations": []}
+    above = 0  # pixels from the top of the panels to this panel's top
     for k, title in enumerate(titles, start=1):
-        top = 1 - (k - 1) * (panel + gap) / height
+        above += 0 if k == 1 else gap + extra[k - 1]
+        top, bottom = 1 - above / height, 1 - (above + panel) / height
         sx = "" if k == 1 else str(k)
         layout[f"xaxis{sx}"] = {"domain": [0, 1], "anchor": f"y{sx}"}
-        layout[f"yaxis{sx}"] = {"domain": [round(max(0.0, top - panel / height), 6), round(top, 6)], "anchor": f"x{sx}"}
+        layout[f"yaxis{sx}"] = {"domain": [round(max(0.0, bottom), 6), round(top, 6)], "anchor": f"x{sx}"}
         layout["annotations"].append(
             {"text": title, "x": 0, "y": top, "xref": "paper", "yref": "paper", "xanchor": "left", "yanchor": "bottom", "showarrow": False,
-             "font": {"size": 13}, "yshift": 4}
+             "align": "left", "font": {"size": 13}, "yshift": 4}
         )  # fmt: skip
-    return layout, height
+        above += panel
+    return layout, height, extra[0]
 
 
 def axis(layout: dict, letter: str, k: int, **props) -> None:
@@ -107,9 +115,6 @@ def vline(k: int, x: float) -> dict:
     """A dashed vertical line at x across subplot k: the current step or time."""
     sx = "" if k == 1 else str(k)
     return {"type": "line", "x0": x, "x1": x, "xref": f"x{sx}", "y0": 0, "y1": 1, "yref": f"y{sx} domain", "line": {"color": "#64748b", "width": 1, "dash": "dash"}}
-
-
-TITLE_LINE = 18  # pixels per line of a figure's title (14 px type)
 
 
 def figure(data: list, layout: dict, height: int, title: str | None = None) -> Figure:

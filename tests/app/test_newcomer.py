@@ -128,7 +128,7 @@ def test_the_which_digit_caption_does_not_ask_for_what_may_be_chosen():
 def test_the_status_tells_the_steps_sampled_apart_from_the_views_refreshed(models):
     ctx = context(models, stream_interval=0.0, plot_interval=0.0)
     try:
-        updates = list(GenerateHandlers(ctx).generate("discrete", "all", 0, 1.0, 20, 0, "bfn", SimpleNamespace(session_hash="rate")))
+        updates = list(GenerateHandlers(ctx).generate("discrete", "all", 0, 1.0, 20, 0, "bfn", "recommended", SimpleNamespace(session_hash="rate")))
         final = updates[-1][0]
         assert re.search(r"20 steps in [0-9.]+ s · views refreshed [0-9.]+ times/s", final), final
         assert "updates/s" not in final
@@ -143,7 +143,7 @@ def test_switching_model_clears_the_views_and_forgets_the_last_run(models):
     ctx = context(models, stream_interval=0.0, plot_interval=0.0)
     try:
         handlers, request, images = GenerateHandlers(ctx), SimpleNamespace(session_hash="switch"), 2 * len(ctx.menu.names)
-        list(handlers.generate("discrete", "all", 0, 1.0, STEPS, 0, "bfn", request))
+        list(handlers.generate("discrete", "all", 0, 1.0, STEPS, 0, "bfn", "recommended", request))
         out = handlers.switch_model("two-digit", request)  # the SHOWN views, then the guidance
         status, pictures, figures, guidance = out[0], out[1 : 1 + images], out[2 + images : 6 + images], out[-1]
         assert status == "Two digits (64×64), at its recommended guidance 1: press **Generate**."
