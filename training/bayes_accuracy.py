@@ -102,24 +102,33 @@ def classifier_accuracy(source: str, data: Split) -> float:
     return float((load_classifier(source).probabilities(data.images.float() / 255).argmax(1) == data.labels).float().mean())
 
 
-def add_test_images(p: argparse.ArgumentParser, first: int, limit: int) -> None:
-    """The options that pick the test images scored and seed their scoring (here and in `typical-bounds`, which by
-    default scores other images than this command, so that each measures what the other did not see)."""
+def add_test_images(p: argparse.ArgumentParser, first: int, limit: int, every: int = 1) -> None:
+    """The options that pick the test images scored and seed their scoring (here and in `typical-bounds`). MNIST's
+    test set is not shuffled (its first 5,000 digits are the cleaner ones), so a sample of all of it takes
+    every N-th image; `typical-bounds` by default takes images 1, 11, 21, …, which this command then avoids
+    with e.g. `--every 30` (0, 30, 60, …), so that each measures images the other did not see."""
     p.add_argument("--data-dir", default="data", help="folder holding MNIST/raw/")
     p.add_argument("--first", type=int, default=first, help="the first test image scored")
-    p.add_argument("--limit", type=int, default=limit, help="score N test images from --first on")
+    p.add_argument("--every", type=int, default=every, help="score every N-th test image from --first on")
+    p.add_argument("--limit", type=int, default=limit, help="score at most this many test images")
     p.add_argument("--seed", type=int, default=0, help="seed of the data draw (binarisation) and of the scoring draws")
     p.add_argument("--threads", type=int, default=1, help="torch CPU threads")
 
 
 def picked_images(args: argparse.Namespace, split: Split) -> Split:
     """The images `add_test_images`' options pick from `split`; ValueError for options that pick none."""
-    if args.first < 0 or args.limit < 1 or args.threads < 1:
-        raise ValueError("--first must be at least 0, and --limit and --threads at least 1")
-    data = split.subset(slice(args.first, args.first + args.limit))
+    if args.first < 0 or args.limit < 1 or args.every < 1 or args.threads < 1:
+        raise ValueError("--first must be at least 0, and --limit, --every and --threads at least 1")
+    data = split.subset(slice(args.first, args.first + args.every * args.limit, args.every))
     if len(data) == 0:
         raise ValueError(f"the test set has no images from {args.first} on")
     return data
+
+
+def picked_range(args: argparse.Namespace, count: int) -> str:
+    """Which test images `picked_images` took, in words: "0–299", or "1, 11, …, 9991"."""
+    last = args.first + args.every * (count - 1)
+    return f"{args.first}–{last}" if args.every == 1 else f"{args.first}, {args.first + args.every}, …, {last}"
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -147,7 +156,7 @@ def run(args: argparse.Namespace) -> None:
     data = picked_images(args, test_split(args.data_dir))
     torch.set_num_threads(args.threads)
     model = load_model(args.model)
-    inputs = f"test digits {args.first}–{args.first + len(data) - 1}"
+    inputs = f"test digits {picked_range(args, len(data))}"
     if args.drawing_like:
         data = drawing_like(data, args.canvas, args.brush_radius)
         inputs += f", drawn with a brush of radius {args.brush_radius:g} on a {args.canvas}-pixel canvas"

@@ -30,7 +30,7 @@ def measured(discrete_model: BFNModel, tmp_path: Path, capsys: pytest.CaptureFix
     data folder)."""
     folder, root = tmp_path / "model", write_mnist(tmp_path / "data", train=10, test=12)
     discrete_model.save_pretrained(folder)
-    assert training_main(["typical-bounds", "--model", str(folder), "--data-dir", str(root), "--first", "4", "--limit", "8",
+    assert training_main(["typical-bounds", "--model", str(folder), "--data-dir", str(root), "--first", "4", "--every", "1", "--limit", "8",
                           "--samples", "2", "--write"]) == 0
     return folder, root
 
@@ -43,7 +43,8 @@ def test_typical_bounds_are_written_beside_the_weights_and_loaded_with_them(meas
     reference = load_model(folder).typical_bounds
     assert reference is not None and reference.to_dict() == printed
     assert reference.images == 8 and reference.samples == 2 and reference.unit == "nats/image"
-    assert reference.data == "mnist test images 4–11" and "--first 4 --limit 8 --samples 2" in reference.command
+    assert reference.data == "mnist test images 4–11"
+    assert "--first 4 --every 1 --limit 8 --samples 2" in reference.command
     assert reference.threshold(50) <= reference.threshold() <= reference.threshold(99.9)
 
 
@@ -81,6 +82,16 @@ def test_the_warning_rate_counts_the_images_above_the_threshold(measured, capsys
         assert row["accuracy_not_far"] is None and row["confidently_wrong_unwarned"] == 0
     else:
         assert row["accuracy_not_far"] == row["accuracy"] and row["confidently_wrong_unwarned"] == row["confidently_wrong"]
+
+
+def test_every_nth_test_image(discrete_model: BFNModel, tmp_path: Path, capsys) -> None:
+    """MNIST's test set is unshuffled: --every spreads the images scored over all of it."""
+    discrete_model.save_pretrained(tmp_path / "model")
+    root = write_mnist(tmp_path / "data", train=10, test=12)
+    assert training_main(["bayes-accuracy", "--model", str(tmp_path / "model"), "--data-dir", str(root), "--first", "1",
+                          "--every", "4", "--limit", "5", "--samples", "1"]) == 0
+    row = json.loads(capsys.readouterr().out.splitlines()[0])
+    assert row["images"] == 3 and row["inputs"] == "test digits 1, 5, …, 9"  # 1, 5, 9: the test set ends at 11
 
 
 def test_without_typical_bounds_the_rows_say_nothing_of_the_warning(discrete_model: BFNModel, tmp_path: Path, capsys) -> None:
