@@ -147,6 +147,7 @@ def test_what_the_page_says_and_where(browser, app_url):
 
         # a click on image 1, row 5, col 7 of the θ image fills the boxes that name a pixel
         img = box(page, "#discrete-theta img")
+        page.wait_for_function("() => document.querySelector('#discrete-theta img').naturalWidth > 0", timeout=30_000)
         natural = page.evaluate("() => { const i = document.querySelector('#discrete-theta img'); return [i.naturalWidth, i.naturalHeight]; }")
         scale = min(img["width"] / natural[0], img["height"] / natural[1])
         left, top = img["x"] + (img["width"] - natural[0] * scale) / 2, img["y"] + (img["height"] - natural[1] * scale) / 2
