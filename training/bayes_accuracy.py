@@ -12,6 +12,8 @@ digit scaled to `--canvas`, reduced to its strokes' centre lines, traced with a 
 models make of drawings, without collecting any. Where the model carries the bounds of real test images
 (bfn.typicality), each row also says how often an image is far from the data (the app's warning), the
 accuracy where it is not, and how many answers are confidently wrong (posterior ≥ 90 %) without a warning.
+With `--classifier`, the app's second caution too: how often the digit classifier reads another digit than
+the model's answer, and the confident errors that neither caution marks.
 """
 
 from __future__ import annotations
@@ -45,23 +47,29 @@ def drawing_like(data: Split, canvas: int, brush_radius: float) -> Split:
 
 
 @torch.inference_mode()
-def bayes_accuracy(model: BFNModel, data: Split, samples: int, seed: int = 0) -> dict:
-    """Accuracy of Bayes' rule over `data` with S = `samples`, and the scoring time per image."""
+def bayes_accuracy(model: BFNModel, data: Split, samples: int, seed: int = 0, read: np.ndarray | None = None) -> dict:
+    """Accuracy of Bayes' rule over `data` with S = `samples`, and the scoring time per image; with `read`, the
+    digit classifier's answer per image, how the app's cautions treat the answers (`cautions`)."""
     x = model.flow.data_from_images(data.images, torch.Generator().manual_seed(seed))
     generator = torch.Generator().manual_seed(seed)
-    hits, sure, unconditional_bound = np.zeros(len(data), bool), np.zeros(len(data), bool), np.zeros(len(data))
+    said, sure, unconditional_bound = np.zeros(len(data), int), np.zeros(len(data), bool), np.zeros(len(data))
     start, cpu_start = time.perf_counter(), time.process_time()
     for k, bounds in enumerate(tqdm(score_images(model, x, samples, generator), total=len(data), desc=f"S={samples}",
                                     unit="image", dynamic_ncols=True)):
         posterior, predicted = predictions(bounds, model.num_labels)
-        hits[k] = int(predicted[0]) == int(data.labels[k])
+        said[k] = int(predicted[0])
         sure[k] = float(posterior[0].max()) >= CONFIDENT
         unconditional_bound[k] = float(unconditional(bounds, model.flow.nll_unit)[0])
     seconds, cpu_seconds = time.perf_counter() - start, time.process_time() - cpu_start
+    hits = said == data.labels.numpy()
     row = {"samples": samples, "network_passes_per_image": 2 * samples * (model.num_labels + 1), "images": len(data),
            "accuracy": round(float(hits.mean()), 4), "confidently_wrong": int((sure & ~hits).sum())}
+    far = None
     if model.typical_bounds is not None:
         row |= warning_rates(unconditional_bound, hits, sure, model.typical_bounds)
+        far = far_from_data(unconditional_bound, model.typical_bounds, FAR_PERCENTILE)
+    if read is not None:
+        row |= cautions(hits, sure, far, said != read)
     return row | {"ms_per_image": round(1000 * seconds / len(data), 1), "cpu_ms_per_image": round(1000 * cpu_seconds / len(data), 1),
                   "threads": torch.get_num_threads()}
 
@@ -72,13 +80,26 @@ def warning_rates(bounds: np.ndarray, hits: np.ndarray, sure: np.ndarray, refere
     "by_percentile", the share warned and the unwarned confident errors had the threshold been another
     stored percentile (the trade-off that chose it)."""
     def far_at(percentile: float) -> np.ndarray:
-        return np.array([typicality(b, reference, percentile).far for b in bounds], dtype=bool)
+        return far_from_data(bounds, reference, percentile)
 
     far = far_at(FAR_PERCENTILE)
     return {"far": round(float(far.mean()), 4), "accuracy_not_far": round(float(hits[~far].mean()), 4) if (~far).any() else None,
             "confidently_wrong_unwarned": int((sure & ~hits & ~far).sum()),
             "by_percentile": {f"{p:g}": {"far": round(float(f.mean()), 4), "confidently_wrong_unwarned": int((sure & ~hits & ~f).sum())}
                               for p, f in ((p, far_at(p)) for p in sorted(reference.percentiles))}}
+
+
+def far_from_data(bounds: np.ndarray, reference: TypicalBounds, percentile: float) -> np.ndarray:
+    """Per image, whether its unconditional bound is above `percentile` of the test images' (the app's warning)."""
+    return np.array([typicality(b, reference, percentile).far for b in bounds], dtype=bool)
+
+
+def cautions(hits: np.ndarray, sure: np.ndarray, far: np.ndarray | None, disagrees: np.ndarray) -> dict:
+    """The app's two cautions together (`app.features.digit.handlers.cautions`): the share of answers the digit
+    classifier reads otherwise, and the confident errors that neither that nor being far from the data marks."""
+    marked = disagrees if far is None else disagrees | far
+    return {"classifier_disagrees": round(float(disagrees.mean()), 4), "marked": round(float(marked.mean()), 4),
+            "confidently_wrong_unmarked": int((sure & ~hits & ~marked).sum())}
 
 
 def _share(value: float | None) -> str:
@@ -89,17 +110,20 @@ def table(rows: list[dict]) -> str:
     """The JSON lines as a Markdown table. CPU time is shown beside wall time: on a machine shared with other
     jobs the wall time measures the sharing as much as the scoring."""
     lines = [f"| S | network passes / image | accuracy | confidently wrong (≥ {CONFIDENT:.0%}) | far from the data | "
-             "accuracy where not far | confidently wrong, no warning | ms / image (wall) | ms / image (CPU) |",
-             "| ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |"]
+             "accuracy where not far | confidently wrong, no warning | classifier reads another digit | "
+             "confidently wrong, neither caution | ms / image (wall) | ms / image (CPU) |",
+             "| ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |"]
     lines += [f"| {r['samples']} | {r['network_passes_per_image']} | {r['accuracy']:.2%} | {r['confidently_wrong']} | "
               f"{_share(r.get('far'))} | {_share(r.get('accuracy_not_far'))} | {r.get('confidently_wrong_unwarned', '–')} | "
+              f"{_share(r.get('classifier_disagrees'))} | {r.get('confidently_wrong_unmarked', '–')} | "
               f"{r['ms_per_image']:.0f} | {r['cpu_ms_per_image']:.0f} |" for r in rows]
     return "\n".join(lines)
 
 
-def classifier_accuracy(source: str, data: Split) -> float:
-    """The digit classifier's accuracy on `data`: whether the digits (e.g. drawing-like ones) are still readable."""
-    return float((load_classifier(source).probabilities(data.images.float() / 255).argmax(1) == data.labels).float().mean())
+def classifier_reads(source: str, data: Split) -> np.ndarray:
+    """The digit the classifier reads in each image of `data` (its accuracy says whether drawing-like digits are
+    still readable; its answers are the app's second caution)."""
+    return load_classifier(source).probabilities(data.images.float() / 255).argmax(1).numpy()
 
 
 def add_test_images(p: argparse.ArgumentParser, first: int, limit: int, every: int = 1) -> None:
@@ -143,7 +167,8 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--brush-radius", type=float, default=22,
                    help="with --drawing-like: the brush's radius in canvas pixels (the app's; its strokes are twice as wide)")
     p.add_argument("--classifier", default=None, metavar="FOLDER",
-                   help="also print the digit classifier's accuracy on the same inputs (e.g. weights/classifier)")
+                   help="also print the digit classifier's accuracy on the same inputs, and count the answers it reads "
+                   "otherwise (the app's second caution) (e.g. weights/classifier)")
     p.add_argument("--samples", type=int, nargs="+", default=[1, 2, 4, 8, 16, 32], help="the numbers of Monte-Carlo samples S to try")
     p.set_defaults(func=run)
 
@@ -160,11 +185,13 @@ def run(args: argparse.Namespace) -> None:
     if args.drawing_like:
         data = drawing_like(data, args.canvas, args.brush_radius)
         inputs += f", drawn with a brush of radius {args.brush_radius:g} on a {args.canvas}-pixel canvas"
+    read = None
     if args.classifier is not None:
+        read = classifier_reads(args.classifier, data)
         print(json.dumps({"inputs": inputs, "classifier": args.classifier, "images": len(data),
-                          "accuracy": round(classifier_accuracy(args.classifier, data), 4)}, ensure_ascii=False))
+                          "accuracy": round(float((read == data.labels.numpy()).mean()), 4)}, ensure_ascii=False))
     rows = []
     for samples in args.samples:
-        rows.append({"inputs": inputs, **bayes_accuracy(model, data, samples, args.seed)})
+        rows.append({"inputs": inputs, **bayes_accuracy(model, data, samples, args.seed, read)})
         print(json.dumps(rows[-1], ensure_ascii=False), flush=True)
     print(table(rows))

@@ -225,7 +225,7 @@ def pixel_heatmap(
         axis(layout, "y", k, range=[height - 0.5, -0.5], scaleanchor=f"x{sx}", constrain="domain", showgrid=False, zeroline=False)
     title = title or f"{image_label(labels, image, first.labels)} at step {clamp(step, first)}"
     # no fixed width: the figure takes its box's width (a phone's too); square pixels shrink the maps to fit
-    fig = figure(data, layout, 330, title)
+    fig = figure(data, layout, 312, title)
     extra = TITLE_LINE * title.count("<br>")
     fig["layout"]["margin"].update(t=56 + extra, b=72, l=40, r=16)  # no legend above; the colour bars below
     return fig

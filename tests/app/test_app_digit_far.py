@@ -10,9 +10,10 @@ import json
 from types import SimpleNamespace
 
 import pytest
+import torch
 
 from app.core.models import ModelBank
-from app.features.digit.figures import FAR_MARK
+from app.features.digit.figures import FAR_MARK, disagreement_mark
 from app.features.digit.handlers import SCORED, DigitHandlers
 from app.features.digit.inputs import BRUSH_RADIUS, CANVAS
 from app.ui.context import Context
@@ -83,3 +84,23 @@ def test_the_measured_sketchpad_is_the_apps() -> None:
     bayes_accuracy.register(sub)
     parser = sub.choices["bayes-accuracy"]
     assert (parser.get_default("canvas"), parser.get_default("brush_radius")) == (CANVAS, BRUSH_RADIUS)
+
+
+def test_an_answer_the_classifier_reads_otherwise_is_marked(digit: DigitHandlers) -> None:
+    """Beside each model's answer that the digit classifier does not share: a mark in the figure and a warning in
+    the status; none beside an answer it shares (and none at all without a classifier, as above)."""
+    score(digit)
+    said = {name: s.predicted for name, s in digit._session(REQUEST).scores.items()}
+    for read in (said["discrete"], (said["discrete"] + 1) % 10):  # the binarised model's answer, then another
+        probs = torch.full((1, 10), 0.01)
+        probs[0, read] = 0.91
+        digit.bank.classifier = SimpleNamespace(probabilities=lambda images, probs=probs: probs)
+        status, figure = score(digit)
+        differ = [name for name in said if said[name] != read]
+        for name, answer in said.items():
+            title, warned = digit.menu.titles[name], name in differ
+            line = (f"⚠ **{title}** says {answer} where the digit classifier reads {read}: at most one of them is right; "
+                    "read its answer with care.")
+            assert (line in status) == warned
+            assert any(title in t and disagreement_mark(read) in t for t in titles(figure)) == warned
+        assert status.count(disagreement_mark(read)) == len(differ) == status.count("where the digit classifier reads")

@@ -64,7 +64,19 @@ def test_bayes_accuracy_on_drawing_like_digits_says_how_often_the_warning_fires(
     assert classifier["images"] == 4 and 0 <= classifier["accuracy"] <= 1
     assert row["images"] == 4 and 0 <= row["accuracy"] <= 1 and 0 <= row["far"] <= 1
     assert 0 <= row["confidently_wrong_unwarned"] <= row["confidently_wrong"] <= 4
-    assert "far from the data" in out[2] and len(out) == 5  # the table: header, rule, one row
+    assert 0 <= row["confidently_wrong_unmarked"] <= row["confidently_wrong_unwarned"] and row["far"] <= row["marked"] <= 1
+    assert "far from the data" in out[2] and "neither caution" in out[2] and len(out) == 5  # header, rule, one row
+
+
+def test_the_two_cautions_mark_what_either_marks() -> None:
+    """Confident errors count as unmarked only where neither the warning (far) nor the classifier marks them."""
+    hits = np.array([0, 0, 0, 0, 1, 0], bool)
+    sure = np.array([1, 1, 1, 1, 1, 0], bool)
+    far = np.array([1, 0, 1, 0, 0, 0], bool)
+    disagrees = np.array([0, 1, 1, 0, 1, 1], bool)
+    assert bayes_accuracy.cautions(hits, sure, far, disagrees) == {
+        "classifier_disagrees": round(4 / 6, 4), "marked": round(5 / 6, 4), "confidently_wrong_unmarked": 1}
+    assert bayes_accuracy.cautions(hits, sure, None, disagrees)["confidently_wrong_unmarked"] == 2  # no bounds: images 0 and 3
 
 
 @pytest.mark.parametrize("threshold, far", [(-1e9, 1.0), (1e9, 0.0)])

@@ -5,7 +5,7 @@ numbers come from bfn/ (`bfn.scoring`, `bfn.objective.LabelBounds`), nothing is 
 
 from __future__ import annotations
 
-from collections.abc import Collection, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
 import numpy as np
@@ -30,14 +30,14 @@ FIGURE_MARGINS = 126  # pixels of `app.ui.figures.figure` around its panels: a t
 
 
 def posterior_figure(bfn: Mapping[str, np.ndarray], classifier: np.ndarray | None, names: Sequence[str] = (),
-                     far: Collection[str] = ()) -> Figure:
+                     cautions: Mapping[str, Sequence[str]] | None = None) -> Figure:
     """p(y | x) per model (by title) as bars over the labels (`names`, by default digits), and below them the digit
     classifier's probabilities (if loaded): one panel per row, so that on a phone each has the whole width for
-    its labels and its title. A model in `far` (by title) has `FAR_MARK` under its answer: the digit is far from
-    its data, and its posterior is no reason to trust the answer."""
+    its labels and its title. A model's `cautions` (by title: `FAR_MARK`, `disagreement_mark`) stand under its
+    answer, each on a line of its own (a phone's width): reasons its posterior is no reason to trust the answer."""
     labels = list(names) or [str(k) for k in range(len(next(iter(bfn.values()))))]
     panels = [(f"BFN: {title}", probs, model_colour(k), labels) for k, (title, probs) in enumerate(bfn.items())]
-    marks = [f"<br>{FAR_MARK}" if title in far else "" for title in bfn] + [""]  # a line of its own: a phone's width
+    marks = ["".join(f"<br>{m}" for m in (cautions or {}).get(title, ())) for title in bfn] + [""]
     if classifier is not None:
         panels.append(("Digit classifier", classifier, CLASSIFIER_COLOUR, [str(d) for d in range(len(classifier))]))
     layout, height, top = stacked([f"{title} says <b>{named[int(probs.argmax())]}</b> ({probs.max():.0%}){mark}"
@@ -149,6 +149,16 @@ def far_warning(title: str, typical: Typicality, noun: str, word: str = "digit")
     bound against the test images' (a `noun` such as "drawing"; `word` what a label is: digit, number)."""
     return (f"⚠ **{title}**: this {noun} is far from the {word}s the model learned from: its bound, {typical.bound:.2f} "
             f"{typical.unit}, is above {typical.percentile:g} % of test {word}s (≤ {typical.threshold:.2f}); read its answer with care.")
+
+
+def disagreement_mark(read: int) -> str:
+    """The mark beside a model's answer where the digit classifier reads digit `read` instead."""
+    return f"⚠ the classifier reads {read}"
+
+
+def disagreement_warning(title: str, said: int, read: int) -> str:
+    """The warning beside a model's answer `said` where the digit classifier reads `read`."""
+    return f"⚠ **{title}** says {said} where the digit classifier reads {read}: at most one of them is right; read its answer with care."
 
 
 def bound_summary(title: str, rows: BoundRows, label: int) -> str:

@@ -8,7 +8,8 @@ binarisation). Then, per model:
 * /score: the bound L_y(x) = L∞ + Lʳ under every label (`bfn.scoring.score_images`: S stratified times, common
   random numbers) and Bayes' rule over them (`bfn.scoring.predictions`), beside the digit classifier's answer,
   with a warning where the digit is far from the model's data (`bfn.typicality`: its unconditional bound above
-  the 99th percentile of real test digits', measured beside the weights);
+  the `FAR_PERCENTILE`-th percentile of real test digits', measured beside the weights) and one where the
+  classifier reads another digit (`cautions`);
   the loss's curve over t (a second call, on a grid of times); and the training view below at t.
 * /flow_at: what the network sees in training at time t: θ ~ p_F(θ | x; t) (seeded, so moving t moves one
   draw) and its output distribution given a label, with the generation views' heatmap.
@@ -35,8 +36,8 @@ from app.core.fairshare import TakingTurns, Turns
 from app.core.frames import Frames
 from app.core.runs import Run, completion
 from app.core.settings import MAX_GUIDANCE, MAX_SEED, MIN_GUIDANCE, parse_choice, parse_float, parse_int
-from app.features.digit.figures import (FAR_MARK, BoundRows, CostCurve, bound_summary, bound_table, cost_figure, far_warning,
-                                        label_name, posterior_figure)
+from app.features.digit.figures import (FAR_MARK, BoundRows, CostCurve, bound_summary, bound_table, cost_figure,
+                                        disagreement_mark, disagreement_warning, far_warning, label_name, posterior_figure)
 from app.features.digit.inputs import KEEPS, NONE, PREDICTED, SOURCES, drawing_image, known_mask, parse_label_or
 from app.ui.context import Context
 from app.ui.figures import pixel_heatmap
@@ -123,6 +124,21 @@ class DigitSession:
     seed: int = 0
     scores: dict[str, Scored] = field(default_factory=dict)
     classifier: np.ndarray | None = None
+
+
+def cautions(session: DigitSession) -> dict[str, list[str]]:
+    """Per model (by name), the marks beside its answer that say not to take its certainty at its word: the digit
+    is far from the model's data (`bfn.typicality`), or the digit classifier reads another digit. Bayes' rule is
+    sure of something whatever the digit (its posterior sums to 1 over the labels), so a confident answer alone
+    is no evidence; on drawn digits these two marks together leave few confident errors unmarked
+    (docs/quality-and-speed.md)."""
+    top = None if session.classifier is None else int(session.classifier.argmax())
+    marks: dict[str, list[str]] = {}
+    for name, s in session.scores.items():
+        marks[name] = [FAR_MARK] if s.typical is not None and s.typical.far else []
+        if top is not None and s.predicted != top:
+            marks[name].append(disagreement_mark(top))
+    return marks
 
 
 @torch.inference_mode()
@@ -299,28 +315,32 @@ class DigitHandlers:
         for name, s in scores.items():
             flow = self.models[name].flow
             views.data[name] = picture(to_uint8(known_view(flow, s.x), flow.display.value_range))
-        far = {self.menu.titles[n] for n, s in scores.items() if s.typical is not None and s.typical.far}
+        marks = {self.menu.titles[name]: kept for name, kept in cautions(session).items()}
         views.posterior = plot(posterior_figure({self.menu.titles[n]: s.posterior for n, s in scores.items()}, probs,
-                                                self.labels.names, far))
+                                                self.labels.names, marks))
         views.tables = {name: bound_table(self._rows(self.models[name], s)) for name, s in scores.items()}
         views.status = self._score_status(session)
         return self.outputs(views, SCORED)
 
     def _score_status(self, session: DigitSession) -> str:
+        """The line above the views of a scored digit: each model's answer with its cautions, the classifier's,
+        a line for each caution, and in small print what the scoring cost."""
         n = self.menu.num_labels
         labels = n + 1  # every digit and "no class"
-        far = {name: s.typical for name, s in session.scores.items() if s.typical is not None and s.typical.far}
-        verdicts = [f"{self.menu.titles[name]}: **{s.predicted}** ({s.posterior[s.predicted]:.0%}{', ' + FAR_MARK if name in far else ''})"
+        marks = cautions(session)
+        verdicts = [f"{self.menu.titles[name]}: **{s.predicted}** ({s.posterior[s.predicted]:.0%}{''.join(', ' + m for m in marks[name])})"
                     f" in {1000 * s.seconds:.0f} ms" for name, s in session.scores.items()]  # fmt: skip
-        if session.classifier is not None:
-            top = int(session.classifier.argmax())
+        top = None if session.classifier is None else int(session.classifier.argmax())
+        if top is not None:
             verdicts.append(f"classifier: **{top}** ({session.classifier[top]:.0%})")
         else:
             verdicts.append("no digit classifier loaded" if self.labels.digit_parts == 1 else
                             f"the digit classifier reads single digits, not {self.labels.word}s")
         curves = ", ".join(f"{1000 * s.curve_seconds:.0f} ms" for s in session.scores.values())
-        warnings = "".join(f"  \n{far_warning(self.menu.titles[name], typical, session.noun, self.labels.word)}"
-                           for name, typical in far.items())
+        warnings = "".join(f"  \n{far_warning(self.menu.titles[name], s.typical, session.noun, self.labels.word)}"
+                           for name, s in session.scores.items() if FAR_MARK in marks[name])
+        warnings += "".join(f"  \n{disagreement_warning(self.menu.titles[name], s.predicted, top)}"
+                            for name, s in session.scores.items() if top is not None and s.predicted != top)
         unchecked = [self.menu.titles[name] for name, s in session.scores.items() if s.typical is None]
         unmeasured = (f" · {', '.join(unchecked)}: no bounds of test {self.labels.word}s stored beside the weights, so no "
                       "check of how far the digit is from the data" if unchecked else "")
