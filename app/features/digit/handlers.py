@@ -35,6 +35,7 @@ from app.core.runs import Run, completion
 from app.core.settings import MAX_GUIDANCE, MAX_SEED, MIN_GUIDANCE, parse_choice, parse_float, parse_int
 from app.features.digit.figures import BoundRows, CostCurve, bound_summary, bound_table, cost_figure, label_name, posterior_figure
 from app.features.digit.inputs import KEEPS, NONE, PREDICTED, SOURCES, drawing_image, known_mask, parse_label_or
+from app.features.digit.pad import Blobs
 from app.ui.context import Context
 from app.ui.figures import pixel_heatmap
 from app.ui.images import output_image, picture, theta_image
@@ -150,6 +151,7 @@ class DigitHandlers:
         self.models = {name: self.bank.models[name] for name in self.names}
         self.labels = self.menu.labels[self.names[0]]
         self.samples, self.curve_points = samples, curve_points
+        self.blobs = Blobs()  # the drawings browsers upload ahead of /score and /complete (`pad.DrawingPad`)
 
     def outputs(self, views: DigitViews, fields: tuple[str, ...]) -> list:
         return views.outputs(self.names, fields)
@@ -159,7 +161,7 @@ class DigitHandlers:
         """(the models' input in [0, 1]: an MNIST-like digit, or one per digit of a number; what it is) from the
         chosen source; ValueError with what is wrong."""
         if parse_choice("source", source, SOURCES) == "drawing":
-            return to_field(drawing_image(drawing), self.labels.shape, max(1, self.labels.digit_parts)), "your drawing"
+            return to_field(drawing_image(drawing, self.blobs), self.labels.shape, max(1, self.labels.digit_parts)), "your drawing"
         run = self.ctx.session(request).run
         if run is None:
             raise ValueError("no digit has been generated in this session yet: press Generate above first, or use your drawing")

@@ -20,6 +20,7 @@ import gradio as gr
 from app.core.settings import MAX_GUIDANCE, MAX_SEED, MIN_GUIDANCE
 from app.features.digit.handlers import COMPLETED, FLOW, SCORED, DigitHandlers, DigitViews
 from app.features.digit.inputs import KEEP_LABELS, KEEPS, NONE, PREDICTED
+from app.features.digit.pad import DrawingPad
 from app.ui.assets import script
 from app.ui.context import Context, Page
 
@@ -53,8 +54,8 @@ def build(ctx: Context, page: Page) -> None:
     with gr.Row(equal_height=False):
         with gr.Column(scale=2, min_width=280):
             gr.Markdown("**Draw a digit** with the mouse or a finger (the bin clears it)", elem_classes=["caption"])
-            sketch = gr.Sketchpad(
-                label="Draw a digit", show_label=False, type="numpy", image_mode="RGBA", canvas_size=(280, 280), fixed_canvas=True,
+            sketch = DrawingPad(
+                blobs=digit.blobs, label="Draw a digit", show_label=False, type="numpy", image_mode="RGBA", canvas_size=(280, 280), fixed_canvas=True,
                 brush=gr.Brush(colors=["#000000"], color_mode="fixed", default_size=22), layers=False, transforms=(),
                 format="png", elem_id="digit-sketch",
             )  # fmt: skip
@@ -140,6 +141,7 @@ def build(ctx: Context, page: Page) -> None:
     drawn = [sketch, source, generated_by, image, seed]
     score_btn.click(
         digit.score, inputs=[*drawn, t, label], outputs=outputs["scored"], api_name="score",
+        preprocess=False,  # raw values: the handler decodes the drawing bounded by pixels and checks every input
         concurrency_limit=2, concurrency_id="digit-score", show_progress="minimal",
     )  # fmt: skip
     flow_args = dict(fn=digit.flow_at, inputs=[t, label], outputs=outputs["flow"], preprocess=False, trigger_mode="always_last",
@@ -148,6 +150,7 @@ def build(ctx: Context, page: Page) -> None:
     label.input(api_visibility="private", **flow_args)
     complete_event = complete_btn.click(
         digit.complete, inputs=[*drawn, keep, towards, guidance], outputs=outputs["completed"], api_name="complete",
+        preprocess=False,  # as /score
         concurrency_limit=2, concurrency_id="digit-complete", show_progress="minimal",
     )  # fmt: skip
     stop_btn.click(digit.stop, outputs=outputs["completed"], api_name="complete_stop", cancels=[complete_event], concurrency_limit=None)
@@ -156,5 +159,5 @@ def build(ctx: Context, page: Page) -> None:
         preprocess=False, trigger_mode="always_last", show_progress="hidden", concurrency_limit=None,
     )  # fmt: skip
     source.change(lambda s: gr.Row(visible=s == "generated"), inputs=source, outputs=pick, queue=False, api_visibility="private",
-                  show_progress="hidden")  # fmt: skip
+                  show_progress="hidden", preprocess=False)  # fmt: skip
     page.demo.load(None, js=script("selectBrush"))

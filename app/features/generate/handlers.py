@@ -243,17 +243,26 @@ class GenerateHandlers:
         session.pixels.clear()
         return self._follow(session)
 
+    def _export_path(self, run: Run, request: gr.Request | None, suffix: str) -> Path:
+        """Where the session's export of `run` as a .`suffix` file goes: named by the run's settings."""
+        s = run.settings
+        return self.export_dir / _folder_name(session_id(request)) / f"bfn-{s.model}-{s.digits}-w{s.guidance:g}-n{s.steps}-seed{s.seed}.{suffix}"
+
     def _export(self, request: gr.Request | None, suffix: str, make: Callable[[Mapping[str, Frames]], bytes]) -> str:
         """Write `make(run.frames)` (the bytes of a file) for this session's run and return the file's path."""
         run = self.ctx.session(request).run
         if run is None or run.latest < 0:
             raise gr.Error("Nothing to export yet: press Generate first.", title="No run")
-        folder = self.export_dir / _folder_name(session_id(request))
-        folder.mkdir(parents=True, exist_ok=True)
-        s = run.settings
-        path = folder / f"bfn-{s.model}-{s.digits}-w{s.guidance:g}-n{s.steps}-seed{s.seed}.{suffix}"
+        path = self._export_path(run, request, suffix)
+        path.parent.mkdir(parents=True, exist_ok=True)
         path.write_bytes(make(run.frames))
         return str(path)
+
+    def exported(self, suffix: str, request: gr.Request) -> str | None:
+        """The session's last export of its run as a .`suffix` file, for the preview (None if there is none)."""
+        run = self.ctx.session(request).run
+        path = None if run is None else self._export_path(run, request, suffix)
+        return str(path) if path is not None and path.is_file() else None
 
     def export_gif(self, request: gr.Request) -> str:
         """The run (up to its last recorded step) as an animated GIF."""

@@ -19,18 +19,24 @@ shows the image chosen last.
 
 from __future__ import annotations
 
+import functools
 import re
 from collections.abc import Iterator
 from contextlib import contextmanager
+from typing import Any
 
 import gradio as gr
 
 from app.core.menu import BOTH, DIGIT_MODES, ModelMenu
-from app.core.settings import DEFAULT_SAMPLER, MAX_APP_STEPS, MAX_GUIDANCE, MAX_SEED, MIN_GUIDANCE, MIN_STEPS, SAMPLER_CHOICES, parse_settings
+from app.core.settings import (
+    DEFAULT_SAMPLER, MAX_APP_STEPS, MAX_GUIDANCE, MAX_SEED, MIN_GUIDANCE, MIN_STEPS, SAMPLER_CHOICES, parse_choice, parse_int,
+    parse_settings,
+)  # fmt: skip
 from app.features.generate.handlers import GENERATED, PIXEL, SHOWN, GenerateHandlers, Views
-from app.features.generate.words import BELIEFS_CAPTION, EXPORT_NOTE, PRESETS
+from app.features.generate.words import BELIEFS_CAPTION, EXPORT_NOTE, PRESETS, Preset
 from app.ui.assets import script
 from app.ui.context import Context, Linked, Page
+from app.ui.views import parsed
 
 SETTINGS = ("model", "digits", "digit", "guidance", "steps", "seed", "sampler")  # the generation's settings, in widget order
 
@@ -106,12 +112,23 @@ def _settings(menu: ModelMenu, default_model: str) -> dict:
             f"below {menu.recommended.few_steps_below} steps) · bfn: the paper's sampler · others: few-step solvers",
         )  # fmt: skip
         widgets = dict(zip(SETTINGS, (model, digits, digit, guidance, steps, seed, sampler)))
-        presets = [p for p in PRESETS if p.model in menu.choices]
-        examples = gr.Examples(
-            [p.inputs(menu) for p in presets], inputs=list(widgets.values()), example_labels=[p.label for p in presets],
-            label="Presets (click one: it runs at once)",
+        presets = gr.Dataset(
+            components=list(widgets.values()), samples=[p.inputs(menu) for p in offered_presets(menu)], type="index",
+            sample_labels=[p.label for p in offered_presets(menu)], label="Presets (click one: it runs at once)",
         )  # fmt: skip
-    return {"settings": widgets, "generate": generate, "stop": stop, "dice": dice, "examples": examples, "links": (copy, link)}
+    return {"settings": widgets, "generate": generate, "stop": stop, "dice": dice, "presets": presets, "links": (copy, link)}
+
+
+def offered_presets(menu: ModelMenu) -> list[Preset]:
+    """The presets whose model this server has loaded, in their order."""
+    return [p for p in PRESETS if p.model in menu.choices]
+
+
+def load_preset(menu: ModelMenu, index: Any) -> list:
+    """The settings of the preset clicked (its index among those offered), for the settings' widgets; what a
+    client sends that is not a preset's index is told in the app's words (as gr.Examples' loader did not)."""
+    presets = offered_presets(menu)
+    return presets[parsed(parse_int, "preset", index, 0, len(presets) - 1)].inputs(menu)
 
 
 @contextmanager
@@ -186,7 +203,10 @@ def studio(ctx: Context, page: Page) -> Iterator[None]:
     )  # fmt: skip
     ids = [s.elem_id if isinstance(s, gr.Slider) else None for s in settings]
     gen_event = parts["generate"].click(api_name="generate", js=script("typedValues", ids), **gen_args)
-    preset_event = parts["examples"].load_input_event.then(api_visibility="private", **gen_args)
+    preset_event = parts["presets"].click(
+        functools.partial(load_preset, menu), inputs=parts["presets"], outputs=settings, preprocess=False, queue=False,
+        api_name="load_preset", api_visibility="private", show_progress="hidden",
+    ).then(api_visibility="private", **gen_args)  # fmt: skip
     play_event = play_btn.click(
         handlers.play, outputs=views, api_name="play", show_progress="hidden",
         concurrency_limit=ctx.max_concurrent, concurrency_id="play",
@@ -198,16 +218,17 @@ def studio(ctx: Context, page: Page) -> Iterator[None]:
     )  # fmt: skip
     pixel_click.change(
         handlers.click_pixel, inputs=pixel_click, outputs=[*pixel_views, px_image, px_row, px_col], api_visibility="private",
-        trigger_mode="always_last", show_progress="hidden", concurrency_limit=None,
+        trigger_mode="always_last", show_progress="hidden", concurrency_limit=None, preprocess=False,
     )  # fmt: skip
     page.demo.load(None, js=script("followClicks"))
     page.demo.load(None, js=script("rememberTyped"))
     add_btn.click(handlers.add_pixel, inputs=[px_image, px_row, px_col], outputs=pixel_views, api_name="add_pixel", preprocess=False, concurrency_limit=None)
     clear_btn.click(handlers.clear_pixels, outputs=pixel_views, api_name="clear_pixels", concurrency_limit=None)
     for button, make, api_name in ((gif_btn, handlers.export_gif, "export_gif"), (png_btn, handlers.export_png, "export_png")):
+        suffix = api_name.removeprefix("export_")
         button.click(make, outputs=export_file, api_name=api_name, concurrency_limit=2, concurrency_id="export").then(
-            lambda path: path, inputs=export_file, outputs=export_preview, api_visibility="private", show_progress="hidden",
-        )  # the file just made, shown (a GIF plays)  # fmt: skip
+            functools.partial(handlers.exported, suffix), outputs=export_preview, api_visibility="private", show_progress="hidden",
+        )  # the file just made, shown (a GIF plays); read on the server, not taken from the caller  # fmt: skip
     parts["dice"].click(None, js=script("randomSeed", MAX_SEED), outputs=parts["settings"]["seed"])
     _wire_model_choice(ctx, page, components)
 
@@ -223,7 +244,8 @@ def _wire_model_choice(ctx: Context, page: Page, components: Views) -> None:
     choosing "One digit" shows the label picker."""
     menu, model, digits, digit = ctx.menu, page.settings["model"], page.settings["digits"], page.settings["digit"]
 
-    def show_models(m: str, d: int) -> list:
+    def show_models(m: Any, d: Any) -> list:
+        m = parsed(parse_choice, "model", m, tuple(menu.choices))  # the raw value (`preprocess=False`): any caller's
         names, height = menu.models(m), image_height(len(menu.models(m)))
         views = Views(columns={name: gr.Column(visible=name in names) for name in menu.names},
                       images={name: (gr.Image(height=height), gr.Image(height=height)) for name in menu.names})  # fmt: skip
@@ -231,6 +253,7 @@ def _wire_model_choice(ctx: Context, page: Page, components: Views) -> None:
 
     model.change(
         show_models, inputs=[model, digit], outputs=[*components.outputs(menu.names, ("columns", "images")), digits, digit], queue=False,
-        api_visibility="private", show_progress="hidden",
+        api_visibility="private", show_progress="hidden", preprocess=False,
     )  # fmt: skip
-    digits.change(lambda d: gr.Radio(visible=d == "one"), inputs=digits, outputs=digit, queue=False, api_visibility="private", show_progress="hidden")
+    digits.change(lambda d: gr.Radio(visible=d == "one"), inputs=digits, outputs=digit, queue=False, api_visibility="private",
+                  show_progress="hidden", preprocess=False)  # fmt: skip
