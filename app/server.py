@@ -212,16 +212,18 @@ class Server:
         self.demo.launch(**{**launch_options(), **options})
 
     def close(self) -> None:
-        """Stop serving and every run; remove the exports and the server's own cache (else its files)."""
+        """Stop every run and serving; remove the exports and the server's own cache (else its files).
+
+        The runs stop first: their streams then end at once, and the web server has no open stream to wait for."""
         from gradio.route_utils import delete_files_created_by_app
 
+        if self.context is not None:
+            self.context.close()
         if self.demo is not None:
             self.demo.close(verbose=False)
         for thread in (getattr(self, "sweeper", None), self.trimmer):
             if thread is not None:
                 thread.stop()
-        if self.context is not None:
-            self.context.close()
         if self.private_cache:
             shutil.rmtree(self.cache, ignore_errors=True)
             if os.environ.get("GRADIO_TEMP_DIR") == str(self.cache):

@@ -3,17 +3,34 @@
 The tests are in three folders: `unit/` (the maths, the library, training and the CLIs), `app/` (the app in
 process and through its API), `e2e/` (the app in a real browser: one `python -m app` and one Chromium for
 the whole session, started by `e2e/conftest.py`; marked `e2e`, so `pytest -m "not e2e"` is the fast loop).
+The browser tests and the tests that start processes of their own (marked `process`) run alongside the
+others, each group in a pytest process of its own (`tests.support.alongside`; BFN_ALONGSIDE=0 runs them here,
+in turn).
 """
 
 from __future__ import annotations
+
+import os
 
 import pytest
 import torch
 
 from bfn.model import BFNModel
+from tests.support import alongside
 from tests.support.models import ANIMALS, KINDS, NUMBERS, make_tiny_model
 
 torch.set_num_threads(1)
+
+
+@pytest.hookimpl(trylast=True)  # after `-m` has chosen the tests
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    for runner in alongside.arrange(config, items):
+        config.add_cleanup(runner.stop)
+
+
+def pytest_runtest_logreport(report: pytest.TestReport) -> None:
+    if alongside.RESULTS in os.environ:  # this is the second process: tell the first how each test went
+        alongside.record(report)
 
 
 @pytest.fixture(scope="session")

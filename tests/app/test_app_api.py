@@ -192,6 +192,7 @@ def test_stop_ends_a_running_generation(client):
     assert job.done()
 
 
+@pytest.mark.process
 def test_cli_reports_missing_weights_in_one_line(tmp_path):
     env = dict(os.environ, PYTHONPATH=str(ROOT), GRADIO_ANALYTICS_ENABLED="False")
     proc = subprocess.run(

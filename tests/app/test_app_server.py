@@ -35,6 +35,7 @@ LINUX = sys.platform.startswith("linux")
 
 
 @pytest.mark.skipif(not LINUX, reason="reads /proc/self/status")
+@pytest.mark.process  # measures this process's memory: where no served app frees runs of its own meanwhile
 def test_a_dropped_runs_frames_go_back_to_the_system(discrete_model):
     """Whatever malloc did before: a 1,000-step run's frames freed first raise glibc's threshold for giving
     large blocks their own mapping, so a shorter run's frames would then stay in the heap once dropped."""
@@ -91,6 +92,7 @@ def test_the_cache_sweeper_keeps_the_folder_under_its_budget_oldest_first(tmp_pa
 
 
 @pytest.mark.skipif(not LINUX, reason="POSIX signals")
+@pytest.mark.process
 def test_sigterm_stops_the_server_like_a_normal_exit(weights_dir, tmp_path):
     """A container's stop: the server exits 0 promptly, with a run under way, and leaves no export folder or
     file cache behind (both live under TMPDIR here, to be looked for)."""
@@ -134,6 +136,7 @@ def test_sigterm_stops_the_server_like_a_normal_exit(weights_dir, tmp_path):
 # ---------------------------------------------------------------------------------------------------- soak
 
 
+@pytest.mark.process
 def test_a_short_soak_holds_the_memory_and_cache_bounds(weights_dir):
     """`python -m tools.soak` in small: sessions that never close, more runs than the store keeps, a file cache
     budget far below what the streams write; the server's RSS and its cache stay within the bounds."""
@@ -152,6 +155,7 @@ def test_a_short_soak_holds_the_memory_and_cache_bounds(weights_dir):
 # ---------------------------------------------------------------------------------------------------- load
 
 
+@pytest.mark.process
 def test_the_load_test_reports_first_updates_and_the_slowest_run_against_a_lone_one(weights_dir, tmp_path):
     """`python -m tools.loadtest` in small: every concurrent run finishes, and the figures the README quotes
     (first update, the slowest concurrent run over a lone one) are in its report."""
@@ -169,6 +173,7 @@ def test_the_load_test_reports_first_updates_and_the_slowest_run_against_a_lone_
     assert r["work_bound_over_lone"] == pytest.approx(3 * r["single_cpu_s_per_run"] / r["cpus"] / lone)
 
 
+@pytest.mark.process
 def test_cpu_seconds_counts_every_thread_of_a_process():
     from tools.serving import cpu_seconds
 

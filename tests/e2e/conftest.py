@@ -1,6 +1,6 @@
 """The browser tests' one app and one browser, for the whole session: `python -m app` as a user starts it (tiny
 random models in weights/discrete and weights/continuous, on 127.0.0.1), and headless Chromium driven by
-Playwright. Every test here is marked `e2e` (`pytest -m "not e2e"` leaves them out).
+Playwright. Every test module here marks its tests `e2e` (`pytest -m "not e2e"` leaves them out).
 
 Without Chromium the tests are skipped, unless BFN_REQUIRE_BROWSER=1 (as in CI), where they fail instead.
 """
@@ -16,14 +16,6 @@ import pytest
 from tests.support.apps import save_weights
 from tests.support.browser import ARTIFACTS, BROWSER_ARGS, CHROMIUM, ROOT
 from tools.serving import free_port, stop_server, wait_until_serving
-
-
-def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
-    """Every test in this folder drives a browser: marked `e2e`."""
-    here = os.path.dirname(__file__)
-    for item in items:
-        if str(item.path).startswith(here):
-            item.add_marker(pytest.mark.e2e)
 
 
 @pytest.fixture(scope="session")

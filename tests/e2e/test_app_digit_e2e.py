@@ -7,7 +7,11 @@ from __future__ import annotations
 
 import time
 
+import pytest
+
 from tests.support.browser import ARTIFACTS, text, wait_for_text
+
+pytestmark = pytest.mark.e2e  # drives a browser
 
 
 def draw(page, points: list[tuple[float, float]]) -> None:

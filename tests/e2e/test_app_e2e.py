@@ -7,7 +7,11 @@ from __future__ import annotations
 import re
 import time
 
+import pytest
+
 from tests.support.browser import ARTIFACTS, image_src, set_number, status_text, wait_for_status
+
+pytestmark = pytest.mark.e2e  # drives a browser
 
 
 def test_generate_watch_scrub_and_compare_in_a_browser(app_url, browser):

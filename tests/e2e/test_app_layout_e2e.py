@@ -13,6 +13,8 @@ import pytest
 
 from tests.support.browser import ARTIFACTS, image_src, status_text, wait_for_status
 
+pytestmark = pytest.mark.e2e  # drives a browser
+
 PHONE = {"width": 390, "height": 844}
 LAPTOP = {"width": 1440, "height": 900}
 

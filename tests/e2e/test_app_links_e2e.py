@@ -15,6 +15,8 @@ import pytest
 
 from tests.support.browser import ARTIFACTS, set_number, status_text, text, wait_for_status, wait_for_text
 
+pytestmark = pytest.mark.e2e  # drives a browser
+
 SETTINGS = {"model": "discrete", "digits": "one", "digit": "7", "guidance": "2", "steps": "12", "seed": "42", "sampler": "bfn", "tab": "classifier"}
 DUEL = {"model": "continuous", "digits": "all", "digit": "3", "guidance": "1", "steps": "100", "seed": "5", "sampler": "recommended",
         "left_sampler": "bfn", "left_steps": "40", "right_sampler": "solver", "right_steps": "8", "tab": "duel"}  # fmt: skip

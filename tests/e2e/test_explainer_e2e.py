@@ -4,22 +4,26 @@ typeset by KaTeX after a run."""
 
 from __future__ import annotations
 
+import pytest
+
 from tests.support.browser import ARTIFACTS, set_number, wait_for_status
+
+pytestmark = pytest.mark.e2e  # drives a browser
+PlaywrightTimeout = pytest.importorskip("playwright.sync_api").TimeoutError
 
 SIMPLEX_POINTS = "() => document.querySelectorAll('#flow-simplex .ternarylayer .point, #flow-simplex .scatterlayer .point').length"
 
 
 def open_tab(page, name: str) -> None:
     """Click the tab `name`: in the tab bar, or among the tabs Gradio moves out of it where it has no room (shown
-    as buttons of their own by the layout's CSS, or behind Gradio's "More tabs" button)."""
-    tab = page.get_by_role("tab", name=name)
-    if tab.count() and tab.is_visible():
-        tab.click()
-        return
-    moved = page.locator("#views .overflow-dropdown button", has_text=name)
-    if not moved.is_visible():
+    as buttons of their own by the layout's CSS, or behind Gradio's "More tabs" button), once Gradio has placed
+    the tabs (it measures the bar after the page loads)."""
+    shown = page.locator("#views [role=tablist] button:visible, #views .overflow-dropdown button:visible", has_text=name)
+    try:
+        shown.first.wait_for(timeout=15_000)
+    except PlaywrightTimeout:
         page.locator("#views .overflow-menu > button").click()
-    moved.click()
+    shown.first.click()
 
 
 def test_the_flow_and_update_tabs_render_in_a_browser(app_url, browser):

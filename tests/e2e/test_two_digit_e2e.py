@@ -9,6 +9,8 @@ import pytest
 
 from tests.support.apps import served_mixed
 
+pytestmark = pytest.mark.e2e  # drives a browser
+
 
 @pytest.fixture(scope="module")
 def mixed_url(tmp_path_factory, discrete_model, continuous_model, two_digit_model, named_model):

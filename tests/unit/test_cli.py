@@ -44,6 +44,7 @@ def assert_one_line_error(stderr: str, reason: str) -> None:
     assert "Traceback" not in stderr and lines[0].startswith("python -m bfn.cli.sample: error:") and reason in lines[0]
 
 
+@pytest.mark.process
 def test_end_to_end_in_a_subprocess(discrete_model: BFNModel, tmp_path: Path) -> None:
     discrete_model.save_pretrained(tmp_path / "model")
     result = run_cli(
@@ -63,6 +64,7 @@ def test_end_to_end_in_a_subprocess(discrete_model: BFNModel, tmp_path: Path) ->
     assert labels.tolist() == [3, -1, 7]
 
 
+@pytest.mark.process
 def test_missing_model_in_a_subprocess(tmp_path: Path) -> None:
     result = run_cli("--model", str(tmp_path / "absent"), "--out", "grid.png", cwd=tmp_path)
     assert result.returncode != 0

@@ -197,6 +197,7 @@ def test_cli_keeping_every_pixel_returns_the_input(discrete_model: BFNModel, tmp
         np.testing.assert_array_equal(result["images"], binary)
 
 
+@pytest.mark.process
 def test_cli_end_to_end_in_a_subprocess(discrete_model: BFNModel, tmp_path: Path) -> None:
     discrete_model.save_pretrained(tmp_path / "model")
     drawing(tmp_path / "d.png")

@@ -229,6 +229,7 @@ def test_bad_input_exits_with_one_line(discrete_model: BFNModel, tmp_path: Path,
     assert captured.out == ""
 
 
+@pytest.mark.process
 def test_in_a_subprocess_and_a_missing_model(discrete_model: BFNModel, tmp_path: Path) -> None:
     discrete_model.save_pretrained(tmp_path / "model")
     path = png(tmp_path / "d.png", synthetic_digits(1, 0)[0][0])

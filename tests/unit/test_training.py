@@ -409,6 +409,7 @@ def run_cli(*args: str, env: dict | None = None) -> subprocess.CompletedProcess:
                           env={**os.environ, "OMP_NUM_THREADS": "1", **(env or {})})
 
 
+@pytest.mark.process
 def test_evaluate_cli_prints_one_json_line(tmp_path, mnist_dir):
     folder = tmp_path / "model"
     BFNModel("discrete", {"beta1": 3.0}, TINY_UNET).save_pretrained(folder)
@@ -419,6 +420,7 @@ def test_evaluate_cli_prints_one_json_line(tmp_path, mnist_dir):
     assert "training evaluate" in (folder / "README.md").read_text()
 
 
+@pytest.mark.process
 def test_ddp_with_two_gloo_processes(tmp_path, mnist_dir):
     out = tmp_path / "ddp"
     proc = run_cli(
