@@ -23,6 +23,7 @@ from app.features.digit.inputs import KEEP_LABELS, KEEPS, NONE, PREDICTED
 from app.features.digit.pad import DrawingPad
 from app.ui.assets import script
 from app.ui.context import Context, Page
+from app.ui.files import AtomicImage
 
 INTRO = """
 ## Your digit through the BFN
@@ -37,7 +38,7 @@ def _image(caption: str, elem_id: str, height: int = 150, placeholder: str | Non
     """A small picture (enlarged crisply by the browser) under its Markdown caption, in a column of its own."""
     with gr.Column(min_width=90):
         gr.Markdown(caption, elem_classes=["caption", "digit-caption"])
-        return gr.Image(
+        return AtomicImage(
             label=caption.replace("**", ""), show_label=False, type="numpy", format="png", height=height, interactive=False,
             buttons=["download"], elem_id=elem_id, elem_classes=["digit-pixels"], placeholder=placeholder,
         )  # fmt: skip

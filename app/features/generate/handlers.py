@@ -26,6 +26,7 @@ from app.features.generate import exports, figures
 from app.ui import images
 from app.ui.context import Context
 from app.ui.figures import pixel_heatmap
+from app.ui.files import write_atomically
 from app.ui.views import UNSET, ViewSet, invalid, parsed, per_model, plot, ran_for, session_id, status
 
 PLAY_SECONDS, PLAY_FPS = 4.0, 12
@@ -249,13 +250,16 @@ class GenerateHandlers:
         return self.export_dir / _folder_name(session_id(request)) / f"bfn-{s.model}-{s.digits}-w{s.guidance:g}-n{s.steps}-seed{s.seed}.{suffix}"
 
     def _export(self, request: gr.Request | None, suffix: str, make: Callable[[Mapping[str, Frames]], bytes]) -> str:
-        """Write `make(run.frames)` (the bytes of a file) for this session's run and return the file's path."""
+        """Write `make(run.frames)` (the bytes of a file) for this session's run and return the file's path.
+
+        Written under a temporary name and renamed into place: a second export of the same run (a double click)
+        never rewrites the file while the first one's response is copied or read from it."""
         run = self.ctx.session(request).run
         if run is None or run.latest < 0:
             raise gr.Error("Nothing to export yet: press Generate first.", title="No run")
         path = self._export_path(run, request, suffix)
         path.parent.mkdir(parents=True, exist_ok=True)
-        path.write_bytes(make(run.frames))
+        write_atomically(path, make(run.frames))
         return str(path)
 
     def exported(self, suffix: str, request: gr.Request) -> str | None:

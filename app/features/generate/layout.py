@@ -36,6 +36,7 @@ from app.features.generate.handlers import GENERATED, PIXEL, SHOWN, GenerateHand
 from app.features.generate.words import BELIEFS_CAPTION, EXPORT_NOTE, PRESETS, Preset
 from app.ui.assets import script
 from app.ui.context import Context, Linked, Page
+from app.ui.files import AtomicImage
 from app.ui.views import parsed
 
 SETTINGS = ("model", "digits", "digit", "guidance", "steps", "seed", "sampler")  # the generation's settings, in widget order
@@ -74,7 +75,7 @@ def _model_panel(ctx: Context, name: str, shown: bool, height: int) -> tuple[gr.
                 with gr.Column(min_width=0):
                     gr.Markdown(caption, elem_classes=["caption"])
                     images.append(
-                        gr.Image(
+                        AtomicImage(
                             label=caption, show_label=False, type="numpy", format="png", height=height, interactive=False,
                             buttons=["download", "fullscreen"], elem_classes=["pixelated"],
                             elem_id=f"{element_id(name)}-{view}",
