@@ -107,6 +107,12 @@ class Scored:
     seconds: float  # for the bounds
     curve_seconds: float
 
+    @property
+    def arrays(self) -> list:
+        """Its tensors and arrays (what its memory is)."""
+        terms = [getattr(b, f) for b in (self.bounds, self.curve) for f in ("loss", "reconstruction", "times", "curve")]
+        return [self.x, self.posterior, *terms]
+
 
 @dataclass
 class DigitSession:
@@ -118,6 +124,12 @@ class DigitSession:
     seed: int = 0
     scores: dict[str, Scored] = field(default_factory=dict)
     classifier: np.ndarray | None = None
+
+    @property
+    def nbytes(self) -> int:
+        """Its memory, as the store's budget counts it (`app.core.store.SessionStore.keep`)."""
+        arrays = [self.image, self.classifier, *(a for s in self.scores.values() for a in s.arrays)]
+        return sum(a.nbytes for a in arrays if a is not None)
 
 
 @torch.inference_mode()
@@ -178,7 +190,8 @@ class DigitHandlers:
         return to_unit(frames.sample[k].astype(np.float32), frames.value_range), what
 
     def _session(self, request: gr.Request | None) -> DigitSession:
-        return self.ctx.store.kept(session_id(request), FEATURE, DigitSession)
+        """The session's digit, or an empty one (not kept: only /score keeps a digit)."""
+        return self.ctx.store.found(session_id(request), FEATURE) or DigitSession()
 
     def _turns(self, model: BFNModel) -> Network:
         """`model`, its passes taking turns on the CPU with every run's."""
@@ -272,7 +285,6 @@ class DigitHandlers:
             digit, what = self._digit(drawing, source, generated_by, image, request)
         except ValueError as e:
             raise invalid(e) from None
-        session = self._session(request)
         scores = {}
         for name, model in self.models.items():
             x = known_data(model.flow, digit[None], seed)
@@ -286,7 +298,8 @@ class DigitHandlers:
             scores[name] = Scored(x, bounds, curve, posterior[0].numpy(), int(predicted[0]), seconds, time.perf_counter() - start - seconds)
         classifier = self.bank.classifier if self.labels.digit_parts == 1 else None  # it reads one digit, not a number
         probs = None if classifier is None else classifier.probabilities(digits_of(torch.from_numpy(digit)[None], 1)[:, 0])[0].numpy()
-        session.image, session.source, session.seed, session.scores, session.classifier = digit, what, seed, scores, probs
+        session = DigitSession(digit, what, seed, scores, probs)
+        self.ctx.store.keep(session_id(request), FEATURE, session)  # within the store's memory budget
         views = self._flow_views(session, t, label)
         views.prepared = picture(to_uint8(digit[None]))
         views.data = {}

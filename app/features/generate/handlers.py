@@ -207,8 +207,8 @@ class GenerateHandlers:
         return self.outputs(self._pixel_views(session, run, min(session.step, run.latest)), PIXEL)
 
     def add_pixel(self, image: Any, row: Any, col: Any, request: gr.Request) -> list:
-        """Follow (or stop following) pixel (row, col) of image `image`."""
-        session = self.ctx.session(request)
+        """Follow (or stop following) pixel (row, col) of image `image` (kept for the session's runs to come)."""
+        session = self.ctx.session(request, create=True)
         run = session.run
         batch = len(run.settings.labels) if run is not None else self.menu.num_labels
         height, width = (run.settings.label_set if run is not None else self.menu.label_set(self.menu.names[0])).shape
@@ -240,7 +240,8 @@ class GenerateHandlers:
         return self._follow(session) + list(pixel)
 
     def clear_pixels(self, request: gr.Request) -> list:
-        session = self.ctx.session(request)
+        """Follow no pixel (kept for the session's runs to come: the page starts by following one)."""
+        session = self.ctx.session(request, create=True)
         session.pixels.clear()
         return self._follow(session)
 
