@@ -56,12 +56,13 @@ class Context:
         sid = session_id(request)
         return self.store.get(sid) if create else (self.store.find(sid) or Session())
 
-    def stream(self, runs: Sequence[Run], draw: Callable[[bool, float | None], list]) -> Iterator[list]:
-        """Stream `runs` (`app.ui.pace.stream`) as one stream of the budget; runs still going when the stream ends
-        early (the client went away, or the event was cancelled) are stopped."""
+    def stream(self, runs: Sequence[Run], draw: Callable[[bool, float | None], list], unstarted: Callable[[], list]) -> Iterator[list]:
+        """Stream `runs` (`app.ui.pace.stream`: `draw` each update, `unstarted` if they ended before their first
+        step) as one stream of the budget; runs still going when the stream ends early (the client went away,
+        or the event was cancelled) are stopped."""
         try:
             with self.streams.stream():
-                yield from stream(runs, self.streams.pace(self.stream_interval, self.plot_interval), draw)
+                yield from stream(runs, self.streams.pace(self.stream_interval, self.plot_interval), draw, unstarted)
         finally:
             for run in runs:
                 if run.running:

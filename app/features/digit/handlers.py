@@ -39,7 +39,7 @@ from app.features.digit.pad import Blobs
 from app.ui.context import Context
 from app.ui.figures import pixel_heatmap
 from app.ui.images import output_image, picture, theta_image
-from app.ui.views import UNSET, ViewSet, elapsed, invalid, parsed, per_model, plot, session_id, status
+from app.ui.views import NOTHING_SAMPLED, UNSET, ViewSet, elapsed, invalid, parsed, per_model, plot, session_id, status
 from bfn.classifier import digits_of
 from bfn.completion import RESAMPLE, UNKNOWN_GREY, known_data, known_view
 from bfn.digits import to_field
@@ -264,15 +264,18 @@ class DigitHandlers:
             else:
                 views.completion_heatmaps[name] = UNSET
             parts.append(f"{fr.title}: step {step} of {fr.num_steps} (t = {fr.t[step]:.3f}, {asked.samplers[name]})")
-        towards = "no digit in particular" if asked.label is None else f"digit {asked.label}, guidance {asked.guidance:g}"
-        views.completion_status = status(
-            run, " · ".join(parts) + f" · {elapsed(run):.1f} s",
-            f"{int(asked.mask.sum())} pixels known · towards {towards} · every step taken {RESAMPLE}× (resampling) · seed "
-            f"{asked.seed}{' · ' + note if note else ''}",
-        )  # fmt: skip
+        line = " · ".join(parts) + f" · {elapsed(run):.1f} s" if parts else NOTHING_SAMPLED
+        views.completion_status = status(run, line, self._completion_details(run, note))
         if shown_t:
             views.completion_slider = gr.Slider(value=round(min(shown_t), 3))
         return views
+
+    def _completion_details(self, run: Run, note: str = "") -> str:
+        """The small print below a completion's status: what it was asked, and `note`."""
+        asked = run.settings
+        towards = "no digit in particular" if asked.label is None else f"digit {asked.label}, guidance {asked.guidance:g}"
+        return (f"{int(asked.mask.sum())} pixels known · towards {towards} · every step taken {RESAMPLE}× (resampling) · "
+                f"seed {asked.seed}{' · ' + note if note else ''}")  # fmt: skip
 
     # --------------------------------------------------------------------------------------- handlers
     def score(self, drawing: Any, source: Any, generated_by: Any, image: Any, seed: Any, t: Any, label: Any, request: gr.Request) -> list:
@@ -355,7 +358,8 @@ class DigitHandlers:
             raise invalid(e) from None
         run = completion(self.models, self.menu.titles, image_01, mask, label, guidance, seed)
         self.ctx.store.start(session_id(request), {COMPLETION: run})
-        yield from self.ctx.stream([run], lambda plots, rate: self.outputs(self._completion_views(run, plots=plots), COMPLETED))
+        draw = lambda plots, rate: self.outputs(self._completion_views(run, plots=plots), COMPLETED)  # noqa: E731
+        yield from self.ctx.stream([run], draw, lambda: self.outputs(self._completion_views(run), COMPLETED))
 
     def _completion(self, request: gr.Request | None) -> Run | None:
         return self.ctx.session(request).runs.get(COMPLETION)
@@ -377,5 +381,7 @@ class DigitHandlers:
         run = self._completion(request)
         if run is None:
             return self.outputs(DigitViews(completion_status="Nothing to stop."), COMPLETED)
+        was_running = run.running
         run.stop(wait=2.0)
-        return self.outputs(self._completion_views(run, note="stopped"), COMPLETED)
+        note = "stopped" if was_running else f"nothing to stop: it was already {run.state.value}"
+        return self.outputs(self._completion_views(run, note=note), COMPLETED)

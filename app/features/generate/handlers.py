@@ -27,7 +27,7 @@ from app.ui import images
 from app.ui.context import Context
 from app.ui.figures import pixel_heatmap
 from app.ui.files import write_atomically
-from app.ui.views import UNSET, ViewSet, invalid, parsed, per_model, plot, ran_for, session_id, status
+from app.ui.views import NOTHING_SAMPLED, UNSET, ViewSet, invalid, parsed, per_model, plot, ran_for, session_id, status
 
 PLAY_SECONDS, PLAY_FPS = 4.0, 12
 
@@ -148,7 +148,10 @@ class GenerateHandlers:
             views.columns, columns = columns, UNSET  # sent once, with the first update
             return self.outputs(views, GENERATED)
 
-        yield from self.ctx.stream([run], draw)
+        def unstarted() -> list:
+            return self.outputs(Views(status=status(run, NOTHING_SAMPLED, run.settings.describe()), columns=columns), GENERATED)
+
+        yield from self.ctx.stream([run], draw, unstarted)
 
     def stop(self, request: gr.Request) -> list:
         """Stop this session's run (and any playback) and show its last recorded step."""
@@ -159,7 +162,7 @@ class GenerateHandlers:
         run.stop(wait=2.0)
         run.follow_live = True
         if run.latest < 0:
-            return self.outputs(Views(status="Stopped before the first step."))
+            return self.outputs(Views(status=status(run, NOTHING_SAMPLED, run.settings.describe())))
         session.step = run.latest
         return self.outputs(self._views(session, run, run.latest))
 
