@@ -2,11 +2,12 @@
 
 Every way a load can go wrong (no folder, no config, an invalid config field, a pickle checkpoint instead of
 safetensors, keys that do not match the architecture, NaN weights, a truncated file, an unreachable Hub, a guide
-that does not fit its model) raises
+that does not fit its model, an invalid typical_bounds.json) raises
 `ModelLoadError`, whose message names what was tried (folder, Hub cache, Hub) and how to get weights, so the
 CLI and the app can show it as is. Weights are only ever read from `model.safetensors`; pickle files are
 never opened. A model's autoguidance guide travels with it as a model folder of its own, `guide/`, inside the
-model's folder or Hub repo, and is loaded with it where present.
+model's folder or Hub repo, and is loaded with it where present; so are the bounds of real test images that
+tell a digit far from the model's data (`bfn.typicality`, typical_bounds.json beside the weights).
 """
 
 from __future__ import annotations
@@ -20,6 +21,7 @@ from huggingface_hub.errors import EntryNotFoundError, HfHubHTTPError, HFValidat
 from huggingface_hub.utils import validate_repo_id
 from safetensors import SafetensorError
 
+from bfn import typicality
 from bfn.kinds import FLOWS
 from bfn.model import WEIGHTS_FILE, BFNModel, ConfigError
 
@@ -97,6 +99,10 @@ def _download_folder(repo_id: str) -> Path:
                 why = f"no such folder, not in the Hugging Face cache, and the Hub did not provide {name} ({_summary(e)})"
                 hint = "Check the repo id (owner/name) and your connection, or use a local folder."
             raise _fail(repo_id, f"{why}; {_model_folders()}", hint) from e
+    try:  # the bounds of test images (bfn.typicality), where measured: optional, so a miss is no error
+        hf_hub_download(repo_id, typicality.FILE)
+    except (HfHubHTTPError, EntryNotFoundError, OfflineModeIsEnabled, OSError):
+        pass
     for name in (CONFIG_FILE, WEIGHTS_FILE):  # the guide, where the repo has one: optional, so a miss is no error
         try:
             hf_hub_download(repo_id, name, subfolder=GUIDE_FOLDER)
@@ -204,6 +210,11 @@ def load_model(
     except (SafetensorError, RuntimeError, OSError, TypeError, ValueError) as e:
         raise _fail(str(folder), f"{WEIGHTS_FILE} is unusable ({_summary(e)})") from e
     model = _prepare(model, device)
+    try:
+        model.typical_bounds = typicality.load(folder, model.flow.nll_unit.name)
+    except ValueError as e:
+        raise _fail(str(folder), _summary(e), f"Measure it again (`python -m training typical-bounds --model {folder} "
+                    "--write`) or delete it.") from e
     guide = folder / GUIDE_FOLDER
     if (guide / WEIGHTS_FILE).is_file():
         try:

@@ -13,6 +13,7 @@ from __future__ import annotations
 import dataclasses
 import os
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import safetensors.torch
 import torch
@@ -23,6 +24,9 @@ from bfn.flow import Flow
 from bfn.kinds import FLOWS, make_flow
 from bfn.nets import UNet, UNetConfig, check_network
 from bfn.settings import SamplingSettings
+
+if TYPE_CHECKING:
+    from bfn.typicality import TypicalBounds
 
 WEIGHTS_FILE = "model.safetensors"
 
@@ -102,6 +106,9 @@ class BFNModel(
         # The mixin would save only the arguments as passed ("flow": null for defaults); record every
         # hyperparameter instead, so a saved config.json keeps its meaning if a default changes later.
         self._guide: BFNModel | None = None
+        # The bounds of real test images, where measured (bfn.typicality; `bfn.hub.load_model` reads them from the
+        # model's folder): what tells an image far from the data from one the model knows. None: never measured.
+        self.typical_bounds: TypicalBounds | None = None
         self._hub_mixin_config = {"kind": kind, "flow": dataclasses.asdict(self.flow), "unet": self.net.config.to_dict(),
                                   "sampling": self.sampling.to_dict(), "labels": list(self.label_names)}
 

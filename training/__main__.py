@@ -12,7 +12,7 @@ import sys
 
 from bfn.kinds import FLOWS, make_flow
 from bfn.hub import ModelLoadError
-from training import bayes_accuracy, classifier, evaluate, evaluate_samples, evaluate_two_digit, export, loss_curve
+from training import bayes_accuracy, classifier, evaluate, evaluate_samples, evaluate_two_digit, export, loss_curve, typical_bounds
 from training.datasets import DATASETS
 from training.loop import TrainConfig
 
@@ -102,7 +102,7 @@ def run_train(args: argparse.Namespace) -> None:
 
 # Each subcommand lives with its code: a `register(subparsers)` that adds a parser with `func` as default.
 COMMANDS = [register_train, evaluate.register, export.register, classifier.register, evaluate_samples.register,
-            bayes_accuracy.register, loss_curve.register, evaluate_two_digit.register]
+            bayes_accuracy.register, loss_curve.register, evaluate_two_digit.register, typical_bounds.register]
 
 
 def main(argv: list[str] | None = None) -> int:

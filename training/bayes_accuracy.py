@@ -5,6 +5,13 @@ scores a drawing (bfn.scoring: the bound under each digit and "no class" with co
 network passes per image), and the most probable digit is compared with the label. Every S sees the same
 data: the flow's data is drawn from the images once with `--seed` (the binarised model's binarisation),
 and the scoring draws start from `--seed` again. It prints one JSON line per S, then a Markdown table.
+
+With `--drawing-like` the test digits are first redrawn as a sketchpad draws (`bfn.strokes.as_drawn`: the
+digit scaled to `--canvas`, reduced to its strokes' centre lines, traced with a round brush of
+`--brush-radius`) and made MNIST-like again (`bfn.digits.to_mnist`), as the app prepares a drawing: what the
+models make of drawings, without collecting any. Where the model carries the bounds of real test images
+(bfn.typicality), each row also says how often an image is far from the data (the app's warning), the
+accuracy where it is not, and how many answers are confidently wrong (posterior ≥ 90 %) without a warning.
 """
 
 from __future__ import annotations
@@ -13,13 +20,28 @@ import argparse
 import json
 import time
 
+import numpy as np
 import torch
 from tqdm import tqdm
 
+from bfn.classifier import load_classifier
+from bfn.digits import to_mnist
 from bfn.hub import load_model
+from bfn.images import to_uint8
 from bfn.model import BFNModel
 from bfn.scoring import predictions, score_images
+from bfn.strokes import as_drawn
+from bfn.typicality import FAR_PERCENTILE, TypicalBounds, typicality, unconditional
 from training.data import Split, test_split
+
+CONFIDENT = 0.9  # a posterior this high reads as "sure"; wrong and unwarned, it is the answer that misleads
+
+
+def drawing_like(data: Split, canvas: int, brush_radius: float) -> Split:
+    """The digits of `data` drawn again on a `canvas`-pixel sketchpad with a brush of `brush_radius` pixels
+    (`bfn.strokes.as_drawn`), then made MNIST-like as a drawing is (`bfn.digits.to_mnist`), as uint8."""
+    images = np.stack([to_mnist(as_drawn(image, canvas, brush_radius)) for image in data.images.numpy()])
+    return Split(torch.from_numpy(to_uint8(images)), data.labels)
 
 
 @torch.inference_mode()
@@ -27,47 +49,122 @@ def bayes_accuracy(model: BFNModel, data: Split, samples: int, seed: int = 0) ->
     """Accuracy of Bayes' rule over `data` with S = `samples`, and the scoring time per image."""
     x = model.flow.data_from_images(data.images, torch.Generator().manual_seed(seed))
     generator = torch.Generator().manual_seed(seed)
-    hits = 0
+    hits, sure, unconditional_bound = np.zeros(len(data), bool), np.zeros(len(data), bool), np.zeros(len(data))
     start, cpu_start = time.perf_counter(), time.process_time()
     for k, bounds in enumerate(tqdm(score_images(model, x, samples, generator), total=len(data), desc=f"S={samples}",
                                     unit="image", dynamic_ncols=True)):
-        hits += int(predictions(bounds, model.num_labels)[1][0]) == int(data.labels[k])
+        posterior, predicted = predictions(bounds, model.num_labels)
+        hits[k] = int(predicted[0]) == int(data.labels[k])
+        sure[k] = float(posterior[0].max()) >= CONFIDENT
+        unconditional_bound[k] = float(unconditional(bounds, model.flow.nll_unit)[0])
     seconds, cpu_seconds = time.perf_counter() - start, time.process_time() - cpu_start
-    return {"samples": samples, "network_passes_per_image": 2 * samples * (model.num_labels + 1), "images": len(data),
-            "accuracy": round(hits / len(data), 4), "ms_per_image": round(1000 * seconds / len(data), 1),
-            "cpu_ms_per_image": round(1000 * cpu_seconds / len(data), 1), "threads": torch.get_num_threads()}
+    row = {"samples": samples, "network_passes_per_image": 2 * samples * (model.num_labels + 1), "images": len(data),
+           "accuracy": round(float(hits.mean()), 4), "confidently_wrong": int((sure & ~hits).sum())}
+    if model.typical_bounds is not None:
+        row |= warning_rates(unconditional_bound, hits, sure, model.typical_bounds)
+    return row | {"ms_per_image": round(1000 * seconds / len(data), 1), "cpu_ms_per_image": round(1000 * cpu_seconds / len(data), 1),
+                  "threads": torch.get_num_threads()}
+
+
+def warning_rates(bounds: np.ndarray, hits: np.ndarray, sure: np.ndarray, reference: TypicalBounds) -> dict:
+    """How the far-from-the-data warning (`bfn.typicality`, at its `FAR_PERCENTILE`) treats the scored images: the
+    share warned, the accuracy of the others, the confidently wrong answers left unwarned; and, under
+    "by_percentile", the share warned and the unwarned confident errors had the threshold been another
+    stored percentile (the trade-off that chose it)."""
+    def far_at(percentile: float) -> np.ndarray:
+        return np.array([typicality(b, reference, percentile).far for b in bounds], dtype=bool)
+
+    far = far_at(FAR_PERCENTILE)
+    return {"far": round(float(far.mean()), 4), "accuracy_not_far": round(float(hits[~far].mean()), 4) if (~far).any() else None,
+            "confidently_wrong_unwarned": int((sure & ~hits & ~far).sum()),
+            "by_percentile": {f"{p:g}": {"far": round(float(f.mean()), 4), "confidently_wrong_unwarned": int((sure & ~hits & ~f).sum())}
+                              for p, f in ((p, far_at(p)) for p in sorted(reference.percentiles))}}
+
+
+def _share(value: float | None) -> str:
+    return "–" if value is None else f"{value:.2%}"
 
 
 def table(rows: list[dict]) -> str:
     """The JSON lines as a Markdown table. CPU time is shown beside wall time: on a machine shared with other
     jobs the wall time measures the sharing as much as the scoring."""
-    lines = ["| S | network passes / image | accuracy | ms / image (wall) | ms / image (CPU) |",
-             "| ---: | ---: | ---: | ---: | ---: |"]
-    lines += [f"| {r['samples']} | {r['network_passes_per_image']} | {r['accuracy']:.2%} | {r['ms_per_image']:.0f} | "
-              f"{r['cpu_ms_per_image']:.0f} |" for r in rows]
+    lines = [f"| S | network passes / image | accuracy | confidently wrong (≥ {CONFIDENT:.0%}) | far from the data | "
+             "accuracy where not far | confidently wrong, no warning | ms / image (wall) | ms / image (CPU) |",
+             "| ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |"]
+    lines += [f"| {r['samples']} | {r['network_passes_per_image']} | {r['accuracy']:.2%} | {r['confidently_wrong']} | "
+              f"{_share(r.get('far'))} | {_share(r.get('accuracy_not_far'))} | {r.get('confidently_wrong_unwarned', '–')} | "
+              f"{r['ms_per_image']:.0f} | {r['cpu_ms_per_image']:.0f} |" for r in rows]
     return "\n".join(lines)
+
+
+def classifier_accuracy(source: str, data: Split) -> float:
+    """The digit classifier's accuracy on `data`: whether the digits (e.g. drawing-like ones) are still readable."""
+    return float((load_classifier(source).probabilities(data.images.float() / 255).argmax(1) == data.labels).float().mean())
+
+
+def add_test_images(p: argparse.ArgumentParser, first: int, limit: int, every: int = 1) -> None:
+    """The options that pick the test images scored and seed their scoring (here and in `typical-bounds`). MNIST's
+    test set is not shuffled (its first 5,000 digits are the cleaner ones), so a sample of all of it takes
+    every N-th image; `typical-bounds` by default takes images 1, 11, 21, …, which this command then avoids
+    with e.g. `--every 30` (0, 30, 60, …), so that each measures images the other did not see."""
+    p.add_argument("--data-dir", default="data", help="folder holding MNIST/raw/")
+    p.add_argument("--first", type=int, default=first, help="the first test image scored")
+    p.add_argument("--every", type=int, default=every, help="score every N-th test image from --first on")
+    p.add_argument("--limit", type=int, default=limit, help="score at most this many test images")
+    p.add_argument("--seed", type=int, default=0, help="seed of the data draw (binarisation) and of the scoring draws")
+    p.add_argument("--threads", type=int, default=1, help="torch CPU threads")
+
+
+def picked_images(args: argparse.Namespace, split: Split) -> Split:
+    """The images `add_test_images`' options pick from `split`; ValueError for options that pick none."""
+    if args.first < 0 or args.limit < 1 or args.every < 1 or args.threads < 1:
+        raise ValueError("--first must be at least 0, and --limit, --every and --threads at least 1")
+    data = split.subset(slice(args.first, args.first + args.every * args.limit, args.every))
+    if len(data) == 0:
+        raise ValueError(f"the test set has no images from {args.first} on")
+    return data
+
+
+def picked_range(args: argparse.Namespace, count: int) -> str:
+    """Which test images `picked_images` took, in words: "0–299", or "1, 11, …, 9991"."""
+    last = args.first + args.every * (count - 1)
+    return f"{args.first}–{last}" if args.every == 1 else f"{args.first}, {args.first + args.every}, …, {last}"
 
 
 def register(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("bayes-accuracy", help="accuracy of Bayes' rule over the BFN's bounds on MNIST test digits, against S",
                        formatter_class=argparse.ArgumentDefaultsHelpFormatter)
     p.add_argument("--model", default="weights/discrete", help="model folder (config.json + model.safetensors) or Hub repo id")
-    p.add_argument("--data-dir", default="data", help="folder holding MNIST/raw/")
-    p.add_argument("--limit", type=int, default=500, help="score the first N test images")
+    add_test_images(p, first=0, limit=500)
+    p.add_argument("--drawing-like", action="store_true",
+                   help="redraw each digit as the app's sketchpad draws (its strokes traced with a round brush), then "
+                   "make it MNIST-like as the app makes a drawing")
+    p.add_argument("--canvas", type=int, default=280, help="with --drawing-like: the sketchpad's side in pixels (the app's)")
+    p.add_argument("--brush-radius", type=float, default=22,
+                   help="with --drawing-like: the brush's radius in canvas pixels (the app's; its strokes are twice as wide)")
+    p.add_argument("--classifier", default=None, metavar="FOLDER",
+                   help="also print the digit classifier's accuracy on the same inputs (e.g. weights/classifier)")
     p.add_argument("--samples", type=int, nargs="+", default=[1, 2, 4, 8, 16, 32], help="the numbers of Monte-Carlo samples S to try")
-    p.add_argument("--seed", type=int, default=0, help="seed of the data draw and of the scoring draws")
-    p.add_argument("--threads", type=int, default=1, help="torch CPU threads")
     p.set_defaults(func=run)
 
 
 def run(args: argparse.Namespace) -> None:
-    if args.limit < 1 or min(args.samples) < 1 or args.threads < 1:
-        raise ValueError("--limit, --samples and --threads must be at least 1")
+    if min(args.samples) < 1:
+        raise ValueError("--samples must be at least 1")
+    if args.canvas < 28 or args.brush_radius <= 0:
+        raise ValueError("--canvas must be at least 28 pixels and --brush-radius above 0")
+    data = picked_images(args, test_split(args.data_dir))
     torch.set_num_threads(args.threads)
     model = load_model(args.model)
-    data = test_split(args.data_dir).subset(slice(0, args.limit))
+    inputs = f"test digits {picked_range(args, len(data))}"
+    if args.drawing_like:
+        data = drawing_like(data, args.canvas, args.brush_radius)
+        inputs += f", drawn with a brush of radius {args.brush_radius:g} on a {args.canvas}-pixel canvas"
+    if args.classifier is not None:
+        print(json.dumps({"inputs": inputs, "classifier": args.classifier, "images": len(data),
+                          "accuracy": round(classifier_accuracy(args.classifier, data), 4)}, ensure_ascii=False))
     rows = []
     for samples in args.samples:
-        rows.append(bayes_accuracy(model, data, samples, args.seed))
-        print(json.dumps(rows[-1]), flush=True)
+        rows.append({"inputs": inputs, **bayes_accuracy(model, data, samples, args.seed)})
+        print(json.dumps(rows[-1], ensure_ascii=False), flush=True)
     print(table(rows))

@@ -11,6 +11,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+from bfn import typicality
 from bfn.hub import GUIDE_FOLDER
 from bfn.kinds import make_flow
 from training.datasets import get_dataset
@@ -20,7 +21,8 @@ TRAINING = "training.json"
 SOURCE_TRAINING = "init_from_training.json"  # in a fine-tuning run's folder: the training record of its start
 SAMPLE_QUALITY = "sample_quality.md"
 SAMPLE_RESULTS = "sample_quality.jsonl"  # every evaluate-samples line; SAMPLE_QUALITY is its table
-MEASUREMENTS = (EVALUATIONS, SAMPLE_QUALITY, SAMPLE_RESULTS)  # facts about one set of weights
+# facts about one set of weights (an export over older weights removes them); typicality.FILE: the bounds of test images
+MEASUREMENTS = (EVALUATIONS, SAMPLE_QUALITY, SAMPLE_RESULTS, typicality.FILE)
 NOTES = "notes.md"  # optional hand-written sections (measurements no command records); the card ends with them
 
 

@@ -239,7 +239,8 @@ def generation(settings: RunSettings, models: Mapping[str, BFNModel], classifier
         frames = Frames(model.flow, len(settings.labels), settings.steps, title=settings.menu.titles[name],
                         digit_classes=digit_classes(classifier), observes=sampler.observes, labels=settings.menu.labels[name])
         parts[name] = Part(model, frames, sampled(sampler.name, settings.labels, steps=settings.steps, guidance=settings.guidance,
-                                                  seed=settings.seed, rescaled_phi=model.sampling.rescaled_phi))
+                                                  seed=settings.seed, rescaled_phi=model.sampling.rescaled_phi,
+                                                  autoguidance=settings.autoguidance_for(model)))
     check_size({name: part.frames for name, part in parts.items()}, settings.steps)
     return Run(parts, settings, classifier=classifier, changed=changed)
 

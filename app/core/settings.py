@@ -27,6 +27,7 @@ MIN_STEPS = 1
 # (`bfn.sampling.MAX_STEPS`): the largest run it takes still fits `app.core.runs.MAX_RUN_BYTES`.
 MAX_APP_STEPS = 1000
 MIN_GUIDANCE, MAX_GUIDANCE = 0.0, 10.0
+AUTOGUIDANCE_WEIGHTS = ("1", "1.5", "2", "2.5", "3", "4")  # the weights offered besides RECOMMENDED; "1" is off
 MAX_SEED = 2**32 - 1
 RECOMMENDED = "recommended"  # the sampler choice that lets each model use its own (`SamplingSettings.sampler_for`)
 DEFAULT_SAMPLER = RECOMMENDED
@@ -43,6 +44,7 @@ class RunSettings:
     seed: int
     sampler: str
     menu: ModelMenu
+    autoguidance: float | None = None  # None: each model's recommended weight (`autoguidance_for`)
 
     @property
     def models(self) -> tuple[str, ...]:
@@ -52,6 +54,13 @@ class RunSettings:
     def sampler_for(self, model: BFNModel) -> str:
         """The sampler `model` runs: the one chosen, or with RECOMMENDED the model's own for this step count."""
         return model.sampling.sampler_for(self.steps) if self.sampler == RECOMMENDED else self.sampler
+
+    def autoguidance_for(self, model: BFNModel) -> float:
+        """The autoguidance weight `model` runs with: the one chosen, or each model's recommended one for these
+        labels; 1 (off) for a model without a guide."""
+        if model.guide is None:
+            return 1.0
+        return model.sampling.autoguidance_for(self.labels) if self.autoguidance is None else self.autoguidance
 
     @property
     def label_set(self) -> LabelSet:
@@ -76,6 +85,7 @@ class RunSettings:
         return (
             f"{self.menu.choices[self.model]} · {what} · guidance {self.guidance:g} · {plural(self.steps, 'step')} · "
             f"seed {self.seed} · sampler {self.sampler}"
+            + ("" if self.autoguidance is None else f" · autoguidance {self.autoguidance:g}")
         )
 
 
@@ -219,6 +229,7 @@ def parse_settings(
     steps: Any,
     seed: Any,
     sampler: Any = DEFAULT_SAMPLER,
+    autoguidance: Any = RECOMMENDED,
     *,
     menu: ModelMenu,
 ) -> RunSettings:
@@ -235,4 +246,13 @@ def parse_settings(
         seed=parse_int("seed", seed, 0, MAX_SEED),
         sampler=parse_choice("sampler", sampler, SAMPLER_CHOICES),
         menu=menu,
+        autoguidance=parse_autoguidance(autoguidance),
     )
+
+
+def parse_autoguidance(value: Any) -> float | None:
+    """The Autoguidance choice: RECOMMENDED (None, each model's own) or a weight from 1 (off) to the largest
+    offered, as the menu's text or a number."""
+    if value == RECOMMENDED or value is None:
+        return None
+    return parse_float("autoguidance", value, 1.0, float(AUTOGUIDANCE_WEIGHTS[-1]))

@@ -38,7 +38,7 @@ def linked(ctx):
 @pytest.fixture(scope="module")
 def defaults(ctx):
     return {"model": "both", "digits": "all", "digit": 3, "guidance": 1.8, "steps": 100, "seed": 0, "sampler": "recommended",
-            **duel_defaults(ctx.menu)}  # fmt: skip
+            "autoguidance": "recommended", **duel_defaults(ctx.menu)}  # fmt: skip
 
 
 def read(query: str, defaults, linked):
@@ -51,6 +51,7 @@ def read(query: str, defaults, linked):
         ({}, "heatmap"),
         ({"model": "continuous", "digits": "one", "digit": 7, "guidance": 2.5, "steps": 37, "seed": 2**32 - 1, "sampler": "ode2"}, "classifier"),
         ({"model": "discrete", "digits": "none", "guidance": 0.0, "steps": 1, "sampler": "bfn"}, "trajectories"),
+        ({"model": "discrete", "digits": "none", "autoguidance": "2.5"}, "heatmap"),
         ({"guidance": 1.8000000000000003, "left_sampler": "sde1", "left_steps": 1000, "right_sampler": "recommended", "right_steps": 3}, DUEL_TAB),
     ],
 )
@@ -67,8 +68,8 @@ def test_a_link_reads_back_as_the_settings_it_was_written_from(ctx, linked, defa
 
 def test_a_link_names_every_setting_and_the_duel_only_with_the_duel_open(linked, defaults):
     keys = [k for k, _ in parse_qsl(link_query(defaults, "heatmap", linked))]
-    assert keys == ["model", "digits", "digit", "guidance", "steps", "seed", "sampler", "tab"]
-    assert [k for k, _ in parse_qsl(link_query(defaults, DUEL_TAB, linked))][7:] == ["left_sampler", "left_steps", "right_sampler", "right_steps", "tab"]
+    assert keys == ["model", "digits", "digit", "guidance", "steps", "seed", "sampler", "autoguidance", "tab"]
+    assert [k for k, _ in parse_qsl(link_query(defaults, DUEL_TAB, linked))][8:] == ["left_sampler", "left_steps", "right_sampler", "right_steps", "tab"]
     assert "guidance=1.8&" in link_query(defaults, "heatmap", linked) and "guidance=3&" in link_query({**defaults, "guidance": 3.0}, "heatmap", linked)
 
 
@@ -130,7 +131,8 @@ def test_a_link_with_a_bad_value_says_so_and_runs_nothing(ctx, links):
 
 
 def test_a_link_runs_what_the_same_settings_run_by_hand(ctx, linked, links):
-    settings = {"model": "discrete", "digits": "one", "digit": 4, "guidance": 2.0, "steps": 6, "seed": 11, "sampler": "bfn"}
+    settings = {"model": "discrete", "digits": "one", "digit": 4, "guidance": 2.0, "steps": 6, "seed": 11, "sampler": "bfn",
+                "autoguidance": "2"}
     query = link_query({**links.defaults, **settings}, "heatmap", linked)
     request = SimpleNamespace(session_hash="from-link", query_params=dict(parse_qsl(query)))
     updates = list(links.restore(request))

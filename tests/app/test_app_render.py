@@ -321,7 +321,7 @@ def test_a_stream_ends_well_when_its_run_is_dropped_while_it_draws_the_last_upda
     handlers = GenerateHandlers(context(dict(models), stream_interval=0.0))
     try:
         request = SimpleNamespace(session_hash="dropped")
-        stream = handlers.generate("discrete", "one", 3, 1.0, 3, 0, "bfn", request)
+        stream = handlers.generate("discrete", "one", 3, 1.0, 3, 0, "bfn", "recommended", request)
         next(stream)
         session = handlers.ctx.store.get("dropped")
         session.run.join(30)

@@ -60,6 +60,8 @@ OUT_OF_RANGE = [
     ("seed", MAX_SEED + 1, f"seed must be from 0 to {MAX_SEED}; got {MAX_SEED + 1}"),
     ("seed", 1.5, f"seed must be a whole number from 0 to {MAX_SEED}; got 1.5"),
     ("digit", 10, "digit must be from 0 to 9; got 10"),
+    ("autoguidance", "0.5", "autoguidance must be from 1 to 4; got '0.5'"),
+    ("autoguidance", "much", "autoguidance must be a number from 1 to 4; got 'much'"),
 ]
 
 
@@ -67,7 +69,7 @@ OUT_OF_RANGE = [
 def test_every_typed_value_out_of_range_is_refused_with_a_message(handlers, field, typed, message):
     """Nothing is clamped on the server: the run is refused, and the message names the field, its range and
     what was typed."""
-    values = dict(model="both", digits="one", digit=3, guidance=2.0, steps=8, seed=0, sampler="bfn")
+    values = dict(model="both", digits="one", digit=3, guidance=2.0, steps=8, seed=0, sampler="bfn", autoguidance="recommended")
     values[field] = typed
     request = SimpleNamespace(session_hash=f"typed-{field}-{typed}")
     with pytest.raises(gr.Error) as e:
@@ -79,7 +81,7 @@ def test_every_typed_value_out_of_range_is_refused_with_a_message(handlers, fiel
 def test_the_status_counts_steps_in_words(handlers):
     assert [plural(n, "step") for n in (0, 1, 2)] == ["0 steps", "1 step", "2 steps"]
     request = SimpleNamespace(session_hash="one-step")
-    *_, last = handlers.generate("discrete", "one", 3, 2.0, 1, 0, "bfn", request)
+    *_, last = handlers.generate("discrete", "one", 3, 2.0, 1, 0, "bfn", "recommended", request)
     status = last[0]
     assert "step 1 of 1" in status and "1 step in" in status and "· 1 step ·" in status, status
     assert "1 steps" not in status and "2 steps" not in status, status
@@ -91,7 +93,7 @@ def test_the_first_update_is_the_images_and_status_and_the_figures_follow(handle
     models = len(handlers.menu.names)  # each model has its two images and its column
     names = ["status", *["image"] * 2 * models, "slider", "heatmap", "trajectories", "summary", "beliefs", *["column"] * models]
     assert len(names) == len(GENERATED) + 3 * models - 2
-    updates = [dict(zip(names, u)) for u in handlers.generate("discrete", "all", 0, 1.0, 12, 0, "bfn",
+    updates = [dict(zip(names, u)) for u in handlers.generate("discrete", "all", 0, 1.0, 12, 0, "bfn", "recommended",
                                                                SimpleNamespace(session_hash="first-update"))]
     figures = ("heatmap", "trajectories", "beliefs", "summary")
     first, last = updates[0], updates[-1]

@@ -94,7 +94,7 @@ def test_generations_duels_and_completions_all_stream_within_the_budget(discrete
     from tests.support.apps import context, stroke_drawing
 
     ctx = context({"discrete": discrete_model, "continuous": continuous_model}, stream_interval=0.1)
-    stream = GenerateHandlers(ctx).generate("discrete", "all", 0, 1.0, 3, 0, "bfn", SimpleNamespace(session_hash="a"))
+    stream = GenerateHandlers(ctx).generate("discrete", "all", 0, 1.0, 3, 0, "bfn", "recommended", SimpleNamespace(session_hash="a"))
     next(stream)
     assert ctx.streams.live == 1
     duel = DuelHandlers(ctx).duel("discrete", "all", 0, 1.0, 0, "bfn", 3, "solver", 3, SimpleNamespace(session_hash="b"))

@@ -146,9 +146,9 @@ def test_unicode_digits_are_refused_as_numbers_and_labels_in_calls_and_links(ser
     """'٣' is a digit to Python (int('٣') == 3) but not a label a link or a caller means: refused, by name."""
     url, _ = server
     assert_in_app_words(call(url, "flow_at", [0.5, "٣"]).error, "label must be a digit from 0 to 9 or 'predicted'; got '٣'")
-    generate = ["discrete", "one", "٣", 1.0, 10, 0, "bfn"]
+    generate = ["discrete", "one", "٣", 1.0, 10, 0, "bfn", "recommended"]
     assert_in_app_words(call(url, "generate", generate).error, "digit must be a number from 0 to 9 in ASCII digits; got '٣'")
-    generate = ["discrete", "all", 0, 1.0, "١٠", 0, "bfn"]
+    generate = ["discrete", "all", 0, 1.0, "١٠", 0, "bfn", "recommended"]
     assert_in_app_words(call(url, "generate", generate).error, "steps must be a number from 1 to 1000 in ASCII digits")
     picture = drawing(upload(url, "seven.png", png(seven())))
     assert_in_app_words(call(url, "complete", [picture, "drawing", "discrete", 0, 0, "top", "٣", 1.0]).error, "got '٣'")
@@ -156,7 +156,7 @@ def test_unicode_digits_are_refused_as_numbers_and_labels_in_calls_and_links(ser
     try:
         linked = assemble(ctx).linked
         defaults = {"model": "both", "digits": "one", "digit": 3, "guidance": 1.0, "steps": 10, "seed": 0, "sampler": "bfn",
-                    "left_sampler": "bfn", "left_steps": 10, "right_sampler": "bfn", "right_steps": 5}  # fmt: skip
+                    "autoguidance": "recommended", "left_sampler": "bfn", "left_steps": 10, "right_sampler": "bfn", "right_steps": 5}  # fmt: skip
         link = read_link(dict(parse_qsl("model=discrete&digits=one&digit=%D9%A3&seed=%D9%A3")), defaults, ("heatmap",), linked)
         assert not link.runs and len(link.problems) == 2
         assert "digit must be a number from 0 to 9 in ASCII digits" in link.problems[0] and "seed" in link.problems[1]

@@ -43,7 +43,7 @@ def request(sid: str) -> SimpleNamespace:
 def test_the_update_in_numbers_of_a_stopped_run_says_no_update_follows(ctx):
     """/update_numbers after /stop said "Step 297 is not sampled yet" of a run that will never sample it."""
     generate, numbers = GenerateHandlers(ctx), update_handler(ctx)
-    stream = generate.generate("discrete", "one", 3, 1.0, 1000, 0, "bfn", request("stopped"))
+    stream = generate.generate("discrete", "one", 3, 1.0, 1000, 0, "bfn", "recommended", request("stopped"))
     next(stream)
     run = ctx.store.find("stopped").run
     wait_for_step(run, 3)
@@ -103,7 +103,7 @@ def test_a_run_stopped_before_its_first_step_still_answers(ctx, feature, monkeyp
     if feature == "duel":
         stream = DuelHandlers(ctx).duel("discrete", "one", 3, 1.0, 0, "bfn", 10, "bfn", 5, sid)
     elif feature == "generate":
-        stream = GenerateHandlers(ctx).generate("discrete", "one", 3, 1.0, 10, 0, "bfn", sid)
+        stream = GenerateHandlers(ctx).generate("discrete", "one", 3, 1.0, 10, 0, "bfn", "recommended", sid)
     else:
         stream = DigitHandlers(ctx, samples=2, curve_points=3).complete(stroke_drawing(), "drawing", "discrete", 0, 0, "top", "none", 1.0, sid)
     updates = list(stream)

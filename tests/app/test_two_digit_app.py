@@ -307,5 +307,5 @@ def test_generate_answers_a_run_too_large_with_its_message(models):
 
     handlers = GenerateHandlers(context(dict(models)))
     with pytest.raises(gr.Error, match="choose at most"):
-        next(handlers.generate("two-digit", "all", None, 2.0, 1000, 0, "bfn", None))
+        next(handlers.generate("two-digit", "all", None, 2.0, 1000, 0, "bfn", "recommended", None))
     handlers.ctx.close()

@@ -23,6 +23,13 @@ DUEL = {"model": "continuous", "digits": "all", "digit": "3", "guidance": "1", "
 CAPTION = re.compile(r"step (\d+) of (\d+), t = ([0-9.]+)")
 
 
+def written(settings: dict) -> dict:
+    """A link's settings as the page writes its address: every field (a link written before the Autoguidance
+    choice existed restores it as "recommended"), then the tab."""
+    fields = {k: v for k, v in settings.items() if k != "tab"}
+    return {**fields, "autoguidance": settings.get("autoguidance", "recommended"), "tab": settings["tab"]}
+
+
 def query(settings: dict) -> str:
     return "&".join(f"{k}={v}" for k, v in settings.items())
 
@@ -95,7 +102,7 @@ def test_a_link_restores_its_settings_and_makes_the_run_made_by_hand(app_url, br
     page.wait_for_function("() => (document.querySelector('#share-link textarea, #share-link input')?.value ?? '').includes('?')", timeout=10_000)
     page.locator("#copy-link-btn").get_by_text("Link copied").wait_for(timeout=10_000)
     copied = page.evaluate("() => navigator.clipboard.readText()")
-    assert copied == page.url and dict(parse_qsl(urlsplit(copied).query)) == SETTINGS
+    assert copied == page.url and dict(parse_qsl(urlsplit(copied).query)) == written(SETTINGS)
     page.screenshot(path=ARTIFACTS / "links-opened.png", full_page=False)
 
     # the same settings entered by hand, in a session of its own: the page's address follows them
@@ -112,12 +119,12 @@ def test_a_link_restores_its_settings_and_makes_the_run_made_by_hand(app_url, br
     by_hand.locator("#sampler input").click()
     by_hand.get_by_role("option", name="bfn", exact=True).click()
     by_hand.get_by_role("tab", name="Which digit?").click()
-    by_hand.wait_for_function("q => location.search === '?' + q", arg=query(SETTINGS), timeout=10_000)
+    by_hand.wait_for_function("q => location.search === '?' + q", arg=query(written(SETTINGS)), timeout=10_000)
     by_hand.click("#generate-btn")
     wait_for_status(by_hand, "Done", timeout=180)
     assert "step 12 of 12" in status_text(by_hand)
     assert {view: image_bytes(by_hand, f"discrete-{view}") for view in ("theta", "output")} == by_link
-    assert address(by_hand) == SETTINGS
+    assert address(by_hand) == written(SETTINGS)
 
     # a bad link says what is wrong, restores the rest and runs nothing
     bad = new_page(browser, 390, 844)
@@ -154,7 +161,7 @@ def test_a_duel_link_runs_both_samplers_on_one_clock(app_url, browser):
     assert rn == "8" and 0 < int(rs) < 8 and float(rt) <= 0.5  # the solver's steps are spaced otherwise
     assert all(image_bytes(page, f"duel-{side}-continuous-theta") != final[side] for side in ("left", "right"))
     page.screenshot(path=ARTIFACTS / "duel-scrubbed.png", full_page=True)
-    assert address(page) == DUEL
+    assert address(page) == written(DUEL)
 
     # on a phone the duel fits the width: its pictures and its figure
     page.set_viewport_size({"width": 390, "height": 844})

@@ -5,7 +5,7 @@ numbers come from bfn/ (`bfn.scoring`, `bfn.objective.LabelBounds`), nothing is 
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Collection, Mapping, Sequence
 from dataclasses import dataclass
 
 import numpy as np
@@ -14,8 +14,10 @@ import pandas as pd
 from app.core.menu import DEFAULT_LABELS, LabelSet
 from app.ui.figures import Figure, axis, figure, model_colour, subplots, vline
 from bfn.labels import NO_CLASS  # how the "no class" label is named on screen, as the CLIs name it
+from bfn.typicality import Typicality
 
 CLASSIFIER_COLOUR = "#64748b"
+FAR_MARK = "⚠ far from its data"  # beside a model's answer where the digit is far from what it learned from
 
 
 def label_name(label: int, num_labels: int, names: Sequence[str] = ()) -> str:
@@ -23,15 +25,18 @@ def label_name(label: int, num_labels: int, names: Sequence[str] = ()) -> str:
     return NO_CLASS if label == num_labels else (names[label] if names else str(label))
 
 
-def posterior_figure(bfn: Mapping[str, np.ndarray], classifier: np.ndarray | None, names: Sequence[str] = ()) -> Figure:
+def posterior_figure(bfn: Mapping[str, np.ndarray], classifier: np.ndarray | None, names: Sequence[str] = (),
+                     far: Collection[str] = ()) -> Figure:
     """p(y | x) per model (by title) as bars over the labels (`names`, by default digits), and beside them the digit
-    classifier's probabilities (if loaded)."""
+    classifier's probabilities (if loaded). A model in `far` (by title) has `FAR_MARK` beside its answer: the
+    digit is far from its data, and its posterior is no reason to trust the answer."""
     labels = list(names) or [str(k) for k in range(len(next(iter(bfn.values()))))]
     panels = [(f"BFN: {title}", probs, model_colour(k), labels) for k, (title, probs) in enumerate(bfn.items())]
+    marks = [f" {FAR_MARK}" if title in far else "" for title in bfn] + [""]
     if classifier is not None:
         panels.append(("Digit classifier", classifier, CLASSIFIER_COLOUR, [str(d) for d in range(len(classifier))]))
-    layout = subplots([f"{title}<br>says <b>{named[int(probs.argmax())]}</b> ({probs.max():.0%})" for title, probs, _, named in panels],
-                       spacing=0.06)
+    layout = subplots([f"{title}<br>says <b>{named[int(probs.argmax())]}</b> ({probs.max():.0%}){mark}"
+                       for (title, probs, _, named), mark in zip(panels, marks)], spacing=0.06)
     data = []
     for k, (title, probs, colour, named) in enumerate(panels, start=1):
         sx = "" if k == 1 else str(k)
@@ -130,6 +135,13 @@ def bound_table(rows: BoundRows) -> pd.DataFrame:
         table[unit] = [float(f"{v:.4g}") for v in values]
     table["p(y|x)"] = [round(float(p), 4) for p in rows.posterior] + [None] * (len(rows.total) - n)
     return pd.DataFrame(table)
+
+
+def far_warning(title: str, typical: Typicality, noun: str, word: str = "digit") -> str:
+    """The warning beside a model's answer when the digit is far from its data (`typical.far`): its unconditional
+    bound against the test images' (a `noun` such as "drawing"; `word` what a label is: digit, number)."""
+    return (f"⚠ **{title}**: this {noun} is far from the {word}s the model learned from: its bound, {typical.bound:.2f} "
+            f"{typical.unit}, is above {typical.percentile:g} % of test {word}s (≤ {typical.threshold:.2f}); read its answer with care.")
 
 
 def bound_summary(title: str, rows: BoundRows, label: int) -> str:

@@ -6,7 +6,9 @@ becomes each model's data through `bfn.completion.known_data` (the seed fixes an
 binarisation). Then, per model:
 
 * /score: the bound L_y(x) = L∞ + Lʳ under every label (`bfn.scoring.score_images`: S stratified times, common
-  random numbers) and Bayes' rule over them (`bfn.scoring.predictions`), beside the digit classifier's answer;
+  random numbers) and Bayes' rule over them (`bfn.scoring.predictions`), beside the digit classifier's answer,
+  with a warning where the digit is far from the model's data (`bfn.typicality`: its unconditional bound above
+  the 99th percentile of real test digits', measured beside the weights);
   the loss's curve over t (a second call, on a grid of times); and the training view below at t.
 * /flow_at: what the network sees in training at time t: θ ~ p_F(θ | x; t) (seeded, so moving t moves one
   draw) and its output distribution given a label, with the generation views' heatmap.
@@ -33,7 +35,8 @@ from app.core.fairshare import TakingTurns, Turns
 from app.core.frames import Frames
 from app.core.runs import Run, completion
 from app.core.settings import MAX_GUIDANCE, MAX_SEED, MIN_GUIDANCE, parse_choice, parse_float, parse_int
-from app.features.digit.figures import BoundRows, CostCurve, bound_summary, bound_table, cost_figure, label_name, posterior_figure
+from app.features.digit.figures import (FAR_MARK, BoundRows, CostCurve, bound_summary, bound_table, cost_figure, far_warning,
+                                        label_name, posterior_figure)
 from app.features.digit.inputs import KEEPS, NONE, PREDICTED, SOURCES, drawing_image, known_mask, parse_label_or
 from app.features.digit.pad import Blobs
 from app.ui.context import Context
@@ -49,6 +52,7 @@ from bfn.model import BFNModel
 from bfn.objective import LabelBounds, network_output
 from bfn.sampling import Network, StepState
 from bfn.scoring import predictions, score_images
+from bfn.typicality import Typicality, typicality, unconditional
 
 SAMPLES = 32  # S: draws per label, 2·S·11 network passes per model (their time: docs/measurements.md)
 # The curve over t is a second, smaller call on a grid of times (one θ draw each, all labels). Its mean is not the
@@ -106,6 +110,7 @@ class Scored:
     predicted: int
     seconds: float  # for the bounds
     curve_seconds: float
+    typical: Typicality | None = None  # its unconditional bound against real test digits'; None: never measured
 
     @property
     def arrays(self) -> list:
@@ -121,6 +126,7 @@ class DigitSession:
 
     image: np.ndarray | None = None  # (H, W) in [0, 1], the models' image size
     source: str = ""
+    noun: str = "drawing"  # what the digit is, in the far-from-data warning
     seed: int = 0
     scores: dict[str, Scored] = field(default_factory=dict)
     classifier: np.ndarray | None = None
@@ -298,10 +304,14 @@ class DigitHandlers:
             seconds = time.perf_counter() - start
             curve = next(score_images(net, x, 1, generator, curve_points=self.curve_points))
             posterior, predicted = predictions(bounds, model.num_labels)
-            scores[name] = Scored(x, bounds, curve, posterior[0].numpy(), int(predicted[0]), seconds, time.perf_counter() - start - seconds)
+            reference = model.typical_bounds
+            typical = None if reference is None else typicality(float(unconditional(bounds, model.flow.nll_unit)[0]), reference)
+            scores[name] = Scored(x, bounds, curve, posterior[0].numpy(), int(predicted[0]), seconds,
+                                  time.perf_counter() - start - seconds, typical)
         classifier = self.bank.classifier if self.labels.digit_parts == 1 else None  # it reads one digit, not a number
         probs = None if classifier is None else classifier.probabilities(digits_of(torch.from_numpy(digit)[None], 1)[:, 0])[0].numpy()
-        session = DigitSession(digit, what, seed, scores, probs)
+        noun = "drawing" if source == "drawing" else "image"
+        session = DigitSession(digit, what, noun, seed, scores, probs)
         self.ctx.store.keep(session_id(request), FEATURE, session)  # within the store's memory budget
         views = self._flow_views(session, t, label)
         views.prepared = picture(to_uint8(digit[None]))
@@ -309,8 +319,9 @@ class DigitHandlers:
         for name, s in scores.items():
             flow = self.models[name].flow
             views.data[name] = picture(to_uint8(known_view(flow, s.x), flow.display.value_range))
+        far = {self.menu.titles[n] for n, s in scores.items() if s.typical is not None and s.typical.far}
         views.posterior = plot(posterior_figure({self.menu.titles[n]: s.posterior for n, s in scores.items()}, probs,
-                                                     self.labels.names))
+                                                self.labels.names, far))
         views.tables = {name: bound_table(self._rows(self.models[name], s)) for name, s in scores.items()}
         views.status = self._score_status(session)
         return self.outputs(views, SCORED)
@@ -318,8 +329,9 @@ class DigitHandlers:
     def _score_status(self, session: DigitSession) -> str:
         n = self.menu.num_labels
         labels = n + 1  # every digit and "no class"
-        verdicts = [f"{self.menu.titles[name]}: **{s.predicted}** ({s.posterior[s.predicted]:.0%}) in {1000 * s.seconds:.0f} ms"
-                    for name, s in session.scores.items()]  # fmt: skip
+        far = {name: s.typical for name, s in session.scores.items() if s.typical is not None and s.typical.far}
+        verdicts = [f"{self.menu.titles[name]}: **{s.predicted}** ({s.posterior[s.predicted]:.0%}{', ' + FAR_MARK if name in far else ''})"
+                    f" in {1000 * s.seconds:.0f} ms" for name, s in session.scores.items()]  # fmt: skip
         if session.classifier is not None:
             top = int(session.classifier.argmax())
             verdicts.append(f"classifier: **{top}** ({session.classifier[top]:.0%})")
@@ -327,10 +339,15 @@ class DigitHandlers:
             verdicts.append("no digit classifier loaded" if self.labels.digit_parts == 1 else
                             f"the digit classifier reads single digits, not {self.labels.word}s")
         curves = ", ".join(f"{1000 * s.curve_seconds:.0f} ms" for s in session.scores.values())
-        return (f"Scored {session.source} · " + " · ".join(verdicts) + f"  \n<small>S = {self.samples} draws per label: "
+        warnings = "".join(f"  \n{far_warning(self.menu.titles[name], typical, session.noun, self.labels.word)}"
+                           for name, typical in far.items())
+        unchecked = [self.menu.titles[name] for name, s in session.scores.items() if s.typical is None]
+        unmeasured = (f" · {', '.join(unchecked)}: no bounds of test {self.labels.word}s stored beside the weights, so no "
+                      "check of how far the digit is from the data" if unchecked else "")
+        return (f"Scored {session.source} · " + " · ".join(verdicts) + warnings + f"  \n<small>S = {self.samples} draws per label: "
                 f"2·{self.samples}·{labels} = {2 * self.samples * labels} network passes per model (the loss at {self.samples} "
                 f"stratified times and Lʳ at t = 1, every label seeing the same draws); the curves over t another "
-                f"({self.curve_points} + 1)·{labels} = {(self.curve_points + 1) * labels} ({curves}) · seed {session.seed}</small>")  # fmt: skip
+                f"({self.curve_points} + 1)·{labels} = {(self.curve_points + 1) * labels} ({curves}) · seed {session.seed}{unmeasured}</small>")  # fmt: skip
 
     def flow_at(self, t: Any, label: Any, request: gr.Request) -> list:
         """The training view at time t (and the curves and bounds for `label`) for the digit scored last."""

@@ -15,6 +15,11 @@ from app.core.settings import echo
 from app.features.digit.pad import MAX_LAYERS, Blobs
 from bfn.digits import HALVES, INK_LEVEL, half_mask, load_image
 
+# The sketchpad: a square canvas, and a round brush whose size Gradio takes as its radius (measured in Chromium: a
+# stroke is 2 · BRUSH_RADIUS = 44 canvas pixels wide). `python -m training bayes-accuracy --drawing-like` draws
+# test digits with the same two, so a change here is a change to measure again (docs/measurements.md).
+CANVAS = 280
+BRUSH_RADIUS = 22
 STROKES = "strokes"  # keep the ink pixels of the digit itself
 KEEPS = (*HALVES, STROKES)
 KEEP_LABELS = {"top": "Top half", "bottom": "Bottom half", "left": "Left half", "right": "Right half", STROKES: "My strokes (the ink)"}

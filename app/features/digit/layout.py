@@ -19,7 +19,7 @@ import gradio as gr
 
 from app.core.settings import MAX_GUIDANCE, MAX_SEED, MIN_GUIDANCE
 from app.features.digit.handlers import COMPLETED, FLOW, SCORED, DigitHandlers, DigitViews
-from app.features.digit.inputs import KEEP_LABELS, KEEPS, NONE, PREDICTED
+from app.features.digit.inputs import BRUSH_RADIUS, CANVAS, KEEP_LABELS, KEEPS, NONE, PREDICTED
 from app.features.digit.pad import DrawingPad
 from app.ui.assets import script
 from app.ui.context import Context, Page
@@ -56,8 +56,8 @@ def build(ctx: Context, page: Page) -> None:
         with gr.Column(scale=2, min_width=280):
             gr.Markdown("**Draw a digit** with the mouse or a finger (the bin clears it)", elem_classes=["caption"])
             sketch = DrawingPad(
-                blobs=digit.blobs, label="Draw a digit", show_label=False, type="numpy", image_mode="RGBA", canvas_size=(280, 280), fixed_canvas=True,
-                brush=gr.Brush(colors=["#000000"], color_mode="fixed", default_size=22), layers=False, transforms=(),
+                blobs=digit.blobs, label="Draw a digit", show_label=False, type="numpy", image_mode="RGBA", canvas_size=(CANVAS, CANVAS),
+                fixed_canvas=True, brush=gr.Brush(colors=["#000000"], color_mode="fixed", default_size=BRUSH_RADIUS), layers=False, transforms=(),
                 format="png", elem_id="digit-sketch",
             )  # fmt: skip
             source = gr.Radio([("My drawing", "drawing"), ("A digit generated above", "generated")], value="drawing", label="Digit", elem_id="digit-source")

@@ -124,11 +124,12 @@ class GenerateHandlers:
 
     # --------------------------------------------------------------------------------------- handlers
     def generate(
-        self, model: Any, digits: Any, digit: Any, guidance: Any, steps: Any, seed: Any, sampler: Any, request: gr.Request
+        self, model: Any, digits: Any, digit: Any, guidance: Any, steps: Any, seed: Any, sampler: Any, autoguidance: Any,
+        request: gr.Request,
     ) -> Iterator[list]:
         """Sample digits and stream the views while it runs; the last update is the final state."""
         try:
-            settings = parse_settings(model, digits, digit, guidance, steps, seed, sampler, menu=self.menu)
+            settings = parse_settings(model, digits, digit, guidance, steps, seed, sampler, autoguidance, menu=self.menu)
         except ValueError as e:
             raise invalid(e) from None
         try:

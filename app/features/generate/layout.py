@@ -3,7 +3,7 @@ event runs (`handlers.GenerateHandlers`). Everything a model's panel says about 
 the loaded models, so one panel is built per loaded model.
 
 Public API endpoints (stable names, for `gradio_client`):
-    /generate       (model, digits, digit, guidance, steps, seed, sampler) → streamed views; ends with the final
+    /generate       (model, digits, digit, guidance, steps, seed, sampler, autoguidance) → streamed views; ends with the final
     /stop           stop this session's run; → the views at its last step
     /scrub          (step) → the views at that step
     /play           → streamed views from the step on show to the end
@@ -29,17 +29,17 @@ import gradio as gr
 
 from app.core.menu import BOTH, DIGIT_MODES, ModelMenu
 from app.core.settings import (
-    DEFAULT_SAMPLER, MAX_APP_STEPS, MAX_GUIDANCE, MAX_SEED, MIN_GUIDANCE, MIN_STEPS, SAMPLER_CHOICES, parse_choice, parse_int,
-    parse_settings,
+    AUTOGUIDANCE_WEIGHTS, DEFAULT_SAMPLER, MAX_APP_STEPS, MAX_GUIDANCE, MAX_SEED, MIN_GUIDANCE, MIN_STEPS, RECOMMENDED,
+    SAMPLER_CHOICES, parse_choice, parse_int, parse_settings,
 )  # fmt: skip
 from app.features.generate.handlers import GENERATED, PIXEL, SHOWN, GenerateHandlers, Views
-from app.features.generate.words import BELIEFS_CAPTION, EXPORT_NOTE, PRESETS, Preset
+from app.features.generate.words import BELIEFS_CAPTION, EXPORT_NOTE, PRESETS, Preset, autoguidance_words
 from app.ui.assets import script
 from app.ui.context import Context, Linked, Page
 from app.ui.files import AtomicImage
 from app.ui.views import parsed
 
-SETTINGS = ("model", "digits", "digit", "guidance", "steps", "seed", "sampler")  # the generation's settings, in widget order
+SETTINGS = ("model", "digits", "digit", "guidance", "steps", "seed", "sampler", "autoguidance")  # the generation's settings, in widget order
 
 
 def label_pickers(menu: ModelMenu, choice: str, digit: object) -> tuple[gr.Radio, gr.Radio]:
@@ -84,9 +84,10 @@ def _model_panel(ctx: Context, name: str, shown: bool, height: int) -> tuple[gr.
     return column, (images[0], images[1])
 
 
-def _settings(menu: ModelMenu, default_model: str) -> dict:
+def _settings(ctx: Context, default_model: str) -> dict:
     """#quick and #settings: the settings' widgets by name, the Generate, Stop, Random and Copy link buttons, the
     link's box and the presets."""
+    menu = ctx.menu
     modes = menu.mode_labels(default_model)
     with gr.Column(elem_id="quick"):
         model = gr.Radio([(label, value) for value, label in menu.choices.items()], value=default_model, label="Model", elem_id="model")
@@ -112,7 +113,13 @@ def _settings(menu: ModelMenu, default_model: str) -> dict:
             info=f"recommended: each model's own ({menu.recommended.sampler}; {menu.recommended.few_steps_sampler} "
             f"below {menu.recommended.few_steps_below} steps) · bfn: the paper's sampler · others: few-step solvers",
         )  # fmt: skip
-        widgets = dict(zip(SETTINGS, (model, digits, digit, guidance, steps, seed, sampler)))
+        autoguidance = gr.Dropdown(
+            [(f"{RECOMMENDED}", RECOMMENDED), *((f"{w} (off)" if w == "1" else w, w) for w in AUTOGUIDANCE_WEIGHTS)],
+            value=RECOMMENDED, label="Autoguidance", elem_id="autoguidance", allow_custom_value=True,
+            info="w > 1 pushes each prediction away from the model's guide, a small, briefly trained copy of it; "
+            + autoguidance_words(ctx.bank),
+        )  # fmt: skip
+        widgets = dict(zip(SETTINGS, (model, digits, digit, guidance, steps, seed, sampler, autoguidance)))
         presets = gr.Dataset(
             components=list(widgets.values()), samples=[p.inputs(menu) for p in offered_presets(menu)], type="index",
             sample_labels=[p.label for p in offered_presets(menu)], label="Presets (click one: it runs at once)",
@@ -145,7 +152,7 @@ def studio(ctx: Context, page: Page) -> Iterator[None]:
     default_model = BOTH if BOTH in menu.choices else menu.names[0]
     with gr.Row(equal_height=False, elem_id="studio"):
         with gr.Column(scale=1, min_width=300, elem_id="side"):
-            parts = _settings(menu, default_model)
+            parts = _settings(ctx, default_model)
             settings = list(parts["settings"].values())
         with gr.Column(scale=3, elem_id="main-views"):
             with gr.Column(elem_id="live"):
@@ -237,7 +244,8 @@ def studio(ctx: Context, page: Page) -> Iterator[None]:
 def _check(menu: ModelMenu, values: dict) -> dict:
     """The settings of a link, checked as Generate checks them and typed as the widgets hold them."""
     s = parse_settings(*(values[k] for k in SETTINGS), menu=menu)
-    return {key: getattr(s, key) for key in SETTINGS}
+    typed = {key: getattr(s, key) for key in SETTINGS}
+    return {**typed, "autoguidance": RECOMMENDED if s.autoguidance is None else f"{s.autoguidance:g}"}
 
 
 def _wire_model_choice(ctx: Context, page: Page, components: Views) -> None:

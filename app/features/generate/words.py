@@ -9,8 +9,8 @@ from dataclasses import dataclass
 
 from app.core.menu import BOTH, ModelMenu
 from app.core.models import ModelBank
-from app.core.settings import DEFAULT_SAMPLER
-from bfn.sampling import guidance_interval_for
+from app.core.settings import DEFAULT_SAMPLER, RECOMMENDED
+from bfn.sampling import autoguidance_interval_for, guidance_interval_for
 
 HEADER = (
     "# BFN Studio\nWatch a [Bayesian Flow Network](https://arxiv.org/abs/2308.07037) (Graves et al. 2023) "
@@ -27,6 +27,7 @@ def explanation(bank: ModelBank) -> str:
         models.append(
             f"* **{titles[name]}** — {d.explanation} Guidance above 1 acts at t = {start:g}–{end:g}."
         )
+    autoguided = autoguidance_words(bank)
     return f"""
 A Bayesian Flow Network does not paint a digit pixel by pixel, and it does not denoise a noisy picture either.
 It keeps a *belief* about every pixel and sharpens all of them at once.
@@ -46,6 +47,10 @@ It keeps a *belief* about every pixel and sharpens all of them at once.
   ★ in *Which digit?* (the step from which the classifier's top digit stops changing and is at least 50%
   sure): where the ★ comes first,
   guidance refines a digit already chosen; where it falls inside the band, guidance helps choose it.
+* **Autoguidance** — a second, deliberately weak network of the same model (its *guide*: smaller and
+  trained only briefly) also predicts the digit, and the model's prediction is pushed away from the guide's
+  by a weight w (1: off), so what the long training added counts for more (Karras et al. 2024). The
+  binarised model's guide helps most where no digit is asked for: {autoguided}
 * **Steps** — how many small observations are made. More steps: smoother digits; fewer steps: faster, and
   rougher with the paper's sampler (the few-step solvers are made for few steps). Each step costs one pass of
   the network (two where guidance acts).
@@ -67,6 +72,19 @@ BELIEFS_CAPTION = (
     "the digit: early readings say little. Choose *Unconditional* to watch a digit decide itself. Click any image "
     "above to show that one.</small>"
 )
+
+
+def autoguidance_words(bank: ModelBank) -> str:
+    """What *recommended* autoguidance does for each loaded model, from the weights each model's config recommends."""
+    titles, said = bank.menu.titles, []
+    for name, model in bank.models.items():
+        if model.guide is None:
+            said.append(f"{titles[name]}: no guide, so off")
+            continue
+        s, (start, end) = model.sampling, autoguidance_interval_for(model)
+        said.append(f"{titles[name]}: w = {s.autoguidance_unconditional:g} with no digit and {s.autoguidance:g} with one, "
+                    f"at t = {start:g}–{end:g}")
+    return f"*{RECOMMENDED}* uses each model's own weights ({'; '.join(said)})."
 
 
 EXPORT_NOTE = (
@@ -94,7 +112,7 @@ class Preset:
         """The values of the settings widgets, in their order (`build`'s `settings`)."""
         guidance = menu.recommended.guidance if self.guidance is None else self.guidance
         steps = menu.recommended.steps if self.steps is None else self.steps
-        return [self.model, self.digits, self.digit, guidance, steps, self.seed, self.sampler]
+        return [self.model, self.digits, self.digit, guidance, steps, self.seed, self.sampler, RECOMMENDED]
 
 
 PRESETS = (
