@@ -225,3 +225,18 @@ def test_every_event_answers_hostile_values_in_the_apps_words(server):
         failures = [f for f in pool.map(lambda c: failure(*c), calls) if f]
     assert not failures, "\n".join(failures[:20])
     assert len(calls) > 200
+
+
+def test_every_event_without_inputs_answers_a_session_that_has_nothing(server):
+    """The events that take no input (/stop, /complete_stop, /duel_stop, /update_numbers, exports, the page's
+    restore), called from a fresh session as a flood of cheap calls makes them: each answers every output, or
+    says why not in one line of the app's words."""
+    url, app_server = server
+    fns = [fn for fn in app_server.demo.fns.values() if fn.fn is not None and not fn.inputs and fn.name != "forget"]
+    assert {"stop", "complete_stop", "duel_stop", "update_numbers"} <= {fn.api_name for fn in fns}
+    for fn in fns:
+        outcome = call_fn(url, fn, [])
+        if outcome.ok:
+            assert outcome.data is not None and len(outcome.data) == len(fn.outputs), (fn.api_name or fn.name, outcome)
+        else:
+            assert_in_app_words(outcome.error)
