@@ -13,7 +13,11 @@ bright on dark, and documents which conventions it accepts and how it tells them
 
 from __future__ import annotations
 
+import math
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from pathlib import Path
+from typing import BinaryIO
 
 import numpy as np
 from PIL import Image, UnidentifiedImageError
@@ -23,6 +27,12 @@ BOX = 20  # the box the ink's bounding box is scaled to fit
 CENTRE = (14.0, 14.0)  # where MNIST puts the ink's centre of mass (row, column), to within half a pixel
 INK_LEVEL = 0.1  # fainter ink (specks, anti-aliasing, scanner noise) does not count towards the bounding box
 HALVES = ("top", "bottom", "left", "right")
+# The most pixels an input image may decode to (a JPEG at its reduced scale, `open_image`): as RGBA 16 MB, and as
+# much again while it is converted, so that a few decoded at once stay within the app's memory margin.
+MAX_IMAGE_PIXELS = 2048 * 2048
+WORKING_SIDE = 512  # a drawing is reduced to fit this square right after decoding (the sketchpad's is 280×280)
+
+ImageSource = str | Path | BinaryIO
 
 
 def ink(drawing: np.ndarray) -> np.ndarray:
@@ -99,17 +109,70 @@ def to_mnist(drawing: np.ndarray) -> np.ndarray:
     return digit
 
 
-def load_image(path: str | Path) -> np.ndarray:
-    """A PNG (or any image Pillow reads) as an array `ink` accepts: grey, or RGBA where the file has alpha."""
+def _pixels_in_words(max_pixels: int) -> str:
+    """"2048×2048 (4,194,304)": a pixel limit as a square and a count."""
+    side = math.isqrt(max_pixels)
+    return f"{side}×{side} ({max_pixels:,})" if side * side == max_pixels else f"{max_pixels:,}"
+
+
+def _one_of(names: Sequence[str]) -> str:
+    """"PNG, JPEG or WEBP"."""
+    return names[0] if len(names) == 1 else f"{', '.join(names[:-1])} or {names[-1]}"
+
+
+@contextmanager
+def open_image(source: ImageSource, *, name: str | None = None, max_pixels: int = MAX_IMAGE_PIXELS,
+               fit: int | None = None, formats: Sequence[str] | None = None) -> Iterator[Image.Image]:
+    """An image file, decoded only once its size is known to be at most `max_pixels`: ValueError otherwise.
+
+    Pillow opens lazily, so the size in the header is read before any pixel is decoded: a PNG of 12000×12000
+    one-bit pixels is 32 KB of file and would be 144 MB as Pillow's pixels, and far more as floats. A JPEG is
+    decoded at a reduced scale where `fit` (a side in pixels) allows (`Image.draft`: 1/2, 1/4 or 1/8 as the
+    DCT is decoded), and the limit counts the pixels decoded. `formats` limits the decoders tried (Pillow's
+    names, e.g. "PNG"); `name` names the image in messages (default: the path). Missing, unreadable,
+    truncated and over-large files are all a one-line ValueError naming the image and what is allowed.
+    """
+    name = name or str(source)
+    kinds = "an image Pillow reads" if formats is None else f"a {_one_of(formats)} image"
     try:
-        with Image.open(path) as img:
+        img = Image.open(source, formats=None if formats is None else list(formats))
+    except Image.DecompressionBombError:  # Pillow's own limit, far above ours, checked as it opens
+        raise ValueError(f"{name} may have at most {_pixels_in_words(max_pixels)} pixels; got far more") from None
+    except FileNotFoundError:
+        raise ValueError(f"{name}: no such file") from None
+    except (OSError, UnidentifiedImageError):  # not an image, or of a format not allowed
+        raise ValueError(f"{name} must be {kinds}; got a file that is not a readable image") from None
+    with img:
+        if fit is not None and img.format == "JPEG":
+            img.draft(img.mode, (fit, fit))
+        width, height = img.size
+        if width * height > max_pixels:
+            raise ValueError(f"{name} may have at most {_pixels_in_words(max_pixels)} pixels; got {width}×{height}")
+        try:
             img.load()
-    except (OSError, UnidentifiedImageError) as e:  # missing, unreadable, or not an image
-        raise ValueError(f"{path}: not a readable image ({' '.join(str(e).split()) or type(e).__name__})") from None
-    if img.mode.startswith("I;16"):  # 16-bit grey: keep its depth
-        return np.asarray(img).astype(np.uint16)
-    has_alpha = img.mode in ("RGBA", "LA", "PA") or "transparency" in img.info
-    return np.asarray(img.convert("RGBA" if has_alpha else "L"))
+        except (OSError, SyntaxError, ValueError) as e:  # truncated or corrupt data
+            raise ValueError(f"{name} must be {kinds}; got one that cannot be decoded ({' '.join(str(e).split())[:80]})") from None
+        yield img
+
+
+def load_image(source: ImageSource, *, name: str | None = None, fit: int | None = WORKING_SIDE,
+               formats: Sequence[str] | None = None) -> np.ndarray:
+    """An image (a path or a binary file; PNG or any format Pillow reads, or only `formats`) as an array `ink`
+    accepts: grey, or RGBA where the file has alpha; 16-bit grey keeps its depth.
+
+    Bounded by pixels before anything is decoded (`open_image`, `MAX_IMAGE_PIXELS`), and reduced to fit a
+    square of `fit` pixels right after decoding, before any conversion to floats (None: kept at its size, as a
+    mask must be): a drawing becomes a 20×20 digit, so a larger working size would only cost memory.
+    """
+    with open_image(source, name=name, fit=fit, formats=formats) as img:
+        if img.mode.startswith("I;16"):  # 16-bit grey, of either byte order: keep its depth
+            img = Image.fromarray(np.asarray(img).astype(np.uint16))
+        else:
+            has_alpha = img.mode in ("RGBA", "LA", "PA") or "transparency" in img.info
+            img = img.convert("RGBA" if has_alpha else "L")
+        if fit is not None and max(img.size) > fit:
+            img.thumbnail((fit, fit), Image.Resampling.BOX)
+        return np.asarray(img).astype(np.uint16) if img.mode == "I;16" else np.asarray(img)
 
 
 def to_field(drawing: np.ndarray, shape: tuple[int, int], parts: int = 1) -> np.ndarray:
@@ -172,7 +235,7 @@ def half_mask(keep: str, shape: tuple[int, int] = (SIZE, SIZE)) -> np.ndarray:
 
 def mask_from_image(path: str | Path, shape: tuple[int, int] = (SIZE, SIZE)) -> np.ndarray:
     """A mask image of `shape` (H, W) → bool of that shape: white (grey level ≥ ½, opaque) is known, black unknown."""
-    image = load_image(path)
+    image = load_image(path, fit=None)
     if image.shape[:2] != tuple(shape):
         raise ValueError(f"{path}: a mask must be {shape[1]}×{shape[0]} pixels (the model's image), got "
                          f"{image.shape[1]}×{image.shape[0]}")

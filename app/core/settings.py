@@ -161,18 +161,21 @@ def _model_choice(value: Any, menu: ModelMenu) -> str:
 def _number(name: str, value: Any, span: str) -> int | float:
     """A finite real number, or `ValueError` naming the field and what is allowed (`span`, "from 0 to 10").
 
-    Numeric strings are accepted (form posts), booleans and NaN are not. Integers stay integers: one too large
+    Numeric strings in ASCII are accepted (form posts), booleans, NaN and other scripts' digits are not. Integers stay integers: one too large
     for a float (an API caller may send 2**1100) is compared with the limits exactly, where float() or
     math.isfinite() would raise OverflowError, an error without the field's name that no handler expects.
     """
     x = value
     if isinstance(x, str):
+        if not x.isascii():  # float() reads other scripts' digits too ('٣' as 3): a link or caller means ASCII
+            raise ValueError(f"{name} must be a number {span} in ASCII digits; got {echo(value)}")
         try:
             x = float(x.strip())
         except ValueError:
             raise ValueError(f"{name} must be a number {span}; got {echo(value)}") from None
     if isinstance(x, bool) or not isinstance(x, (int, float)):
-        raise ValueError(f"{name} must be a number {span}; got {echo(value)} ({type(value).__name__})")
+        kind = "" if value is None else f" ({type(value).__name__})"
+        raise ValueError(f"{name} must be a number {span}; got {echo(value)}{kind}")
     if isinstance(x, float) and not math.isfinite(x):
         raise ValueError(f"{name} must be a finite number {span}; got {echo(value)}")
     return x

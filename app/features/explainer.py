@@ -17,9 +17,10 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
+from app.core.settings import parse_float, parse_int
 from app.ui import figures
 from app.ui.context import Context, Page, Tab
-from app.ui.views import plot
+from app.ui.views import parsed, plot
 from bfn import continuous, discrete
 
 TIMES = torch.linspace(0.01, 1.0, 100, dtype=torch.float64)  # t > 0: at t = 0 every draw is the prior itself
@@ -135,14 +136,20 @@ def build(ctx: Context, page: Page) -> None:
             value = gr.Plot(plot(continuous_figure(DEFAULT_SIGMA1, 0.6)), show_label=False, elem_id="flow-continuous")
             gr.Markdown(CONTINUOUS_TEXT)
     panels = (
-        ((binary_beta, binary_x), lambda beta1, x: plot(binary_figure(float(beta1), int(x))), binary),
-        ((simplex_beta, simplex_x), lambda beta1, x: plot(simplex_figure(float(beta1), int(x))), simplex),
-        ((sigma, value_x), lambda sigma1, x: plot(continuous_figure(float(sigma1), float(x))), value),
-    )
+        ((binary_beta, binary_x), lambda beta1, x: plot(binary_figure(_beta1(beta1), parsed(parse_int, "x", x, 0, 1))), binary),
+        ((simplex_beta, simplex_x), lambda beta1, x: plot(simplex_figure(_beta1(beta1), parsed(parse_int, "x", x, 0, 2))), simplex),
+        ((sigma, value_x), lambda sigma1, x: plot(continuous_figure(parsed(parse_float, "σ1", sigma1, *SIGMA1_RANGE),
+                                                                     parsed(parse_float, "x", x, -1.0, 1.0))), value),
+    )  # fmt: skip
     for controls, draw, figure in panels:
         for control in controls:
             control.change(draw, inputs=list(controls), outputs=figure, api_visibility="private", trigger_mode="always_last",
-                           show_progress="hidden", concurrency_limit=None)
+                           show_progress="hidden", concurrency_limit=None, preprocess=False)  # raw values, checked here
+
+
+def _beta1(value: object) -> float:
+    """β1 as a caller sent it, checked against the slider's range."""
+    return parsed(parse_float, "β1", value, *BETA1_RANGE)
 
 
 TAB = Tab("One variable's flow", "flow", build)

@@ -195,10 +195,11 @@ def build(ctx: Context, page: Page) -> LinkHandlers:
     for tab in tab_items:
         tab.select(None, js=script("constant", tab.id), outputs=open_tab, **quiet)
     inputs = [*components, open_tab]
-    gr.on([c.change for c in inputs], links.query, inputs=inputs, outputs=query, trigger_mode="always_last", **quiet)
+    raw = dict(inputs=inputs, preprocess=False, **quiet)  # raw values: the features' own checks say what is wrong
+    gr.on([c.change for c in inputs], links.query, outputs=query, trigger_mode="always_last", **raw)
     query.change(None, inputs=query, js=script("replaceAddress"), **quiet)
     button, box = page.link_controls
-    button.click(links.copy, inputs=inputs, outputs=[query, box], **quiet).then(None, inputs=query, outputs=box, js=script("copyLink"), **quiet)
+    button.click(links.copy, outputs=[query, box], **raw).then(None, inputs=query, outputs=box, js=script("copyLink"), **quiet)
     runs = [entry.outputs for entry in page.linked]
     page.demo.load(
         links.restore, outputs=[*components, page.tabs, open_tab, *(c for out in runs for c in out)], api_visibility="private",

@@ -37,14 +37,18 @@ NO_UPDATE = (
 
 
 def update_markdown(frames_by_model: Mapping[str, Frames], step: int, pixel: tuple[int, int, int] | None,
-                    labels) -> str:
-    """What the view says: per model, the followed pixel's update from `step` to the next, in numbers."""
+                    labels, running: bool = True) -> str:
+    """What the view says: per model, the followed pixel's update from `step` to the next, in numbers; of a run
+    no longer `running` that ended before its last step, that no update follows its last recorded one."""
     if pixel is None:
         return "Click a pixel of any image (or add one under *Pixel trajectories*) to see its update in numbers."
     image, row, col = pixel
     first = next(iter(frames_by_model.values()))
     step = max(0, min(step, first.latest))
     n, where = first.num_steps, f"**Pixel (row {row}, column {col}) of {figures.image_label(labels, image, first.labels)}**"
+    if not running and step < n and step >= min(fr.latest for fr in frames_by_model.values()):
+        return (f"{where} · step {step} of {n}: the run stopped here, so no update follows it (step {step + 1} was "
+                "never sampled). Scrub back to see an earlier update.")
     if step >= n:
         parts = [f"{where} · step {step} of {n}."]
     else:
@@ -121,7 +125,7 @@ def update_handler(ctx: Context) -> Callable[[gr.Request], tuple]:
         drawn_at[run] = now
         step = min(session.step, run.latest)
         pixel = session.pixels[-1] if session.pixels else None
-        return update_markdown(run.frames, step, pixel, run.settings.labels), plot(schedule_figure(run.frames, step))
+        return update_markdown(run.frames, step, pixel, run.settings.labels, run.running), plot(schedule_figure(run.frames, step))
 
     return update_numbers
 

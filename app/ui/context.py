@@ -49,16 +49,20 @@ class Context:
         self._forget: list[Callable[[str], object]] = []
         self._close: list[Callable[[], object]] = []
 
-    def session(self, request: gr.Request | None) -> Session:
-        """The caller's session."""
-        return self.store.get(session_id(request))
+    def session(self, request: gr.Request | None, *, create: bool = False) -> Session:
+        """The caller's session. Only a call that keeps something in it asks to `create` it: for any other caller
+        new to the store this is an empty session that is not stored (no run, nothing kept), so that a flood of
+        cheap calls from fresh sessions makes nothing and evicts nobody (`app.core.store`)."""
+        sid = session_id(request)
+        return self.store.get(sid) if create else (self.store.find(sid) or Session())
 
-    def stream(self, runs: Sequence[Run], draw: Callable[[bool, float | None], list]) -> Iterator[list]:
-        """Stream `runs` (`app.ui.pace.stream`) as one stream of the budget; runs still going when the stream ends
-        early (the client went away, or the event was cancelled) are stopped."""
+    def stream(self, runs: Sequence[Run], draw: Callable[[bool, float | None], list], unstarted: Callable[[], list]) -> Iterator[list]:
+        """Stream `runs` (`app.ui.pace.stream`: `draw` each update, `unstarted` if they ended before their first
+        step) as one stream of the budget; runs still going when the stream ends early (the client went away,
+        or the event was cancelled) are stopped."""
         try:
             with self.streams.stream():
-                yield from stream(runs, self.streams.pace(self.stream_interval, self.plot_interval), draw)
+                yield from stream(runs, self.streams.pace(self.stream_interval, self.plot_interval), draw, unstarted)
         finally:
             for run in runs:
                 if run.running:

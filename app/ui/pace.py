@@ -96,13 +96,16 @@ class Pace:
         return (self.updates - 1) / (self._latest - self._first)
 
 
-def stream(runs: Sequence[Run], pace: Pace, draw: Callable[[bool, float | None], list], timeout: float = 1.0) -> Iterator[list]:
+def stream(runs: Sequence[Run], pace: Pace, draw: Callable[[bool, float | None], list], unstarted: Callable[[], list],
+           timeout: float = 1.0) -> Iterator[list]:
     """The views of `runs` while they sample, then where they ended: every feature streams its runs here.
 
     An update goes whenever a run has recorded more since the last one (once every model of every run has its
     first state), at most as often as `pace` allows; the last update, once every run has ended, carries every
     figure. `draw(figures, rate)` makes one update: whether it carries the figures, and the updates per second
-    so far. A failed run is reported at once (`raise_if_failed`).
+    so far. Runs that ended before every model had its first state (stopped at once) end the stream with
+    `unstarted()` instead, so that the event still answers (with nothing, a client would get None). A failed
+    run is reported at once (`raise_if_failed`).
     """
     shown, final_shown = None, False
     while True:
@@ -122,3 +125,5 @@ def stream(runs: Sequence[Run], pace: Pace, draw: Callable[[bool, float | None],
             wait_for_news(runs, recorded, timeout)
     for run in runs:
         raise_if_failed(run)
+    if not final_shown:
+        yield unstarted()

@@ -116,3 +116,6 @@ def ran_for(run: Run) -> str:
 def status(run: Run, line: str, details: str) -> str:
     """A run's status line as every view words it: its state, `line`, and `details` in small print below."""
     return f"{state_mark(run)} **{run.state.value.capitalize()}** — {line}  \n<small>{details}</small>"
+
+
+NOTHING_SAMPLED = "before its first step: nothing was sampled"  # what a run stopped at once shows (it has no step)

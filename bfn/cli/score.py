@@ -21,11 +21,11 @@ from pathlib import Path
 
 import numpy as np
 import torch
-from PIL import Image, UnidentifiedImageError
 from torch import Tensor
 from tqdm import tqdm
 
 from bfn.cli.sample import Parser
+from bfn.digits import open_image
 from bfn.hub import ModelLoadError, load_model
 from bfn.images import to_uint8
 from bfn.labels import NO_CLASS
@@ -41,11 +41,8 @@ def read_png(path: Path, shape: tuple[int, int]) -> np.ndarray:
     anything else."""
     if not path.is_file():
         raise ValueError(f"{path}: no such file")
-    try:
-        with Image.open(path) as img:
-            grey = np.asarray(img.convert("L"))
-    except (UnidentifiedImageError, OSError) as e:
-        raise ValueError(f"{path} is not a readable image ({' '.join(str(e).split())})") from None
+    with open_image(path) as img:  # its size checked before it is decoded (`bfn.digits.MAX_IMAGE_PIXELS`)
+        grey = np.asarray(img.convert("L"))
     if grey.shape != tuple(shape):
         raise ValueError(f"{path} is {grey.shape[1]}×{grey.shape[0]} pixels; scoring needs the model's {shape[1]}×{shape[0]} "
                          "images (white on black, MNIST-style), so crop and resize it first: it is not resized here")

@@ -139,14 +139,19 @@ def test_sigterm_stops_the_server_like_a_normal_exit(weights_dir, tmp_path):
 @pytest.mark.process
 def test_a_short_soak_holds_the_memory_and_cache_bounds(weights_dir):
     """`python -m tools.soak` in small: sessions that never close, more runs than the store keeps, a file cache
-    budget far below what the streams write; the server's RSS and its cache stay within the bounds."""
+    budget far below what the streams write, and four clients at once sending pixel bombs to /score and
+    /complete (12000×12000 one-bit pixels in 18 KB took the server from 450 MB to 5.4 GB; with the pixel limit
+    lifted, four such clients took it from 440 MB to 6.8 GB); the server's RSS and its cache stay within the
+    bounds, every bomb is refused and the largest picture allowed is read."""
     args = build_parser().parse_args(
         ["--weights", str(weights_dir), "--runs", "4", "--sessions", "2", "--steps", "150", "--seconds", "120",
-         "--max-run-mb", "20", "--max-cache-mb", "1", "--cache-slack-mb", "8", "--margin-mb", "200", "--settle", "11"]
+         "--max-run-mb", "20", "--max-cache-mb", "1", "--cache-slack-mb", "8", "--margin-mb", "200", "--settle", "11",
+         "--bombs", "4"]
     )  # fmt: skip  # a run keeps ~18 MB: the store keeps one ended run of the four; the streams write ~3 MB
     r = soak(args)
     summary = {k: v for k, v in r.items() if k != "samples"}
     assert r["runs_done"] == 4 and not r["runs_failed"], summary
+    assert r["pictures_sent"] == 4 * 3 * 2 and not r["pictures_wrong"], summary  # every bomb refused, the largest read
     assert r["peak_cache_mb"] > 1, summary  # the streams wrote more than the cache may keep: the sweeper had work
     assert r["ok"], summary
     assert r["final_cache_mb"] <= 1, summary  # once every file is old enough, the sweeper holds the budget itself

@@ -233,7 +233,7 @@ def _files(tmp_path: Path) -> dict[str, Path]:
     [
         ("blank", "top", [], "the drawing is empty"),
         ("text", "top", [], "not a readable image"),
-        ("missing", "top", [], "not a readable image"),
+        ("missing", "top", [], "absent.png: no such file"),
         ("wrong", "top", [], "must be N×28×28"),
         ("loud", "top", [], "values in [0, 1]"),
         ("drawing", "big_mask", [], "a mask must be 28×28"),

@@ -39,10 +39,11 @@ from app.core.settings import MAX_GUIDANCE, MAX_SEED, MIN_GUIDANCE, parse_choice
 from app.features.digit.figures import (FAR_MARK, BoundRows, CostCurve, bound_summary, bound_table, cost_figure,
                                         disagreement_mark, disagreement_warning, far_warning, label_name, posterior_figure)
 from app.features.digit.inputs import KEEPS, NONE, PREDICTED, SOURCES, drawing_image, known_mask, parse_label_or
+from app.features.digit.pad import Blobs
 from app.ui.context import Context
 from app.ui.figures import pixel_heatmap
 from app.ui.images import output_image, picture, theta_image
-from app.ui.views import UNSET, ViewSet, elapsed, invalid, parsed, per_model, plot, session_id, status
+from app.ui.views import NOTHING_SAMPLED, UNSET, ViewSet, elapsed, invalid, parsed, per_model, plot, session_id, status
 from bfn.classifier import digits_of
 from bfn.completion import RESAMPLE, UNKNOWN_GREY, known_data, known_view
 from bfn.digits import to_field
@@ -112,6 +113,12 @@ class Scored:
     curve_seconds: float
     typical: Typicality | None = None  # its unconditional bound against real test digits'; None: never measured
 
+    @property
+    def arrays(self) -> list:
+        """Its tensors and arrays (what its memory is)."""
+        terms = [getattr(b, f) for b in (self.bounds, self.curve) for f in ("loss", "reconstruction", "times", "curve")]
+        return [self.x, self.posterior, *terms]
+
 
 @dataclass
 class DigitSession:
@@ -124,6 +131,12 @@ class DigitSession:
     seed: int = 0
     scores: dict[str, Scored] = field(default_factory=dict)
     classifier: np.ndarray | None = None
+
+    @property
+    def nbytes(self) -> int:
+        """Its memory, as the store's budget counts it (`app.core.store.SessionStore.keep`)."""
+        arrays = [self.image, self.classifier, *(a for s in self.scores.values() for a in s.arrays)]
+        return sum(a.nbytes for a in arrays if a is not None)
 
 
 def cautions(session: DigitSession) -> dict[str, list[str]]:
@@ -172,6 +185,7 @@ class DigitHandlers:
         self.models = {name: self.bank.models[name] for name in self.names}
         self.labels = self.menu.labels[self.names[0]]
         self.samples, self.curve_points = samples, curve_points
+        self.blobs = Blobs()  # the drawings browsers upload ahead of /score and /complete (`pad.DrawingPad`)
 
     def outputs(self, views: DigitViews, fields: tuple[str, ...]) -> list:
         return views.outputs(self.names, fields)
@@ -181,7 +195,7 @@ class DigitHandlers:
         """(the models' input in [0, 1]: an MNIST-like digit, or one per digit of a number; what it is) from the
         chosen source; ValueError with what is wrong."""
         if parse_choice("source", source, SOURCES) == "drawing":
-            return to_field(drawing_image(drawing), self.labels.shape, max(1, self.labels.digit_parts)), "your drawing"
+            return to_field(drawing_image(drawing, self.blobs), self.labels.shape, max(1, self.labels.digit_parts)), "your drawing"
         run = self.ctx.session(request).run
         if run is None:
             raise ValueError("no digit has been generated in this session yet: press Generate above first, or use your drawing")
@@ -198,7 +212,8 @@ class DigitHandlers:
         return to_unit(frames.sample[k].astype(np.float32), frames.value_range), what
 
     def _session(self, request: gr.Request | None) -> DigitSession:
-        return self.ctx.store.kept(session_id(request), FEATURE, DigitSession)
+        """The session's digit, or an empty one (not kept: only /score keeps a digit)."""
+        return self.ctx.store.found(session_id(request), FEATURE) or DigitSession()
 
     def _turns(self, model: BFNModel) -> Network:
         """`model`, its passes taking turns on the CPU with every run's."""
@@ -269,15 +284,18 @@ class DigitHandlers:
             else:
                 views.completion_heatmaps[name] = UNSET
             parts.append(f"{fr.title}: step {step} of {fr.num_steps} (t = {fr.t[step]:.3f}, {asked.samplers[name]})")
-        towards = "no digit in particular" if asked.label is None else f"digit {asked.label}, guidance {asked.guidance:g}"
-        views.completion_status = status(
-            run, " · ".join(parts) + f" · {elapsed(run):.1f} s",
-            f"{int(asked.mask.sum())} pixels known · towards {towards} · every step taken {RESAMPLE}× (resampling) · seed "
-            f"{asked.seed}{' · ' + note if note else ''}",
-        )  # fmt: skip
+        line = " · ".join(parts) + f" · {elapsed(run):.1f} s" if parts else NOTHING_SAMPLED
+        views.completion_status = status(run, line, self._completion_details(run, note))
         if shown_t:
             views.completion_slider = gr.Slider(value=round(min(shown_t), 3))
         return views
+
+    def _completion_details(self, run: Run, note: str = "") -> str:
+        """The small print below a completion's status: what it was asked, and `note`."""
+        asked = run.settings
+        towards = "no digit in particular" if asked.label is None else f"digit {asked.label}, guidance {asked.guidance:g}"
+        return (f"{int(asked.mask.sum())} pixels known · towards {towards} · every step taken {RESAMPLE}× (resampling) · "
+                f"seed {asked.seed}{' · ' + note if note else ''}")  # fmt: skip
 
     # --------------------------------------------------------------------------------------- handlers
     def score(self, drawing: Any, source: Any, generated_by: Any, image: Any, seed: Any, t: Any, label: Any, request: gr.Request) -> list:
@@ -290,7 +308,6 @@ class DigitHandlers:
             digit, what = self._digit(drawing, source, generated_by, image, request)
         except ValueError as e:
             raise invalid(e) from None
-        session = self._session(request)
         scores = {}
         for name, model in self.models.items():
             x = known_data(model.flow, digit[None], seed)
@@ -307,8 +324,9 @@ class DigitHandlers:
                                   time.perf_counter() - start - seconds, typical)
         classifier = self.bank.classifier if self.labels.digit_parts == 1 else None  # it reads one digit, not a number
         probs = None if classifier is None else classifier.probabilities(digits_of(torch.from_numpy(digit)[None], 1)[:, 0])[0].numpy()
-        session.image, session.source, session.seed, session.scores, session.classifier = digit, what, seed, scores, probs
-        session.noun = "drawing" if source == "drawing" else "image"
+        noun = "drawing" if source == "drawing" else "image"
+        session = DigitSession(digit, what, noun, seed, scores, probs)
+        self.ctx.store.keep(session_id(request), FEATURE, session)  # within the store's memory budget
         views = self._flow_views(session, t, label)
         views.prepared = picture(to_uint8(digit[None]))
         views.data = {}
@@ -375,7 +393,8 @@ class DigitHandlers:
             raise invalid(e) from None
         run = completion(self.models, self.menu.titles, image_01, mask, label, guidance, seed)
         self.ctx.store.start(session_id(request), {COMPLETION: run})
-        yield from self.ctx.stream([run], lambda plots, rate: self.outputs(self._completion_views(run, plots=plots), COMPLETED))
+        draw = lambda plots, rate: self.outputs(self._completion_views(run, plots=plots), COMPLETED)  # noqa: E731
+        yield from self.ctx.stream([run], draw, lambda: self.outputs(self._completion_views(run), COMPLETED))
 
     def _completion(self, request: gr.Request | None) -> Run | None:
         return self.ctx.session(request).runs.get(COMPLETION)
@@ -397,5 +416,7 @@ class DigitHandlers:
         run = self._completion(request)
         if run is None:
             return self.outputs(DigitViews(completion_status="Nothing to stop."), COMPLETED)
+        was_running = run.running
         run.stop(wait=2.0)
-        return self.outputs(self._completion_views(run, note="stopped"), COMPLETED)
+        note = "stopped" if was_running else f"nothing to stop: it was already {run.state.value}"
+        return self.outputs(self._completion_views(run, note=note), COMPLETED)

@@ -20,8 +20,10 @@ import gradio as gr
 from app.core.settings import MAX_GUIDANCE, MAX_SEED, MIN_GUIDANCE
 from app.features.digit.handlers import COMPLETED, FLOW, SCORED, DigitHandlers, DigitViews
 from app.features.digit.inputs import BRUSH_RADIUS, CANVAS, KEEP_LABELS, KEEPS, NONE, PREDICTED
+from app.features.digit.pad import DrawingPad
 from app.ui.assets import script
 from app.ui.context import Context, Page
+from app.ui.files import AtomicImage
 
 INTRO = """
 ## Your digit through the BFN
@@ -36,7 +38,7 @@ def _image(caption: str, elem_id: str, height: int = 150, placeholder: str | Non
     """A small picture (enlarged crisply by the browser) under its Markdown caption, in a column of its own."""
     with gr.Column(min_width=90):
         gr.Markdown(caption, elem_classes=["caption", "digit-caption"])
-        return gr.Image(
+        return AtomicImage(
             label=caption.replace("**", ""), show_label=False, type="numpy", format="png", height=height, interactive=False,
             buttons=["download"], elem_id=elem_id, elem_classes=["digit-pixels"], placeholder=placeholder,
         )  # fmt: skip
@@ -53,9 +55,9 @@ def build(ctx: Context, page: Page) -> None:
     with gr.Row(equal_height=False):
         with gr.Column(scale=2, min_width=280):
             gr.Markdown("**Draw a digit** with the mouse or a finger (the bin clears it)", elem_classes=["caption"])
-            sketch = gr.Sketchpad(
-                label="Draw a digit", show_label=False, type="numpy", image_mode="RGBA", canvas_size=(CANVAS, CANVAS), fixed_canvas=True,
-                brush=gr.Brush(colors=["#000000"], color_mode="fixed", default_size=BRUSH_RADIUS), layers=False, transforms=(),
+            sketch = DrawingPad(
+                blobs=digit.blobs, label="Draw a digit", show_label=False, type="numpy", image_mode="RGBA", canvas_size=(CANVAS, CANVAS),
+                fixed_canvas=True, brush=gr.Brush(colors=["#000000"], color_mode="fixed", default_size=BRUSH_RADIUS), layers=False, transforms=(),
                 format="png", elem_id="digit-sketch",
             )  # fmt: skip
             source = gr.Radio([("My drawing", "drawing"), ("A digit generated above", "generated")], value="drawing", label="Digit", elem_id="digit-source")
@@ -141,6 +143,7 @@ def build(ctx: Context, page: Page) -> None:
     drawn = [sketch, source, generated_by, image, seed]
     score_btn.click(
         digit.score, inputs=[*drawn, t, label], outputs=outputs["scored"], api_name="score",
+        preprocess=False,  # raw values: the handler decodes the drawing bounded by pixels and checks every input
         concurrency_limit=2, concurrency_id="digit-score", show_progress="minimal",
     )  # fmt: skip
     flow_args = dict(fn=digit.flow_at, inputs=[t, label], outputs=outputs["flow"], preprocess=False, trigger_mode="always_last",
@@ -149,6 +152,7 @@ def build(ctx: Context, page: Page) -> None:
     label.input(api_visibility="private", **flow_args)
     complete_event = complete_btn.click(
         digit.complete, inputs=[*drawn, keep, towards, guidance], outputs=outputs["completed"], api_name="complete",
+        preprocess=False,  # as /score
         concurrency_limit=2, concurrency_id="digit-complete", show_progress="minimal",
     )  # fmt: skip
     stop_btn.click(digit.stop, outputs=outputs["completed"], api_name="complete_stop", cancels=[complete_event], concurrency_limit=None)
@@ -157,6 +161,6 @@ def build(ctx: Context, page: Page) -> None:
         preprocess=False, trigger_mode="always_last", show_progress="hidden", concurrency_limit=None,
     )  # fmt: skip
     source.change(lambda s: gr.Row(visible=s == "generated"), inputs=source, outputs=pick, queue=False, api_visibility="private",
-                  show_progress="hidden")  # fmt: skip
+                  show_progress="hidden", preprocess=False)  # fmt: skip
     page.demo.load(None, js=script("selectBrush"))
     sketch.clear(None, js=script("selectBrush"))  # the bin deselects the brush too: strokes would not register

@@ -131,8 +131,9 @@ class DuelHandlers:
         shown = f"step {step} of {run.num_steps}, t = {float(_times(run)[step]):.3f}"
         return f"{state_mark(run)} **{self._sampler(run.settings)}** — {shown}"
 
-    def _status(self, runs: Sequence[Run], t: float, note: str = "") -> str:
-        parts = [f"Both at t = {t:.3f}"]
+    def _status(self, runs: Sequence[Run], t: float | None, note: str = "") -> str:
+        """The line above the duel: the t both sides show (None: neither has a step) and how far each ran."""
+        parts = [f"Both at t = {t:.3f}" if t is not None else "Both stopped before their first step: nothing was sampled"]
         parts += [f"{side}: {ran_for(run)} ({run.state.value})" for side, run in zip(SIDES, runs)]
         if note:
             parts.append(note)
@@ -181,10 +182,14 @@ class DuelHandlers:
             views.groups, groups = groups, UNSET  # sent once, with the first update
             return self.outputs(views, DUELED)
 
-        yield from self.ctx.stream(runs, draw)
+        def unstarted() -> list:
+            return self.outputs(DuelViews(status=self._status(runs, None), groups=groups), DUELED)
+
+        yield from self.ctx.stream(runs, draw, unstarted)
 
     def scrub(self, t: Any, request: gr.Request) -> list:
-        """Both sides at time `t` (each at its latest step at or before t, of those recorded so far)."""
+        """Both sides at time `t` (each at its latest step at or before t, of those recorded so far); a t beyond
+        what both reached shows them where both reached, and says so (the slider goes back there)."""
         t = parsed(parse_float, "t", t, 0.0, 1.0)
         runs = self.runs(request)
         if runs is None or live_t(runs) is None:
@@ -193,7 +198,10 @@ class DuelHandlers:
             run.touch()
         reached = live_t(runs)
         runs[0].follow_live = t >= reached  # dragging to the newest t follows the live duel again
-        return self.outputs(self._views(runs, t, slider=False))
+        if t <= reached:
+            return self.outputs(self._views(runs, t, slider=False))
+        why = "not sampled yet" if any(run.running for run in runs) else "never sampled: the duel ended before it"
+        return self.outputs(self._views(runs, reached, note=f"t = {t:.3f} was {why}"))
 
     def stop(self, request: gr.Request) -> list:
         """Stop both sides and show them at the latest t both reached."""
@@ -205,5 +213,5 @@ class DuelHandlers:
         runs[0].follow_live = True
         t = live_t(runs)
         if t is None:
-            return self.outputs(DuelViews(status="Stopped before the first step."))
+            return self.outputs(DuelViews(status=self._status(runs, None)))
         return self.outputs(self._views(runs, t))

@@ -21,6 +21,7 @@ import gradio as gr
 from app.core.settings import MAX_APP_STEPS, MIN_STEPS, SAMPLER_CHOICES
 from app.features.duel.handlers import DUEL_FIELDS, DUELED, SHOWN, SIDES, DuelHandlers, DuelViews, check, duel_defaults
 from app.ui.context import Context, Linked, Page
+from app.ui.files import AtomicImage
 
 DUEL_TAB = "duel"  # the tab's id: links name it
 
@@ -72,7 +73,7 @@ def build(ctx: Context, page: Page) -> None:
                             for caption, view in ((display.theta_caption, "theta"), (display.output_caption, "output")):
                                 with gr.Column(min_width=120):
                                     gr.Markdown(_short(caption), elem_classes=["caption"])
-                                    images[name].append(gr.Image(
+                                    images[name].append(AtomicImage(
                                         label=caption.replace("**", ""), show_label=False, type="numpy", format="png", height=200,
                                         interactive=False, buttons=["fullscreen"], elem_classes=["digit-pixels", "icons-above"],  # not "pixelated": a click here follows no pixel
                                         elem_id=f"duel-{side}-{name}-{view}", placeholder="Run the duel",

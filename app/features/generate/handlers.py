@@ -20,13 +20,14 @@ import gradio as gr
 
 from app.core.frames import Frames
 from app.core.runs import Run, RunTooLarge
-from app.core.settings import MAX_APP_STEPS, parse_click, parse_int, parse_settings, plural
+from app.core.settings import MAX_APP_STEPS, parse_choice, parse_click, parse_int, parse_settings, plural
 from app.core.store import GENERATION, Session
 from app.features.generate import exports, figures
 from app.ui import images
 from app.ui.context import Context
 from app.ui.figures import pixel_heatmap
-from app.ui.views import UNSET, ViewSet, invalid, parsed, per_model, plot, ran_for, session_id, status
+from app.ui.files import write_atomically
+from app.ui.views import NOTHING_SAMPLED, UNSET, ViewSet, invalid, parsed, per_model, plot, ran_for, session_id, status
 
 PLAY_SECONDS, PLAY_FPS = 4.0, 12
 
@@ -148,7 +149,10 @@ class GenerateHandlers:
             views.columns, columns = columns, UNSET  # sent once, with the first update
             return self.outputs(views, GENERATED)
 
-        yield from self.ctx.stream([run], draw)
+        def unstarted() -> list:
+            return self.outputs(Views(status=status(run, NOTHING_SAMPLED, run.settings.describe()), columns=columns), GENERATED)
+
+        yield from self.ctx.stream([run], draw, unstarted)
 
     def switch_model(self, model: Any, request: gr.Request) -> list:
         """Another model was chosen: its recommended guidance, and views that no longer show the last run.
@@ -157,10 +161,9 @@ class GenerateHandlers:
         longer chosen, and a scrub or a click would bring them back. So it is stopped and forgotten, and the
         views are cleared. → the `SHOWN` views, then the guidance.
         """
+        model = parsed(parse_choice, "model", model, tuple(self.menu.choices))  # the raw value: any caller's
         self.ctx.store.end(session_id(request), GENERATION)
         self.ctx.session(request).step = 0
-        if model not in self.menu.choices:  # the page's Model choice sends only its own
-            return self.outputs(Views()) + [gr.skip()]
         guidance = self.menu.recommended_for(model).guidance
         views = Views(status=f"{self.menu.choices[model]}, at its recommended guidance {guidance:g}: press **Generate**.",
                       images={name: (None, None) for name in self.menu.names}, slider=gr.Slider(value=0),
@@ -176,7 +179,7 @@ class GenerateHandlers:
         run.stop(wait=2.0)
         run.follow_live = True
         if run.latest < 0:
-            return self.outputs(Views(status="Stopped before the first step."))
+            return self.outputs(Views(status=status(run, NOTHING_SAMPLED, run.settings.describe())))
         session.step = run.latest
         return self.outputs(self._views(session, run, run.latest))
 
@@ -224,8 +227,8 @@ class GenerateHandlers:
         return self.outputs(self._pixel_views(session, run, min(session.step, run.latest)), PIXEL)
 
     def add_pixel(self, image: Any, row: Any, col: Any, request: gr.Request) -> list:
-        """Follow (or stop following) pixel (row, col) of image `image`."""
-        session = self.ctx.session(request)
+        """Follow (or stop following) pixel (row, col) of image `image` (kept for the session's runs to come)."""
+        session = self.ctx.session(request, create=True)
         run = session.run
         batch = len(run.settings.labels) if run is not None else self.menu.num_labels
         height, width = (run.settings.label_set if run is not None else self.menu.label_set(self.menu.names[0])).shape
@@ -257,21 +260,34 @@ class GenerateHandlers:
         return self._follow(session) + list(pixel)
 
     def clear_pixels(self, request: gr.Request) -> list:
-        session = self.ctx.session(request)
+        """Follow no pixel (kept for the session's runs to come: the page starts by following one)."""
+        session = self.ctx.session(request, create=True)
         session.pixels.clear()
         return self._follow(session)
 
+    def _export_path(self, run: Run, request: gr.Request | None, suffix: str) -> Path:
+        """Where the session's export of `run` as a .`suffix` file goes: named by the run's settings."""
+        s = run.settings
+        return self.export_dir / _folder_name(session_id(request)) / f"bfn-{s.model}-{s.digits}-w{s.guidance:g}-n{s.steps}-seed{s.seed}.{suffix}"
+
     def _export(self, request: gr.Request | None, suffix: str, make: Callable[[Mapping[str, Frames]], bytes]) -> str:
-        """Write `make(run.frames)` (the bytes of a file) for this session's run and return the file's path."""
+        """Write `make(run.frames)` (the bytes of a file) for this session's run and return the file's path.
+
+        Written under a temporary name and renamed into place: a second export of the same run (a double click)
+        never rewrites the file while the first one's response is copied or read from it."""
         run = self.ctx.session(request).run
         if run is None or run.latest < 0:
             raise gr.Error("Nothing to export yet: press Generate first.", title="No run")
-        folder = self.export_dir / _folder_name(session_id(request))
-        folder.mkdir(parents=True, exist_ok=True)
-        s = run.settings
-        path = folder / f"bfn-{s.model}-{s.digits}-w{s.guidance:g}-n{s.steps}-seed{s.seed}.{suffix}"
-        path.write_bytes(make(run.frames))
+        path = self._export_path(run, request, suffix)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        write_atomically(path, make(run.frames))
         return str(path)
+
+    def exported(self, suffix: str, request: gr.Request) -> str | None:
+        """The session's last export of its run as a .`suffix` file, for the preview (None if there is none)."""
+        run = self.ctx.session(request).run
+        path = None if run is None else self._export_path(run, request, suffix)
+        return str(path) if path is not None and path.is_file() else None
 
     def export_gif(self, request: gr.Request) -> str:
         """The run (up to its last recorded step) as an animated GIF."""

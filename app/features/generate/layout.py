@@ -19,6 +19,7 @@ shows the image chosen last.
 
 from __future__ import annotations
 
+import functools
 import re
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
@@ -27,12 +28,16 @@ from typing import Any
 import gradio as gr
 
 from app.core.menu import BOTH, DIGIT_MODES, ModelMenu
-from app.core.settings import (AUTOGUIDANCE_WEIGHTS, DEFAULT_SAMPLER, MAX_APP_STEPS, MAX_GUIDANCE, MAX_SEED, MIN_GUIDANCE,
-                               MIN_STEPS, RECOMMENDED, SAMPLER_CHOICES, parse_settings)
+from app.core.settings import (
+    AUTOGUIDANCE_WEIGHTS, DEFAULT_SAMPLER, MAX_APP_STEPS, MAX_GUIDANCE, MAX_SEED, MIN_GUIDANCE, MIN_STEPS, RECOMMENDED,
+    SAMPLER_CHOICES, parse_choice, parse_int, parse_settings,
+)  # fmt: skip
 from app.features.generate.handlers import GENERATED, PIXEL, SHOWN, GenerateHandlers, Views
-from app.features.generate.words import BELIEFS_CAPTION, EXPORT_NOTE, PRESETS, autoguidance_words, sampler_info
+from app.features.generate.words import BELIEFS_CAPTION, EXPORT_NOTE, PRESETS, Preset, autoguidance_words, sampler_info
 from app.ui.assets import script
 from app.ui.context import Context, Linked, Page
+from app.ui.files import AtomicImage
+from app.ui.views import parsed
 
 SETTINGS = ("model", "digits", "digit", "guidance", "steps", "seed", "sampler", "autoguidance")  # the generation's settings, in widget order
 
@@ -81,7 +86,7 @@ def _model_panel(ctx: Context, name: str, shown: bool, height: int) -> tuple[gr.
                 with gr.Column(min_width=0):
                     gr.Markdown(caption, elem_classes=["caption"])
                     images.append(
-                        gr.Image(
+                        AtomicImage(
                             label=caption, show_label=False, type="numpy", format="png", height=height, interactive=False,
                             buttons=["download", "fullscreen"], elem_classes=["pixelated", "icons-above"],
                             elem_id=f"{element_id(name)}-{view}",
@@ -125,12 +130,23 @@ def _settings(ctx: Context, default_model: str) -> dict:
             + autoguidance_words(ctx.bank),
         )  # fmt: skip
         widgets = dict(zip(SETTINGS, (model, digits, digit, guidance, steps, seed, sampler, autoguidance)))
-        presets = [p for p in PRESETS if p.model in menu.choices]
-        examples = gr.Examples(
-            [p.inputs(menu) for p in presets], inputs=list(widgets.values()), example_labels=[p.label for p in presets],
-            label="Presets (click one: it runs at once)",
+        presets = gr.Dataset(
+            components=list(widgets.values()), samples=[p.inputs(menu) for p in offered_presets(menu)], type="index",
+            sample_labels=[p.label for p in offered_presets(menu)], label="Presets (click one: it runs at once)",
         )  # fmt: skip
-    return {"settings": widgets, "generate": generate, "stop": stop, "dice": dice, "examples": examples, "links": (copy, link)}
+    return {"settings": widgets, "generate": generate, "stop": stop, "dice": dice, "presets": presets, "links": (copy, link)}
+
+
+def offered_presets(menu: ModelMenu) -> list[Preset]:
+    """The presets whose model this server has loaded, in their order."""
+    return [p for p in PRESETS if p.model in menu.choices]
+
+
+def load_preset(menu: ModelMenu, index: Any) -> list:
+    """The settings of the preset clicked (its index among those offered), for the settings' widgets; what a
+    client sends that is not a preset's index is told in the app's words (as gr.Examples' loader did not)."""
+    presets = offered_presets(menu)
+    return presets[parsed(parse_int, "preset", index, 0, len(presets) - 1)].inputs(menu)
 
 
 @contextmanager
@@ -206,7 +222,10 @@ def studio(ctx: Context, page: Page) -> Iterator[None]:
     )  # fmt: skip
     ids = [s.elem_id if isinstance(s, gr.Slider) else None for s in settings]
     gen_event = parts["generate"].click(api_name="generate", js=script("typedValues", ids), **gen_args)
-    preset_event = parts["examples"].load_input_event.then(api_visibility="private", **gen_args)
+    preset_event = parts["presets"].click(
+        functools.partial(load_preset, menu), inputs=parts["presets"], outputs=settings, preprocess=False, queue=False,
+        api_name="load_preset", api_visibility="private", show_progress="hidden",
+    ).then(api_visibility="private", **gen_args)  # fmt: skip
     play_event = play_btn.click(
         handlers.play, outputs=views, api_name="play", show_progress="hidden",
         concurrency_limit=ctx.max_concurrent, concurrency_id="play",
@@ -218,21 +237,22 @@ def studio(ctx: Context, page: Page) -> Iterator[None]:
     )  # fmt: skip
     pixel_click.change(
         handlers.click_pixel, inputs=pixel_click, outputs=[*pixel_views, px_image, px_row, px_col], api_visibility="private",
-        trigger_mode="always_last", show_progress="hidden", concurrency_limit=None,
+        trigger_mode="always_last", show_progress="hidden", concurrency_limit=None, preprocess=False,
     )  # fmt: skip
     page.demo.load(None, js=script("followClicks"))
     page.demo.load(None, js=script("rememberTyped"))
     add_btn.click(handlers.add_pixel, inputs=[px_image, px_row, px_col], outputs=pixel_views, api_name="add_pixel", preprocess=False, concurrency_limit=None)
     clear_btn.click(handlers.clear_pixels, outputs=pixel_views, api_name="clear_pixels", concurrency_limit=None)
     for button, make, api_name in ((gif_btn, handlers.export_gif, "export_gif"), (png_btn, handlers.export_png, "export_png")):
+        suffix = api_name.removeprefix("export_")
         button.click(make, outputs=export_file, api_name=api_name, concurrency_limit=2, concurrency_id="export").then(
-            lambda path: path, inputs=export_file, outputs=export_preview, api_visibility="private", show_progress="hidden",
-        )  # the file just made, shown (a GIF plays)  # fmt: skip
+            functools.partial(handlers.exported, suffix), outputs=export_preview, api_visibility="private", show_progress="hidden",
+        )  # the file just made, shown (a GIF plays); read on the server, not taken from the caller  # fmt: skip
     parts["dice"].click(None, js=script("randomSeed", MAX_SEED), outputs=parts["settings"]["seed"])
     _wire_model_choice(ctx, page, components)
     page.settings["model"].input(  # the user's choice only: a link's or a preset's model comes with its own guidance
         handlers.switch_model, inputs=page.settings["model"], outputs=[*views, page.settings["guidance"]], api_visibility="private",
-        cancels=[gen_event, preset_event, play_event], show_progress="hidden", concurrency_limit=None,
+        cancels=[gen_event, preset_event, play_event], show_progress="hidden", concurrency_limit=None, preprocess=False,
     )  # fmt: skip
 
 
@@ -248,7 +268,8 @@ def _wire_model_choice(ctx: Context, page: Page, components: Views) -> None:
     the recommended sampler runs for it; choosing "One digit" shows the label picker."""
     menu, model, digits, digit = ctx.menu, page.settings["model"], page.settings["digits"], page.settings["digit"]
 
-    def show_models(m: str, d: int) -> list:
+    def show_models(m: Any, d: Any) -> list:
+        m = parsed(parse_choice, "model", m, tuple(menu.choices))  # the raw value (`preprocess=False`): any caller's
         names, height = menu.models(m), image_height(len(menu.models(m)))
         views = Views(columns={name: gr.Column(visible=name in names) for name in menu.names},
                       images={name: (gr.Image(height=height), gr.Image(height=height)) for name in menu.names})  # fmt: skip
@@ -256,6 +277,7 @@ def _wire_model_choice(ctx: Context, page: Page, components: Views) -> None:
 
     model.change(
         show_models, inputs=[model, digit], outputs=[*components.outputs(menu.names, ("columns", "images")), digits, digit, page.settings["sampler"]],
-        queue=False, api_visibility="private", show_progress="hidden",
+        queue=False, api_visibility="private", show_progress="hidden", preprocess=False,
     )  # fmt: skip
-    digits.change(lambda d: gr.Radio(visible=d == "one"), inputs=digits, outputs=digit, queue=False, api_visibility="private", show_progress="hidden")
+    digits.change(lambda d: gr.Radio(visible=d == "one"), inputs=digits, outputs=digit, queue=False, api_visibility="private",
+                  show_progress="hidden", preprocess=False)  # fmt: skip
