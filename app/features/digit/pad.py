@@ -111,6 +111,12 @@ class DrawingPad(gr.Sketchpad):
     def get_block_name(self) -> str:
         return "imageeditor"  # the browser's component: the pad is a Sketchpad there
 
+    def get_config(self, cls: type | None = None) -> dict[str, Any]:
+        """The Sketchpad's props: Gradio reads them from the parameters of `cls.__init__`, and this class's own
+        (`blobs`) would leave the browser's sketchpad without its layers, canvas and brush (it then failed to
+        start: "Cannot read properties of undefined (reading 'container')")."""
+        return super().get_config(gr.Sketchpad if cls is None else cls)
+
     def api_info(self) -> dict[str, Any]:
         """What API callers are told to send: the sketchpad's value (anything else is refused by the handler)."""
         schema = EditorData.model_json_schema()

@@ -289,6 +289,14 @@ class GenerateHandlers:
         path = None if run is None else self._export_path(run, request, suffix)
         return str(path) if path is not None and path.is_file() else None
 
+    def preview_of(self, suffix: str) -> Callable[[gr.Request], str | None]:
+        """`exported` for one suffix, as an event's function. Not a `functools.partial`: Gradio finds the request
+        parameter it fills by the function's type hints, which a partial does not carry (the preview then failed)."""
+        def preview(request: gr.Request) -> str | None:
+            return self.exported(suffix, request)
+
+        return preview
+
     def export_gif(self, request: gr.Request) -> str:
         """The run (up to its last recorded step) as an animated GIF."""
         return self._export(request, "gif", exports.animation_gif)

@@ -246,7 +246,7 @@ def studio(ctx: Context, page: Page) -> Iterator[None]:
     for button, make, api_name in ((gif_btn, handlers.export_gif, "export_gif"), (png_btn, handlers.export_png, "export_png")):
         suffix = api_name.removeprefix("export_")
         button.click(make, outputs=export_file, api_name=api_name, concurrency_limit=2, concurrency_id="export").then(
-            functools.partial(handlers.exported, suffix), outputs=export_preview, api_visibility="private", show_progress="hidden",
+            handlers.preview_of(suffix), outputs=export_preview, api_visibility="private", show_progress="hidden",
         )  # the file just made, shown (a GIF plays); read on the server, not taken from the caller  # fmt: skip
     parts["dice"].click(None, js=script("randomSeed", MAX_SEED), outputs=parts["settings"]["seed"])
     _wire_model_choice(ctx, page, components)
