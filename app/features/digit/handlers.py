@@ -144,7 +144,7 @@ def cautions(session: DigitSession) -> dict[str, list[str]]:
     is far from the model's data (`bfn.typicality`), or the digit classifier reads another digit. Bayes' rule is
     sure of something whatever the digit (its posterior sums to 1 over the labels), so a confident answer alone
     is no evidence; on drawn digits these two marks together leave few confident errors unmarked
-    (docs/quality-and-speed.md)."""
+    (docs/measurements.md, "Your digit")."""
     top = None if session.classifier is None else int(session.classifier.argmax())
     marks: dict[str, list[str]] = {}
     for name, s in session.scores.items():
