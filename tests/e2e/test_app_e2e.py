@@ -9,7 +9,7 @@ import time
 
 import pytest
 
-from tests.support.browser import ARTIFACTS, image_src, set_number, status_text, wait_for_status
+from tests.support.browser import ARTIFACTS, click_pixel, image_src, set_number, status_text, wait_for_status
 
 pytestmark = pytest.mark.e2e  # drives a browser
 
@@ -50,13 +50,7 @@ def test_generate_watch_scrub_and_compare_in_a_browser(app_url, browser):
         final = image_src(page, "discrete-theta")
 
         # click a pixel (image 2, row 14, col 14) and follow it in the trajectories tab
-        img = page.locator("#discrete-theta img").bounding_box()
-        natural = page.evaluate("() => { const i = document.querySelector('#discrete-theta img'); return [i.naturalWidth, i.naturalHeight]; }")
-        scale = min(img["width"] / natural[0], img["height"] / natural[1])
-        left = img["x"] + (img["width"] - natural[0] * scale) / 2
-        top = img["y"] + (img["height"] - natural[1] * scale) / 2
-        x, y = 2 + 2 * 30 + 14 + 0.5, 2 + 14 + 0.5  # grid padding 2, cell 28 + 2
-        page.mouse.click(left + x * scale, top + y * scale)
+        click_pixel(page, "discrete-theta", 2, 14, 14, 28)
         page.get_by_role("tab", name="Pixel trajectories").click()
         page.locator("#trajectories").get_by_text("image 2, row 14, col 14").first.wait_for(timeout=60_000)
         page.screenshot(path=ARTIFACTS / "app-trajectories.png", full_page=True)

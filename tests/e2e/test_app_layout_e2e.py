@@ -11,7 +11,7 @@ import time
 
 import pytest
 
-from tests.support.browser import ARTIFACTS, image_src, status_text, wait_for_status
+from tests.support.browser import ARTIFACTS, click_pixel, image_src, status_text, wait_for_status
 
 pytestmark = pytest.mark.e2e  # drives a browser
 
@@ -146,12 +146,7 @@ def test_what_the_page_says_and_where(browser, app_url):
         wait_for_status(page, "Done", timeout=120)
 
         # a click on image 1, row 5, col 7 of the θ image fills the boxes that name a pixel
-        img = box(page, "#discrete-theta img")
-        page.wait_for_function("() => document.querySelector('#discrete-theta img').naturalWidth > 0", timeout=30_000)
-        natural = page.evaluate("() => { const i = document.querySelector('#discrete-theta img'); return [i.naturalWidth, i.naturalHeight]; }")
-        scale = min(img["width"] / natural[0], img["height"] / natural[1])
-        left, top = img["x"] + (img["width"] - natural[0] * scale) / 2, img["y"] + (img["height"] - natural[1] * scale) / 2
-        page.mouse.click(left + (2 + 30 + 7 + 0.5) * scale, top + (2 + 5 + 0.5) * scale)
+        click_pixel(page, "discrete-theta", 1, 5, 7, 28)
         page.get_by_role("tab", name="Pixel trajectories").click()
         page.locator("#trajectories").get_by_text("image 1, row 5, col 7").first.wait_for(timeout=30_000)
         assert [page.locator(f"#{box_id} input").input_value() for box_id in ("px-image", "px-row", "px-col")] == ["1", "5", "7"]

@@ -19,7 +19,7 @@ import pytest
 
 from app.core.models import load_models
 from tests.support.apps import save_weights, served
-from tests.support.browser import ARTIFACTS, draw, text, wait_for_text
+from tests.support.browser import ARTIFACTS, click_pixel, draw, text, wait_for_text
 
 pytestmark = pytest.mark.e2e  # drives a browser
 
@@ -84,16 +84,6 @@ def watched(browser):
 
 def open_tab(page, name: str) -> None:
     page.locator("#views [role=tab]", has_text=re.compile(f"^{re.escape(name)}$")).click()
-
-
-def click_pixel(page, elem_id: str, image: int, row: int, col: int, size: int, cols: int = 5) -> None:
-    """Click pixel (row, col) of image `image` of a live grid of `size`×`size` images, `cols` to a row, 2 apart."""
-    img = page.locator(f"#{elem_id} img").bounding_box()
-    natural = page.evaluate("id => { const i = document.querySelector(`#${id} img`); return [i.naturalWidth, i.naturalHeight]; }", elem_id)
-    scale = min(img["width"] / natural[0], img["height"] / natural[1])
-    left, top = img["x"] + (img["width"] - natural[0] * scale) / 2, img["y"] + (img["height"] - natural[1] * scale) / 2
-    r, c = divmod(image, cols)
-    page.mouse.click(left + (2 + c * (size + 2) + col + 0.5) * scale, top + (2 + r * (size + 2) + row + 0.5) * scale)
 
 
 def scrub_to_start(page) -> None:

@@ -65,3 +65,17 @@ def draw(page, points: list[tuple[float, float]]) -> None:
         for k in range(1, 6):  # few moves: the canvas redraws (WebGL in software here) on each
             page.mouse.move(x0 + (x1 - x0) * k / 5, y0 + (y1 - y0) * k / 5)
     page.mouse.up()
+
+
+def click_pixel(page, elem_id: str, image: int, row: int, col: int, size: int, cols: int = 5) -> None:
+    """Click pixel (row, col) of image `image` of the live grid `elem_id` of `size`×`size` images, `cols` to a row,
+    2 apart. It waits for the picture to load: on a loaded machine a new frame's <img> can still be empty."""
+    natural = page.wait_for_function(
+        "id => { const i = document.querySelector(`#${id} img`); return i && i.naturalWidth > 0 ? [i.naturalWidth, i.naturalHeight] : null; }",
+        arg=elem_id, timeout=30_000,
+    ).json_value()
+    img = page.locator(f"#{elem_id} img").bounding_box()
+    scale = min(img["width"] / natural[0], img["height"] / natural[1])
+    left, top = img["x"] + (img["width"] - natural[0] * scale) / 2, img["y"] + (img["height"] - natural[1] * scale) / 2
+    r, c = divmod(image, cols)
+    page.mouse.click(left + (2 + c * (size + 2) + col + 0.5) * scale, top + (2 + r * (size + 2) + row + 0.5) * scale)
