@@ -81,7 +81,8 @@ class Link:
 
 
 def read_link(query: Mapping[str, str], defaults: Mapping[str, Any], tabs: Sequence[str], linked: Sequence[Linked]) -> Link:
-    """A page's query → the `Link` it asks for; `defaults` stand in for the fields it lacks or gets wrong.
+    """A page's query → the `Link` it asks for; `defaults` stand in for the fields it lacks or gets wrong, except
+    where a registration implies them from the fields it names (`Linked.implied`).
 
     Each field the query names is checked with all the others, as the run would check it (a digit must be one
     the models know, whatever the digits mode), and kept where that passes."""
@@ -96,6 +97,10 @@ def read_link(query: Mapping[str, str], defaults: Mapping[str, Any], tabs: Seque
                 problems.append(str(e))
                 continue
             values = trial
+    for entry in linked:  # fields left out that follow from those named: a two-digit link's guidance is its model's
+        for key, implies in (entry.implied or {}).items():
+            if key in query and values[key] == query[key]:  # named, and good
+                values |= {k: v for k, v in implies(values).items() if k not in query}
     tab = query.get(TAB)
     if tab is not None and tab not in tabs:
         problems.append(f"{TAB} must be one of {', '.join(repr(t) for t in tabs)}; got {echo(tab)}")

@@ -105,6 +105,8 @@ class Linked:
         show: the checked values of every field → this registration's fields as the page shows them (a value, or
             a component update where a value needs more than itself: a number 42 needs a picker that offers
             it); None: the values as they are.
+        implied: a field → what a link that names it implies for the fields it leaves out (the checked values →
+            those fields' values: a model's own recommended guidance); elsewhere the page's defaults stand for them.
     """
 
     fields: Mapping[str, Any]
@@ -113,6 +115,7 @@ class Linked:
     run: Callable[[Mapping[str, Any], gr.Request], Iterator[list]]
     outputs: Sequence[Any]
     show: Callable[[Mapping[str, Any]], dict[str, Any]] | None = None
+    implied: Mapping[str, Callable[[Mapping[str, Any]], dict[str, Any]]] | None = None
 
     def shown(self, values: Mapping[str, Any]) -> dict[str, Any]:
         """This registration's fields as the page shows the checked `values` (`show`)."""

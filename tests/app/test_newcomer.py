@@ -4,6 +4,7 @@ tests/e2e/test_newcomer_e2e.py."""
 
 from __future__ import annotations
 
+import copy
 import dataclasses
 import json
 import re
@@ -21,7 +22,7 @@ from app.features.duel.layout import INTRO as DUEL_INTRO
 from app.features.generate.handlers import GenerateHandlers
 from app.features.generate.layout import SETTINGS
 from app.features.generate.words import BELIEFS_CAPTION, sampler_info
-from app.features.links import LinkHandlers
+from app.features.links import LinkHandlers, read_link
 from app.features.update import schedule_figure, update_markdown
 from app.page import assemble
 from bfn.hub import WEIGHTS_DIR
@@ -75,6 +76,24 @@ def test_a_two_digit_link_restores_the_number_with_a_picker_that_offers_it(model
         assert digit.value == 42 and (42, 42) not in digit.choices and ("42", 42) in digit.choices and len(digit.choices) == 100
         assert digit.label == "Which number"
         assert digits.value == "one" and ("One number", "one") in digits.choices
+    finally:
+        ctx.close()
+
+
+def test_a_two_digit_link_without_guidance_takes_its_models_recommended_guidance(models):
+    """As choosing the model does: a link of the two-digit model that names no guidance runs at its model's own,
+    not at the page's (the first model's); a guidance the link names is kept."""
+    models = {**models, "two-digit": copy.deepcopy(models["two-digit"])}
+    models["two-digit"].sampling = dataclasses.replace(models["two-digit"].sampling, guidance=3.5)
+    ctx = context(models, stream_interval=0.0, plot_interval=0.0)
+    try:
+        page = assemble(ctx)
+        defaults = {k: c.value for entry in page.linked for k, c in entry.fields.items()}
+        assert defaults["guidance"] != 3.5
+        named = {"model": "two-digit", "digits": "one", "digit": "42"}
+        assert read_link(named, defaults, ["heatmap"], page.linked).values["guidance"] == 3.5
+        assert read_link({**named, "guidance": "1.5"}, defaults, ["heatmap"], page.linked).values["guidance"] == 1.5
+        assert read_link({"model": "discrete"}, defaults, ["heatmap"], page.linked).values["guidance"] == defaults["guidance"]
     finally:
         ctx.close()
 

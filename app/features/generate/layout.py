@@ -212,6 +212,7 @@ def studio(ctx: Context, page: Page) -> Iterator[None]:
                     fields=parts["settings"], tab=None, check=lambda values: _check(menu, values),
                     run=lambda values, request: handlers.generate(*(values[k] for k in SETTINGS), request), outputs=generated,
                     show=lambda values: shown_settings(menu, values),
+                    implied={"model": lambda values: {"guidance": menu.recommended_for(values["model"]).guidance}},  # as a choice
                 ))  # fmt: skip
                 yield  # the page's other tabs
     views, pixel_views = components.outputs(menu.names, SHOWN), components.outputs(menu.names, PIXEL)
