@@ -95,7 +95,7 @@ def far_from_data(bounds: np.ndarray, reference: TypicalBounds, percentile: floa
 
 
 def cautions(hits: np.ndarray, sure: np.ndarray, far: np.ndarray | None, disagrees: np.ndarray) -> dict:
-    """The app's two cautions together (`app.features.digit.handlers.cautions`): the share of answers the digit
+    """The app's two cautions together (`app.features.digit.handlers.DigitHandlers._cautions`): the share of answers the digit
     classifier reads otherwise, and the confident errors that neither that nor being far from the data marks."""
     marked = disagrees if far is None else disagrees | far
     return {"classifier_disagrees": round(float(disagrees.mean()), 4), "marked": round(float(marked.mean()), 4),

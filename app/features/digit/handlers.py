@@ -9,7 +9,7 @@ binarisation). Then, per model:
   random numbers) and Bayes' rule over them (`bfn.scoring.predictions`), beside the digit classifier's answer,
   with a warning where the digit is far from the model's data (`bfn.typicality`: its unconditional bound above
   the `FAR_PERCENTILE`-th percentile of real test digits', measured beside the weights) and one where the
-  classifier reads another digit (`cautions`);
+  classifier reads another digit (`DigitHandlers._cautions`);
   the loss's curve over t (a second call, on a grid of times); and the training view below at t.
 * /flow_at: what the network sees in training at time t: θ ~ p_F(θ | x; t) (seeded, so moving t moves one
   draw) and its output distribution given a label, with the generation views' heatmap.
@@ -26,7 +26,7 @@ from __future__ import annotations
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, NamedTuple
 
 import gradio as gr
 import numpy as np
@@ -139,19 +139,11 @@ class DigitSession:
         return sum(a.nbytes for a in arrays if a is not None)
 
 
-def cautions(session: DigitSession) -> dict[str, list[str]]:
-    """Per model (by name), the marks beside its answer that say not to take its certainty at its word: the digit
-    is far from the model's data (`bfn.typicality`), or the digit classifier reads another digit. Bayes' rule is
-    sure of something whatever the digit (its posterior sums to 1 over the labels), so a confident answer alone
-    is no evidence; on drawn digits these two marks together leave few confident errors unmarked
-    (docs/measurements.md, "Your digit")."""
-    top = None if session.classifier is None else int(session.classifier.argmax())
-    marks: dict[str, list[str]] = {}
-    for name, s in session.scores.items():
-        marks[name] = [FAR_MARK] if s.typical is not None and s.typical.far else []
-        if top is not None and s.predicted != top:
-            marks[name].append(disagreement_mark(top))
-    return marks
+class Caution(NamedTuple):
+    """A reason not to take a model's answer at its word: the mark beside the answer, and the line that explains it."""
+
+    mark: str
+    warning: str
 
 
 @torch.inference_mode()
@@ -333,20 +325,36 @@ class DigitHandlers:
         for name, s in scores.items():
             flow = self.models[name].flow
             views.data[name] = picture(to_uint8(known_view(flow, s.x), flow.display.value_range))
-        marks = {self.menu.titles[name]: kept for name, kept in cautions(session).items()}
+        marks = {self.menu.titles[name]: [c.mark for c in kept] for name, kept in self._cautions(session).items()}
         views.posterior = plot(posterior_figure({self.menu.titles[n]: s.posterior for n, s in scores.items()}, probs,
                                                 self.labels.names, marks))
         views.tables = {name: bound_table(self._rows(self.models[name], s)) for name, s in scores.items()}
         views.status = self._score_status(session)
         return self.outputs(views, SCORED)
 
+    def _cautions(self, session: DigitSession) -> dict[str, list[Caution]]:
+        """Per model (by name), the cautions beside its answer: the digit is far from the model's data
+        (`bfn.typicality`), or the digit classifier reads another digit. Bayes' rule is sure of something whatever
+        the digit (its posterior sums to 1 over the labels), so a confident answer alone is no evidence; on drawn
+        digits the two together leave few confident errors unmarked (docs/measurements.md, "Your digit")."""
+        top = None if session.classifier is None else int(session.classifier.argmax())
+        cautions: dict[str, list[Caution]] = {}
+        for name, s in session.scores.items():
+            title = self.menu.titles[name]
+            cautions[name] = []
+            if s.typical is not None and s.typical.far:
+                cautions[name].append(Caution(FAR_MARK, far_warning(title, s.typical, session.noun, self.labels.word)))
+            if top is not None and s.predicted != top:
+                cautions[name].append(Caution(disagreement_mark(top), disagreement_warning(title, s.predicted, top)))
+        return cautions
+
     def _score_status(self, session: DigitSession) -> str:
         """The line above the views of a scored digit: each model's answer with its cautions, the classifier's,
         a line for each caution, and in small print what the scoring cost."""
         n = self.menu.num_labels
         labels = n + 1  # every digit and "no class"
-        marks = cautions(session)
-        verdicts = [f"{self.menu.titles[name]}: **{s.predicted}** ({s.posterior[s.predicted]:.0%}{''.join(', ' + m for m in marks[name])})"
+        cautions = self._cautions(session)
+        verdicts = [f"{self.menu.titles[name]}: **{s.predicted}** ({s.posterior[s.predicted]:.0%}{''.join(', ' + c.mark for c in cautions[name])})"
                     f" in {1000 * s.seconds:.0f} ms" for name, s in session.scores.items()]  # fmt: skip
         top = None if session.classifier is None else int(session.classifier.argmax())
         if top is not None:
@@ -355,10 +363,7 @@ class DigitHandlers:
             verdicts.append("no digit classifier loaded" if self.labels.digit_parts == 1 else
                             f"the digit classifier reads single digits, not {self.labels.word}s")
         curves = ", ".join(f"{1000 * s.curve_seconds:.0f} ms" for s in session.scores.values())
-        warnings = "".join(f"  \n{far_warning(self.menu.titles[name], s.typical, session.noun, self.labels.word)}"
-                           for name, s in session.scores.items() if FAR_MARK in marks[name])
-        warnings += "".join(f"  \n{disagreement_warning(self.menu.titles[name], s.predicted, top)}"
-                            for name, s in session.scores.items() if top is not None and s.predicted != top)
+        warnings = "".join(f"  \n{c.warning}" for kept in cautions.values() for c in kept)
         unchecked = [self.menu.titles[name] for name, s in session.scores.items() if s.typical is None]
         unmeasured = (f" · {', '.join(unchecked)}: no bounds of test {self.labels.word}s stored beside the weights, so no "
                       "check of how far the digit is from the data" if unchecked else "")

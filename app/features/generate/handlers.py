@@ -65,6 +65,11 @@ def _folder_name(sid: str) -> str:
     return hashlib.sha256(sid.encode("utf-8", "surrogatepass")).hexdigest()[:32]
 
 
+def _nothing_sampled(run: Run) -> str:
+    """The status of a run that ended (was stopped) before its first step."""
+    return status(run, NOTHING_SAMPLED, run.settings.describe())
+
+
 class GenerateHandlers:
     """The generation's handlers, on the app's `Context`; its exports are files of their own, one folder per
     session, dropped with it."""
@@ -150,7 +155,7 @@ class GenerateHandlers:
             return self.outputs(views, GENERATED)
 
         def unstarted() -> list:
-            return self.outputs(Views(status=status(run, NOTHING_SAMPLED, run.settings.describe()), columns=columns), GENERATED)
+            return self.outputs(Views(status=_nothing_sampled(run), columns=columns), GENERATED)
 
         yield from self.ctx.stream([run], draw, unstarted)
 
@@ -179,7 +184,7 @@ class GenerateHandlers:
         run.stop(wait=2.0)
         run.follow_live = True
         if run.latest < 0:
-            return self.outputs(Views(status=status(run, NOTHING_SAMPLED, run.settings.describe())))
+            return self.outputs(Views(status=_nothing_sampled(run)))
         session.step = run.latest
         return self.outputs(self._views(session, run, run.latest))
 
@@ -283,17 +288,14 @@ class GenerateHandlers:
         write_atomically(path, make(run.frames))
         return str(path)
 
-    def exported(self, suffix: str, request: gr.Request) -> str | None:
-        """The session's last export of its run as a .`suffix` file, for the preview (None if there is none)."""
-        run = self.ctx.session(request).run
-        path = None if run is None else self._export_path(run, request, suffix)
-        return str(path) if path is not None and path.is_file() else None
-
     def preview_of(self, suffix: str) -> Callable[[gr.Request], str | None]:
-        """`exported` for one suffix, as an event's function. Not a `functools.partial`: Gradio finds the request
+        """The event that shows the session's last export of its run as a .`suffix` file (None if there is none),
+        read on the server, not named by the caller. A closure, not a `functools.partial`: Gradio finds the request
         parameter it fills by the function's type hints, which a partial does not carry (the preview then failed)."""
         def preview(request: gr.Request) -> str | None:
-            return self.exported(suffix, request)
+            run = self.ctx.session(request).run
+            path = None if run is None else self._export_path(run, request, suffix)
+            return str(path) if path is not None and path.is_file() else None
 
         return preview
 
