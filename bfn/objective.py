@@ -23,6 +23,7 @@ from torch import Tensor
 from bfn.flow import Flow, NllUnit
 
 Net = Callable[[Tensor, Tensor, Tensor], Tensor]
+Weighting = Callable[[Tensor], Tensor]  # a training objective's weight of each time: w(t) per entry of t
 
 
 @dataclass(frozen=True)
@@ -58,15 +59,31 @@ def network_output(net: Net, inputs: Tensor, t: Tensor, labels: Tensor, max_rows
 
 
 def diffusion_loss(flow: Flow, net: Net, x: Tensor, labels: Tensor, steps: int = 0,
-                   generator: torch.Generator | None = None) -> Tensor:
-    """L^∞ per image (`steps` = 0, eq. 205 / 101) or the n-step loss L^n with n = `steps` (eq. 195 / 96)."""
+                   generator: torch.Generator | None = None, weighting: Weighting | None = None) -> Tensor:
+    """L^∞ per image (`steps` = 0, eq. 205 / 101) or the n-step loss L^n with n = `steps` (eq. 195 / 96); with a
+    `weighting`, each image's term times `weighting(t)` at its time t (a training objective, no longer the bound)."""
     b = x.shape[0]
     if steps:
         i = torch.randint(1, steps + 1, (b,), device=x.device, generator=generator)
         t = (i - 1).float() / steps
-        return flow.discrete_time_loss(x, output_at(flow, net, x, labels, t, generator), i, steps, generator)
-    t = torch.rand(b, device=x.device, generator=generator)
-    return flow.continuous_time_loss(x, output_at(flow, net, x, labels, t, generator), t)
+        loss = flow.discrete_time_loss(x, output_at(flow, net, x, labels, t, generator), i, steps, generator)
+    else:
+        t = torch.rand(b, device=x.device, generator=generator)
+        loss = flow.continuous_time_loss(x, output_at(flow, net, x, labels, t, generator), t)
+    return loss if weighting is None else loss * weighting(t)
+
+
+def sigmoid_weighting(flow: Flow, t: Tensor, bias: float) -> Tensor:
+    """w(t) = sigmoid(b − ln β(t)) per entry of `t`: the sigmoid weighting of Kingma & Gao (arXiv 2303.00848),
+    with the log of the flow's accuracy β(t) in the place of their log-SNR (the same thing for the
+    continuous flow, where β(t) = γ/(1 − γ)).
+
+    Most of the bound's nats, and of its gradient, come from the late, nearly noiseless times; this keeps the
+    early times, where the digit's shape is chosen, at the bound's weight and fades those with ln β(t) above b. Being
+    monotone, it is still a likelihood objective, of the data with Gaussian noise added (their main result).
+    """
+    beta = torch.tensor([flow.accuracy(float(v)) for v in t.flatten()], dtype=torch.float64).reshape(t.shape)
+    return torch.sigmoid(bias - beta.log()).to(t)
 
 
 def reconstruction_loss(flow: Flow, net: Net, x: Tensor, labels: Tensor, generator: torch.Generator | None = None) -> Tensor:

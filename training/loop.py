@@ -28,7 +28,7 @@ from bfn.flow import Flow
 from bfn.hub import load_model
 from bfn.images import make_grid, save_png, to_uint8
 from bfn.model import BFNModel
-from bfn.objective import Net, diffusion_loss
+from bfn.objective import Net, diffusion_loss, sigmoid_weighting
 from bfn.sampling import sample
 from training.card import SOURCE_TRAINING, TRAINING
 from training.checkpoint import has_checkpoint, load_checkpoint, restore_optimizer_state, save_checkpoint
@@ -55,6 +55,7 @@ class TrainConfig:
     label_dropout: float = 0.1
     loss: str = "continuous"  # or "discrete": the n-step loss L^n with n = loss_steps
     loss_steps: int = 100
+    sigmoid_weighting: float | None = None  # b of bfn.objective.sigmoid_weighting; None: the bound's own weighting
     val_size: int = 5000
     val_images: int = 2000  # validation images scored per evaluation (continuous-time loss, EMA weights)
     checkpoint_every: int = 500  # optimiser steps between checkpoints
@@ -114,12 +115,15 @@ def lr_at(step: int, cfg: TrainConfig) -> float:
 
 
 def bfn_loss(flow: Flow, net: Net, x: Tensor, labels: Tensor, cfg: TrainConfig, generator: torch.Generator) -> Tensor:
-    """Mean over the batch of the per-image BFN loss in nats (continuous- or discrete-time, as `cfg.loss`).
+    """Mean over the batch of the per-image BFN loss in nats (continuous- or discrete-time, as `cfg.loss`),
+    reweighted over time where `cfg.sigmoid_weighting` is set (validation reports the bound all the same).
 
     `net` is the model itself, or its DDP / compiled wrapper.
     """
     steps = cfg.loss_steps if cfg.loss == "discrete" else 0
-    return diffusion_loss(flow, net, x, labels, steps, generator).mean()
+    bias = cfg.sigmoid_weighting
+    weighting = None if bias is None else lambda t: sigmoid_weighting(flow, t, bias)
+    return diffusion_loss(flow, net, x, labels, steps, generator, weighting).mean()
 
 
 def drop_labels(labels: Tensor, p: float, null: int, generator: torch.Generator) -> Tensor:

@@ -17,12 +17,14 @@ import torch
 from safetensors.torch import save_file
 
 import training.checkpoint as ckpt
+from bfn.continuous import ContinuousFlow
 from bfn.hub import ModelLoadError
 from bfn.model import BFNModel
 from tests.support.mnist import write_idx, write_mnist
 from training.__main__ import main as training_cli
 from training.checkpoint import CheckpointError, load_checkpoint, restore_optimizer_state, save_checkpoint
 from bfn.kinds import make_flow
+from bfn.objective import diffusion_loss, sigmoid_weighting
 from training.data import Split, load_mnist, read_idx
 from training.evaluate import evaluate_nll
 from training.export import export_run
@@ -434,3 +436,37 @@ def test_ddp_with_two_gloo_processes(tmp_path, mnist_dir):
     assert state["step"] == 4 and len(state["rng"]) == 2  # one generator state per rank
     assert not torch.equal(state["rng"][0], state["rng"][1])  # ranks draw different batches
     assert len(logged_losses(out)) == 4
+
+
+# ------------------------------------------------------------------------------------- loss weighting
+
+
+def test_the_sigmoid_weighting_is_a_sigmoid_of_b_minus_the_log_snr() -> None:
+    """For the continuous flow ln β(t) is the log-SNR ln(γ/(1 − γ)) (eq. 72): w = sigmoid(b − ln SNR), 1 at t = 0."""
+    flow = ContinuousFlow(sigma1=0.001)
+    t = torch.tensor([0.0, 0.05, 0.3, 1.0])
+    g = 1 - 0.001 ** (2 * t.double())
+    expected = torch.sigmoid(4.0 - (g / (1 - g)).log()).float()
+    weights = sigmoid_weighting(flow, t, 4.0)
+    assert torch.allclose(weights, expected, rtol=1e-4) and weights[0] == 1 and weights[-1] < 1e-3
+
+
+@pytest.mark.parametrize("steps", [0, 10])
+def test_a_weighted_loss_is_each_images_bound_term_times_the_weight_of_its_time(model, steps) -> None:
+    x = model.flow.data_from_images(torch.randint(0, 256, (6, 28, 28), dtype=torch.uint8))
+    labels = torch.arange(6)
+    bound = diffusion_loss(model.flow, model, x, labels, steps, torch.Generator().manual_seed(0))
+    seen = []
+    weighted = diffusion_loss(model.flow, model, x, labels, steps, torch.Generator().manual_seed(0),
+                              weighting=lambda t: seen.append(t) or 1 + t)
+    assert len(seen) == 1 and torch.allclose(weighted, bound * (1 + seen[0]))
+
+
+def test_training_with_a_weighting_minimises_it_and_validates_on_the_bound(model) -> None:
+    cfg = TrainConfig(kind=model.flow.kind, sigmoid_weighting=2.0)
+    x = model.flow.data_from_images(torch.randint(0, 256, (4, 28, 28), dtype=torch.uint8))
+    labels = torch.arange(4)
+    weighted = bfn_loss(model.flow, model, x, labels, cfg, torch.Generator().manual_seed(0))
+    t = torch.rand(4, generator=torch.Generator().manual_seed(0))
+    bound = diffusion_loss(model.flow, model, x, labels, 0, torch.Generator().manual_seed(0))
+    assert torch.allclose(weighted, (bound * sigmoid_weighting(model.flow, t, 2.0)).mean())
