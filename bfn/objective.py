@@ -79,8 +79,9 @@ def sigmoid_weighting(flow: Flow, t: Tensor, bias: float) -> Tensor:
     continuous flow, where β(t) = γ/(1 − γ)).
 
     Most of the bound's nats, and of its gradient, come from the late, nearly noiseless times; this keeps the
-    early times, where the digit's shape is chosen, at the bound's weight and fades those with ln β(t) above b. Being
-    monotone, it is still a likelihood objective, of the data with Gaussian noise added (their main result).
+    early times, where the digit's shape is chosen, at the bound's weight and fades those with ln β(t) above
+    b. Being monotone, it is still a likelihood objective, of the data with Gaussian noise added (their main
+    result).
     """
     beta = torch.tensor([flow.accuracy(float(v)) for v in t.flatten()], dtype=torch.float64).reshape(t.shape)
     return torch.sigmoid(bias - beta.log()).to(t)

@@ -28,7 +28,7 @@ from bfn.objective import diffusion_loss, sigmoid_weighting
 from training.data import Split, load_mnist, read_idx
 from training.evaluate import evaluate_nll
 from training.export import export_run
-from training.loop import TrainConfig, bfn_loss, load_source_weights, lr_at, train
+from training.loop import TrainConfig, bfn_loss, load_source_weights, lr_at, train, validation_loss
 
 ROOT = Path(__file__).resolve().parents[2]
 TINY_UNET = {"channels": [8, 16], "groups": 4}
@@ -463,10 +463,12 @@ def test_a_weighted_loss_is_each_images_bound_term_times_the_weight_of_its_time(
 
 
 def test_training_with_a_weighting_minimises_it_and_validates_on_the_bound(model) -> None:
-    cfg = TrainConfig(kind=model.flow.kind, sigmoid_weighting=2.0)
-    x = model.flow.data_from_images(torch.randint(0, 256, (4, 28, 28), dtype=torch.uint8))
-    labels = torch.arange(4)
+    cfg = TrainConfig(kind=model.flow.kind, sigmoid_weighting=2.0, val_images=4)
+    images, labels = torch.randint(0, 256, (4, 28, 28), dtype=torch.uint8), torch.arange(4)
+    x = model.flow.data_from_images(images)
     weighted = bfn_loss(model.flow, model, x, labels, cfg, torch.Generator().manual_seed(0))
     t = torch.rand(4, generator=torch.Generator().manual_seed(0))
     bound = diffusion_loss(model.flow, model, x, labels, 0, torch.Generator().manual_seed(0))
     assert torch.allclose(weighted, (bound * sigmoid_weighting(model.flow, t, 2.0)).mean())
+    val = Split(images, labels)
+    assert validation_loss(model, val, cfg, torch.device("cpu")) == validation_loss(model, val, replace(cfg, sigmoid_weighting=None), torch.device("cpu"))
