@@ -1,10 +1,11 @@
 """Bayesian flow for continuous data (Graves et al. 2023, section 4): MNIST pixels scaled to [−1, 1].
 
 The input distribution is an isotropic Gaussian per pixel with mean μ (B, C, H, W) and one precision ρ per
-image (every pixel receives the same accuracy, so ρ is shared). The network sees μ and predicts the noise
-ε̂ that was added to γx; x̂ follows from eq. 84. Each function below is one equation of the paper;
-`ContinuousFlow` binds σ1 and owns every other fact of this kind behind the shared interface
-(`bfn.flow.Flow`).
+image (every pixel receives the same accuracy, so ρ is shared). By default the network sees μ and predicts the
+noise ε̂ that was added to γx, and x̂ follows from eq. 84 (the paper's choice); a flow may instead precondition
+the network as Karras et al. (2022) do, so that early, when μ says little, it predicts the image itself. Each
+function below is one equation; `ContinuousFlow` binds σ1 and owns every other fact of this kind behind the
+shared interface (`bfn.flow.Flow`).
 """
 
 from __future__ import annotations
@@ -81,6 +82,28 @@ def output_prediction(mu: Tensor, eps_hat: Tensor, t: Tensor, sigma1: float, t_m
     return torch.where(t < t_min, torch.zeros_like(x_hat), x_hat.clamp(-1, 1))
 
 
+SIGMA_DATA = 0.5  # the data's assumed standard deviation in preconditioning (Karras et al. 2022 use 0.5 for [−1, 1])
+
+
+def preconditioning(gamma_t: Tensor, sigma_data: float = SIGMA_DATA) -> tuple[Tensor, Tensor, Tensor]:
+    """(c_in, c_skip/γ, c_out) of Karras et al. 2022 (arXiv 2206.00364, Table 1) for the estimate μ/γ of x.
+
+    μ/γ = x + σ ε with σ² = (1−γ)/γ (eq. 77), so with s = 1 − γ + σ_d² γ (that is γ (σ² + σ_d²)):
+    c_in = 1/√(γ s) scales μ to unit variance, c_skip/γ = σ_d² / s, c_out = σ_d √((1−γ)/s). Written in γ they stay
+    finite as γ → 0, where x̂ → σ_d F: the network predicts the image itself; as γ → 1 they tend to eq. 84's ε̂.
+    """
+    s = 1 - gamma_t + sigma_data**2 * gamma_t
+    return (gamma_t * s).clamp_min(1e-12).rsqrt(), sigma_data**2 / s, sigma_data * ((1 - gamma_t) / s).sqrt()
+
+
+def preconditioned_output(mu: Tensor, net_out: Tensor, t: Tensor, sigma1: float, t_min: float) -> Tensor:
+    """x̂(θ, t) = c_skip μ/γ + c_out F, clipped to the data range; 0 for t < t_min, as eq. 84's guard."""
+    t = t.reshape(-1, *([1] * (mu.dim() - 1)))
+    _, skip, out = preconditioning(gamma(t, sigma1))
+    x_hat = skip * mu + out * net_out
+    return torch.where(t < t_min, torch.zeros_like(x_hat), x_hat.clamp(-1, 1))
+
+
 def continuous_time_loss(x: Tensor, x_hat: Tensor, t: Tensor, sigma1: float) -> Tensor:
     """L^∞(x) = −ln σ1 · σ1^{−2t} ‖x − x̂(θ, t)‖², one value per image (eq. 101)."""
     sq_err = (x - x_hat).pow(2).flatten(1).sum(1)
@@ -115,6 +138,8 @@ def reconstruction_loss(x: Tensor, x_hat: Tensor, sigma1: float, bins: int = 256
     """
     return -discretised_gaussian_log_prob(x, x_hat, sigma1, bins).flatten(1).sum(1)
 
+
+NETWORK_OUTPUTS = ("noise", "preconditioned")
 
 # |μ| ≥ z σ puts DECIDED of a Gaussian belief's mass on one side of 0 (ink or background)
 Z_DECIDED = NormalDist().inv_cdf(DECIDED)
@@ -158,6 +183,8 @@ class ContinuousFlow:
 
     sigma1: float = 0.001
     t_min: float = 1e-6
+    # What the network predicts: "noise", ε̂ as in the paper (eq. 84), or "preconditioned" (`preconditioning`).
+    network_output: str = "noise"
 
     kind = "continuous"
     channels_per_dim = 1
@@ -192,6 +219,8 @@ class ContinuousFlow:
             raise ValueError(f"sigma1 must lie in [1e-4, 1), got {self.sigma1!r}")
         if not (isinstance(self.t_min, (int, float)) and 0 <= self.t_min < 1):
             raise ValueError(f"t_min must lie in [0, 1), got {self.t_min!r}")
+        if self.network_output not in NETWORK_OUTPUTS:
+            raise ValueError(f"network_output must be one of {NETWORK_OUTPUTS}, got {self.network_output!r}")
 
     # ---- the Bayesian flow (training)
     def data_from_images(self, images: Tensor, generator: torch.Generator | None = None) -> Tensor:
@@ -212,15 +241,21 @@ class ContinuousFlow:
 
     # ---- the network's view
     def network_input(self, theta: GaussianBelief) -> Tensor:
-        return theta.mu
+        """μ, or c_in μ when preconditioned (γ = 1 − 1/ρ, as ρ = σ1^{−2t} along the flow)."""
+        if self.network_output == "noise":
+            return theta.mu
+        rho = theta.rho.reshape(-1, *([1] * (theta.mu.dim() - 1)))
+        return preconditioning(1 - 1 / rho)[0] * theta.mu
 
     def needs_network(self, t: float) -> bool:
         """Before t_min, x̂ is 0 whatever the network says (eq. 84's guard)."""
         return t >= self.t_min
 
     def output(self, net_out: Tensor, theta: GaussianBelief, t: Tensor) -> Tensor:
-        """x̂ from the predicted noise ε̂ and the current mean μ."""
-        return output_prediction(theta.mu, net_out, t, self.sigma1, self.t_min)
+        """x̂ from the network's output and the current mean μ."""
+        if self.network_output == "noise":
+            return output_prediction(theta.mu, net_out, t, self.sigma1, self.t_min)
+        return preconditioned_output(theta.mu, net_out, t, self.sigma1, self.t_min)
 
     # ---- generation
     def prior(self, shape: tuple[int, ...], device: torch.device | str = "cpu") -> GaussianBelief:

@@ -45,6 +45,9 @@ def register_train(sub: argparse._SubParsersAction) -> None:
                         "with --init-from, fine-tunes the source to this β(1)")
     p.add_argument("--sigma1", type=float,
                    help="continuous: data std left at t = 1 (≥ 1e-4; default 0.001); with --init-from, fine-tunes the source to this σ1")
+    p.add_argument("--network-output", choices=["noise", "preconditioned"],
+                   help="continuous: what the network predicts: the noise ε̂ (the paper's eq. 84; default) or, preconditioned "
+                        "as Karras et al. 2022, the image early and the noise late")
     p.add_argument("--channels", type=_int_tuple, default=(32, 64), help="U-Net channels per resolution, comma separated")
     p.add_argument("--patch", type=int, default=2, help="U-Net patch size (2 = work at 14×14)")
     p.add_argument("--res-blocks", type=int, default=1, help="residual blocks per resolution")
@@ -84,7 +87,7 @@ def register_train(sub: argparse._SubParsersAction) -> None:
 def run_train(args: argparse.Namespace) -> None:
     from training.loop import train
 
-    given = {"beta1": args.beta1, "sigma1": args.sigma1}
+    given = {"beta1": args.beta1, "sigma1": args.sigma1, "network_output": args.network_output}
     flow = {name: value for name, value in given.items() if value is not None}  # absent: the flow's default
     make_flow(args.kind, **flow)  # a parameter the kind does not take fails here, before any data is read
     unet = {"channels": list(args.channels), "patch": args.patch, "res_blocks": args.res_blocks,

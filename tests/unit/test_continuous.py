@@ -15,6 +15,8 @@ from bfn.continuous import (
     discretised_gaussian_log_prob,
     gamma,
     output_prediction,
+    preconditioned_output,
+    preconditioning,
     precision_schedule,
     reconstruction_loss,
     sender_sample,
@@ -96,6 +98,41 @@ def test_output_prediction_clips_and_is_zero_before_t_min() -> None:
     x_hat = output_prediction(mu, eps, t, SIGMA1, t_min=1e-6)
     assert (x_hat[0] == 0).all()
     assert (x_hat[1] == 1).all()
+
+
+def test_preconditioning_gives_the_image_from_the_right_network_output_and_tends_to_eq_84() -> None:
+    """x̂ = c_skip μ/γ + c_out F recovers x for F = (x − c_skip μ/γ)/c_out; as γ → 1 it is eq. 84 with F = −ε̂
+    (c_skip/γ → 1, c_out → √((1−γ)/γ)); at t = 0 the network alone gives x̂ = σ_d F."""
+    gen = torch.Generator().manual_seed(3)
+    x = torch.rand(6, 1, 4, 4, generator=gen, dtype=torch.float64) * 1.8 - 0.9
+    t = torch.linspace(0.01, 0.99, 6, dtype=torch.float64)
+    mu = bayesian_flow_sample(x, t, SIGMA1, torch.Generator().manual_seed(7))
+    g = gamma(t, SIGMA1).reshape(-1, 1, 1, 1)
+    c_in, skip, out = preconditioning(g)
+    torch.testing.assert_close(preconditioned_output(mu, (x - skip * mu) / out, t, SIGMA1, t_min=1e-6), x, rtol=0, atol=1e-9)
+
+    late = gamma(torch.tensor(1 - 1e-9, dtype=torch.float64), 1e-4)  # γ → 1
+    _, skip_late, out_late = preconditioning(late)
+    assert float(skip_late * late) == pytest.approx(1, abs=1e-6)
+    assert float(out_late / ((1 - late) / late).sqrt()) == pytest.approx(1, abs=1e-6)
+    _, skip_0, out_0 = preconditioning(torch.tensor(0.0, dtype=torch.float64))
+    assert (float(skip_0), float(out_0)) == (pytest.approx(0.25), pytest.approx(0.5))
+
+
+def test_preconditioned_input_has_unit_variance_for_data_of_the_assumed_spread() -> None:
+    """c_in = 1/√(γ(1 − γ + σ_d² γ)) scales μ ~ N(γx, γ(1−γ)) to unit variance when Var x = σ_d² (eq. 77)."""
+    n = 200_000
+    flow = ContinuousFlow(sigma1=SIGMA1, network_output="preconditioned")
+    x = torch.randn(n, 1, 1, 1, generator=torch.Generator().manual_seed(0), dtype=torch.float64) * 0.5
+    for t in (0.02, 0.3, 0.9):
+        theta = flow.bayesian_flow(x, torch.full((n,), t, dtype=torch.float64), torch.Generator().manual_seed(1))
+        assert float(flow.network_input(theta).var()) == pytest.approx(1, rel=0.02)
+    assert ContinuousFlow().network_input(theta) is theta.mu  # the paper's network sees μ itself
+
+
+def test_a_flow_names_what_its_network_predicts() -> None:
+    with pytest.raises(ValueError, match="network_output must be one of"):
+        ContinuousFlow(network_output="image")
 
 
 def test_continuous_time_loss_closed_form() -> None:

@@ -347,6 +347,17 @@ def test_export_roundtrip_and_evaluate(tmp_path, mnist_dir):
         assert np.isfinite(result[f"nll_{mode}"]) and result[f"nll_{mode}"] > result[f"reconstruction_{mode}"] > 0
 
 
+def test_a_preconditioned_network_trains_and_keeps_its_output_through_export(tmp_path, mnist_dir, capsys):
+    run = tmp_path / "run"
+    train(tiny_config(run, "continuous", flow={"network_output": "preconditioned"}, max_steps=2), data=tiny_data(mnist_dir))
+    assert all(np.isfinite(v) for v in logged_losses(run).values())
+    loaded = BFNModel.from_pretrained(export_run(run, tmp_path / "model", compute="test"))
+    assert loaded.flow.network_output == "preconditioned"
+    assert training_cli(["train", "--kind", "discrete", "--network-output", "preconditioned", "--out", str(tmp_path / "d"),
+                         "--data-dir", str(tmp_path)]) == 1
+    assert "a discrete flow takes no parameter network_output" in capsys.readouterr().err
+
+
 def test_init_from_fine_tunes_an_exported_model(tmp_path, mnist_dir):
     data = tiny_data(mnist_dir)
     train(tiny_config(tmp_path / "base"), data=data)
