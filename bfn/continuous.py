@@ -10,6 +10,7 @@ shared interface (`bfn.flow.Flow`).
 
 from __future__ import annotations
 
+import dataclasses
 import math
 from dataclasses import dataclass
 from statistics import NormalDist
@@ -172,6 +173,39 @@ def update_in_numbers(theta: float, precision: float | None, output: float, alph
     return UpdateInNumbers(latex, float(mu), float(rho))
 
 
+_AT_T0 = ("θ is a best guess μ of each pixel's value, held with a certainty ρ that is the same for every pixel and "
+          "grows every step (σ = 1/√ρ is how far off μ might still be); the output distribution is the network's "
+          "predicted image x̂. At t = 0 x̂ is flat grey (the network has seen nothing); ")
+NOISE_DISPLAY = FlowDisplay(
+    title="Continuous",
+    data_name="continuous",
+    data="8-bit intensities mapped to the 256 bin centres in [−1, 1].",
+    theta_caption="**Input distribution θ**: mean μ, the current belief (certainty ρ above)",
+    output_caption="**Output distribution**: the network's predicted image x̂",
+    theta_name="θ: mean μ",
+    output_name="output: x̂",
+    value_range=(-1.0, 1.0),
+    uncertainty="σ of θ (1/√ρ)",
+    explanation=_AT_T0 + "from the first step on it is a sharp, speckled digit, as the precision σ₁⁻²ᵗ fixes the "
+    "digit's shape early: a digit classifier usually names the final digit within the first tenth of the steps, "
+    "inside the guidance interval, so here guidance helps choose the digit.",
+    step_statistics=step_statistics,
+    update_in_numbers=update_in_numbers,
+)
+
+
+# A preconditioned network predicts the image itself while μ says little (`preconditioning`), so its early x̂ is
+# the average of the digits that fit, not eq. 84's speckle.
+PRECONDITIONED_DISPLAY = dataclasses.replace(
+    NOISE_DISPLAY,
+    explanation=_AT_T0 + "in the first steps it is a blurry grey average of the digit asked for, the network's "
+    "best guess while μ says little, and its strokes sharpen as the precision σ₁⁻²ᵗ grows: a digit classifier usually "
+    "names the final digit within the first tenth of the steps, inside the guidance interval, so here guidance "
+    "helps choose the digit.",
+)
+DISPLAYS = {"noise": NOISE_DISPLAY, "preconditioned": PRECONDITIONED_DISPLAY}
+
+
 @dataclass(frozen=True)
 class ContinuousFlow:
     """Binds σ1 (and the t_min guard) to the equations above.
@@ -194,25 +228,10 @@ class ContinuousFlow:
     # The precision σ1^{−2t} fixes the digit's shape early, so the label matters at the start (docs/quality-and-speed.md,
     # "Guidance interval", has the sweep that chose these times).
     default_guidance_interval = (0.0, 0.1)
-    display = FlowDisplay(
-        title="Continuous",
-        data_name="continuous",
-        data="8-bit intensities mapped to the 256 bin centres in [−1, 1].",
-        theta_caption="**Input distribution θ**: mean μ, the current belief (certainty ρ above)",
-        output_caption="**Output distribution**: the network's predicted image x̂",
-        theta_name="θ: mean μ",
-        output_name="output: x̂",
-        value_range=(-1.0, 1.0),
-        uncertainty="σ of θ (1/√ρ)",
-        explanation="θ is a best guess μ of each pixel's value, held with a certainty ρ that is the same for every "
-        "pixel and grows every step (σ = 1/√ρ is how far off μ might still be); the output distribution is the "
-        "network's predicted image x̂. At t = 0 x̂ is flat grey (the network has seen nothing); from the first step "
-        "on it is a sharp, speckled digit, as the precision σ₁⁻²ᵗ fixes the digit's shape early: a digit classifier "
-        "usually names the final digit within the first tenth of the steps, inside the guidance interval, so here "
-        "guidance helps choose the digit.",
-        step_statistics=step_statistics,
-        update_in_numbers=update_in_numbers,
-    )
+    @property
+    def display(self) -> FlowDisplay:
+        """How the app shows this flow: what x̂ looks like early depends on what the network predicts."""
+        return DISPLAYS[self.network_output]
 
     def __post_init__(self) -> None:
         if not (isinstance(self.sigma1, (int, float)) and 1e-4 <= self.sigma1 < 1):

@@ -1,7 +1,8 @@
 """A small class-conditional U-Net for MNIST-sized images (28×28 by default; the size is configuration).
 
 The network maps the input-distribution parameters (as image channels), the time t and a class label to the
-raw output the flow turns into an output distribution (logits for discrete data, noise ε̂ for continuous).
+raw output the flow turns into an output distribution (logits for discrete data; for continuous data
+the noise ε̂ or a preconditioned output, `bfn.continuous`).
 Label `num_labels` (10 for MNIST) is the learned "no class" label used for classifier-free guidance.
 
 It is deliberately small: the demo samples 10 digits × 100 steps with guidance on a 2-core CPU, so every

@@ -171,8 +171,9 @@ def guided_network_output(model: Network, net_input: Tensor, t: float, labels: T
                           rescaled_phi: float = 0.0) -> Tensor:
     """Classifier-free guidance: u + w (c − u) on the network's raw output, optionally rescaled (φ > 0).
 
-    The raw output is the logit for discrete data and the noise ε̂ for continuous data, so guidance acts in
-    logit space and in noise space respectively. w = 1 is the plain conditional network and w = 0 the
+    The raw output is the logit for discrete data; for continuous data it is the noise ε̂ or a preconditioned
+    output, and either way x̂ is affine in it with the same coefficients for both halves, so guidance acts on x̂
+    before clipping. w = 1 is the plain conditional network and w = 0 the
     unconditional one; both are evaluated without the other half. Rows whose label is already "no class"
     have c = u, so guidance leaves them unconditional.
     """
