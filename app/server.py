@@ -205,11 +205,20 @@ class Server:
 
     def launch(self, **options: Any) -> None:
         """`Blocks.launch` with the app's settings (`launch_options`) and `options`; blocks until Ctrl-C or
-        SIGTERM unless `prevent_thread_lock=True`."""
+        SIGTERM unless `prevent_thread_lock=True`.
+
+        It blocks here rather than in Gradio, whose own wait closes the web server on Ctrl-C while runs still
+        stream, and then waits for those streams; returning instead lets `close` stop the runs first."""
         for thread in (self.sweeper, self.trimmer):
             if thread.ident is None:  # not started yet
                 thread.start()
-        self.demo.launch(**{**launch_options(), **options})
+        block = not options.pop("prevent_thread_lock", False)
+        self.demo.launch(**{**launch_options(), **options, "prevent_thread_lock": True})
+        try:
+            while block and self.demo.is_running:
+                time.sleep(0.1)
+        except KeyboardInterrupt:  # Ctrl-C, or SIGTERM within `sigterm_as_interrupt`
+            logging.info("stopping: every run, then the web server")
 
     def close(self) -> None:
         """Stop every run and serving; remove the exports and the server's own cache (else its files).

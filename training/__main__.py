@@ -80,7 +80,7 @@ def register_train(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--compile", action="store_true", help="torch.compile the network (GPU)")
     p.add_argument("--init-from", metavar="MODEL",
                    help="fine-tune: start model and EMA from this model folder or Hub id (its architecture replaces "
-                        "--channels/...; its flow too, unless --beta1/--sigma1 is given), with a fresh optimiser and schedule")
+                        "--channels/...; its flow too, except what --beta1/--sigma1/--network-output name), with a fresh optimiser and schedule")
     p.set_defaults(func=run_train)
 
 

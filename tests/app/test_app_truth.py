@@ -81,16 +81,24 @@ def test_binarised_output_starts_as_a_blurry_grey_average_of_the_digit_asked_for
     assert first > 0.15 and last < 0.03, (first, last)  # grey blur at first, on/off pixels at the end
 
 
-def test_the_binarised_blur_is_the_average_of_the_digit_asked_for(run):
-    """Against MNIST's own average of each digit (the test set; skipped where it is not on this machine)."""
+def digit_means() -> np.ndarray:
+    """MNIST's average image of each digit 0–9 (the test set; skips the test where it is not on this machine)."""
     data = Path(os.environ.get("BFN_DATA_DIR", ROOT.parent / "shared" / "data"))
     if not (data / "MNIST" / "raw").is_dir():
         pytest.skip(f"no MNIST in {data} (set BFN_DATA_DIR)")
     images, labels = load_mnist(data, train=False)
     x, y = images.numpy().reshape(len(images), -1) / 255.0, labels.numpy()
-    means = np.stack([x[y == digit].mean(axis=0) for digit in range(10)])
-    first = unit_output(run["discrete"], 0).reshape(10, -1)  # the run asks for digits 0–9, in order
-    corr = np.corrcoef(first, means)[:10, 10:]
+    return np.stack([x[y == digit].mean(axis=0) for digit in range(10)])
+
+
+def correlation_with_digit_means(output: np.ndarray) -> np.ndarray:
+    """Correlation of the ten outputs of a run of the digits 0–9, in order, with MNIST's average of each digit."""
+    return np.corrcoef(output.reshape(10, -1), digit_means())[:10, 10:]
+
+
+def test_the_binarised_blur_is_the_average_of_the_digit_asked_for(run):
+    """Against MNIST's own average of each digit."""
+    corr = correlation_with_digit_means(unit_output(run["discrete"], 0))
     assert (corr.argmax(axis=1) == np.arange(10)).all() and np.diag(corr).min() > 0.95, corr.round(2)
 
 
@@ -134,3 +142,26 @@ def test_each_model_names_its_own_guidance_interval(bank, text):
         assert f"Guidance above 1 acts at t = {start:g}–{end:g}." in text, name
     assert "while the digit is being decided" not in text and "sharp early on" not in text
     assert text.count("What am I looking at?") == 0  # the accordion's own label says it, once
+
+
+def test_a_preconditioned_networks_words_match_its_views():
+    """The words of a continuous network that is preconditioned (`bfn.continuous.preconditioning`), on the one in
+    training/warm-starts: at t = 0 flat grey, then a blurry grey average of the digit asked for that sharpens."""
+    folder = ROOT / "training" / "warm-starts" / "continuous-preconditioned"
+    if not (folder / "model.safetensors").exists():
+        pytest.skip(f"no preconditioned network in {folder}")
+    bank = load_models([str(folder)])
+    [model] = bank.models.values()
+    text = model.flow.display.explanation
+    assert "At t = 0 x̂ is flat grey" in text
+    assert "in the first steps it is a blurry grey average of the digit asked for" in text and "its strokes sharpen" in text
+    menu = bank.menu
+    settings = parse_settings(next(iter(bank.models)), "all", 0, menu.recommended.guidance, menu.recommended.steps, 0, "recommended", menu=menu)
+    run = generation(settings, bank.models, bank.classifier).start()
+    run.join()
+    [fr] = run.frames.values()
+    assert float(np.ptp(unit_output(fr, 0))) == 0.0  # one grey level everywhere
+    first, last = mid_grey_share(fr, 1), mid_grey_share(fr, fr.latest)
+    assert first > 0.15 and last < 0.5 * first, (first, last)  # grey blur at first, sharper strokes at the end
+    corr = correlation_with_digit_means(unit_output(fr, 1))
+    assert (corr.argmax(axis=1) == np.arange(10)).all() and np.diag(corr).min() > 0.8, corr.round(2)
