@@ -75,12 +75,16 @@ def bayesian_flow_sample(x: Tensor, t: Tensor, sigma1: float, generator: torch.G
     return mean + var.sqrt() * noise
 
 
+def guarded(x_hat: Tensor, t: Tensor, t_min: float) -> Tensor:
+    """x̂ clipped to the data range, and 0 for t < t_min where γ ≈ 0 (eq. 84's guard); `t` broadcast to x̂."""
+    return torch.where(t < t_min, torch.zeros_like(x_hat), x_hat.clamp(-1, 1))
+
+
 def output_prediction(mu: Tensor, eps_hat: Tensor, t: Tensor, sigma1: float, t_min: float) -> Tensor:
-    """x̂(θ, t) = μ/γ − √((1−γ)/γ) ε̂, clipped to the data range; 0 for t < t_min where γ ≈ 0 (eq. 84)."""
+    """x̂(θ, t) = μ/γ − √((1−γ)/γ) ε̂, `guarded` (eq. 84)."""
     t = t.reshape(-1, *([1] * (mu.dim() - 1)))
     g = gamma(t, sigma1).clamp_min(1e-9)
-    x_hat = mu / g - ((1 - g) / g).sqrt() * eps_hat
-    return torch.where(t < t_min, torch.zeros_like(x_hat), x_hat.clamp(-1, 1))
+    return guarded(mu / g - ((1 - g) / g).sqrt() * eps_hat, t, t_min)
 
 
 SIGMA_DATA = 0.5  # the data's assumed standard deviation in preconditioning (Karras et al. 2022 use 0.5 for [−1, 1])
@@ -98,11 +102,10 @@ def preconditioning(gamma_t: Tensor, sigma_data: float = SIGMA_DATA) -> tuple[Te
 
 
 def preconditioned_output(mu: Tensor, net_out: Tensor, t: Tensor, sigma1: float, t_min: float) -> Tensor:
-    """x̂(θ, t) = c_skip μ/γ + c_out F, clipped to the data range; 0 for t < t_min, as eq. 84's guard."""
+    """x̂(θ, t) = c_skip μ/γ + c_out F, `guarded` as eq. 84's x̂ is."""
     t = t.reshape(-1, *([1] * (mu.dim() - 1)))
     _, skip, out = preconditioning(gamma(t, sigma1))
-    x_hat = skip * mu + out * net_out
-    return torch.where(t < t_min, torch.zeros_like(x_hat), x_hat.clamp(-1, 1))
+    return guarded(skip * mu + out * net_out, t, t_min)
 
 
 def continuous_time_loss(x: Tensor, x_hat: Tensor, t: Tensor, sigma1: float) -> Tensor:

@@ -10,6 +10,7 @@ import json
 import shlex
 import sys
 
+from bfn.continuous import NETWORK_OUTPUTS
 from bfn.kinds import FLOWS, make_flow
 from bfn.hub import ModelLoadError
 from training import bayes_accuracy, classifier, evaluate, evaluate_samples, evaluate_two_digit, export, loss_curve, typical_bounds
@@ -45,7 +46,7 @@ def register_train(sub: argparse._SubParsersAction) -> None:
                         "with --init-from, fine-tunes the source to this β(1)")
     p.add_argument("--sigma1", type=float,
                    help="continuous: data std left at t = 1 (≥ 1e-4; default 0.001); with --init-from, fine-tunes the source to this σ1")
-    p.add_argument("--network-output", choices=["noise", "preconditioned"],
+    p.add_argument("--network-output", choices=NETWORK_OUTPUTS,
                    help="continuous: what the network predicts: the noise ε̂ (the paper's eq. 84; default) or, preconditioned "
                         "as Karras et al. 2022, the image early and the noise late")
     p.add_argument("--channels", type=_int_tuple, default=(32, 64), help="U-Net channels per resolution, comma separated")
