@@ -17,9 +17,11 @@ import torch
 
 from bfn.model import BFNModel
 from tests.support import alongside
+from tests.support.http import share_one_ssl_context
 from tests.support.models import ANIMALS, KINDS, NUMBERS, make_tiny_model
 
 torch.set_num_threads(1)
+share_one_ssl_context()
 
 
 @pytest.hookimpl(trylast=True)  # after `-m` has chosen the tests
