@@ -94,9 +94,15 @@ def scrub_to_start(page) -> None:
     wait_for_text(page, "status", "step 0 of", timeout=30)
 
 
-def checked(page, elem_id: str) -> str | None:
-    """The label of a radio group's checked choice."""
-    return page.evaluate("id => document.querySelector(`#${id} input:checked`)?.parentElement.innerText.trim() ?? null", elem_id)
+def checked(page, elem_id: str, wanted: str, timeout: float = 15) -> str | None:
+    """The label of a radio group's checked choice, once it is `wanted` or after `timeout` seconds (a group of a
+    hundred choices can still be rendering when the status that came with it already shows)."""
+    deadline = time.monotonic() + timeout
+    while (label := page.evaluate("id => document.querySelector(`#${id} input:checked`)?.parentElement.innerText.trim() ?? null", elem_id)) != wanted:
+        if time.monotonic() > deadline:
+            break
+        time.sleep(0.05)
+    return label
 
 
 def wait_for_guidance(page, value: str) -> None:
@@ -151,7 +157,7 @@ def test_a_two_digit_link_of_number_42_restores_its_picker_and_follows_the_setti
     page = w.page
     page.goto(f"{numbers_url}?model=two-digit&digits=one&digit=42&guidance=3&steps=10&seed=4&sampler=bfn&tab=update", wait_until="load")
     done(page, "Two digits (64×64) · number 42")
-    assert checked(page, "digits") == "One number" and checked(page, "digit") == "42"
+    assert checked(page, "digits", "One number") == "One number" and checked(page, "digit", "42") == "42"
     assert page.locator("#digit").get_by_label("99", exact=True).count() == 1
     click_pixel(page, "two-digit-theta", 0, 10, 10, 64)
     wait_for_text(page, "update-numbers", "of image 0 · number 42", timeout=30)
@@ -197,7 +203,7 @@ def test_on_a_phone_the_hundred_numbers_leave_generate_on_the_first_screen(numbe
     page.screenshot(path=ARTIFACTS / "newcomer-phone-picker.png")
     assert picker["height"] < 360 and generate["y"] + generate["height"] <= PHONE["height"], (picker, generate)
     page.locator("#digit").get_by_label("42", exact=True).tap()
-    assert checked(page, "digit") == "42"
+    assert checked(page, "digit", "42") == "42"
 
 
 # ----------------------------------------------------------------------------------------- the session's app
