@@ -55,6 +55,9 @@ def test_the_flow_and_update_tabs_render_in_a_browser(app_url, browser):
         page.locator("#update-numbers").get_by_text("Pixel (row 14, column 14)").first.wait_for(timeout=30_000)
         page.locator("#update-numbers").get_by_text("is the last: no update follows").first.wait_for(timeout=10_000)
         slider = page.locator("#step-slider input[type=range]")
+        # the run's last update redraws the slider (its new maximum): a key pressed before that lands nowhere
+        page.wait_for_function("() => { const s = document.querySelector('#step-slider input[type=range]'); "
+                               "return s && s.max === '60' && s.value === '60'; }", timeout=30_000)
         slider.focus()
         slider.press("Home")  # back to step 0: the first update, from the prior
         page.locator("#update-numbers").get_by_text("from step 0 to step 1 of 60").first.wait_for(timeout=30_000)
