@@ -29,6 +29,7 @@ def test_generate_watch_scrub_and_compare_in_a_browser(app_url, browser):
         # one model: the other panel hides
         page.get_by_label("Binarised (discrete)").check()
         page.locator("#continuous-theta").wait_for(state="hidden", timeout=10_000)
+        wait_for_status(page, "at its recommended guidance", timeout=30)  # the choice, made before Generate is pressed
         set_number(page, "steps", 300)
 
         # press Generate and watch the image change while the run is going
@@ -77,6 +78,7 @@ def test_generate_watch_scrub_and_compare_in_a_browser(app_url, browser):
         # the side-by-side comparison
         page.get_by_label("Both, side by side").check()
         page.locator("#continuous-theta").wait_for(state="visible", timeout=10_000)
+        wait_for_status(page, "at its recommended guidance", timeout=30)  # the choice ends the last run: made first
         set_number(page, "steps", 60)
         page.click("#generate-btn")
         wait_for_status(page, "Both, side by side", timeout=60)

@@ -48,6 +48,8 @@ def test_the_flow_and_update_tabs_render_in_a_browser(app_url, browser):
 
         # one update in numbers, after a run of the bfn sampler, for the pixel followed from the start
         page.get_by_label("Binarised (discrete)").check()
+        # the choice ends the last run and cancels a stream still going: Generate waits until it has been made
+        wait_for_status(page, "at its recommended guidance", timeout=30)
         set_number(page, "steps", 60)
         page.click("#generate-btn")
         wait_for_status(page, "Done", timeout=180)
