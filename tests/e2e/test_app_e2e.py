@@ -9,7 +9,7 @@ import time
 
 import pytest
 
-from tests.support.browser import ARTIFACTS, click_pixel, image_src, set_number, status_text, wait_for_status
+from tests.support.browser import ARTIFACTS, choose_model, click_pixel, image_src, set_number, status_text, wait_for_status
 
 pytestmark = pytest.mark.e2e  # drives a browser
 
@@ -27,9 +27,8 @@ def test_generate_watch_scrub_and_compare_in_a_browser(app_url, browser):
         page.screenshot(path=ARTIFACTS / "app-initial.png", full_page=True)
 
         # one model: the other panel hides
-        page.get_by_label("Binarised (discrete)").check()
+        choose_model(page, "Binarised (discrete)")
         page.locator("#continuous-theta").wait_for(state="hidden", timeout=10_000)
-        wait_for_status(page, "at its recommended guidance", timeout=30)  # the choice, made before Generate is pressed
         set_number(page, "steps", 300)
 
         # press Generate and watch the image change while the run is going
@@ -76,9 +75,8 @@ def test_generate_watch_scrub_and_compare_in_a_browser(app_url, browser):
         page.screenshot(path=ARTIFACTS / "app-scrubbed.png", full_page=True)
 
         # the side-by-side comparison
-        page.get_by_label("Both, side by side").check()
+        choose_model(page, "Both, side by side")
         page.locator("#continuous-theta").wait_for(state="visible", timeout=10_000)
-        wait_for_status(page, "at its recommended guidance", timeout=30)  # the choice ends the last run: made first
         set_number(page, "steps", 60)
         page.click("#generate-btn")
         wait_for_status(page, "Both, side by side", timeout=60)

@@ -13,7 +13,7 @@ from urllib.parse import parse_qsl, urlsplit
 
 import pytest
 
-from tests.support.browser import ARTIFACTS, set_number, status_text, text, wait_for_status, wait_for_text
+from tests.support.browser import ARTIFACTS, choose_model, set_number, status_text, text, wait_for_status, wait_for_text
 
 pytestmark = pytest.mark.e2e  # drives a browser
 
@@ -110,8 +110,7 @@ def test_a_link_restores_its_settings_and_makes_the_run_made_by_hand(app_url, br
     by_hand.goto(app_url, wait_until="load")
     by_hand.wait_for_selector("#generate-btn", timeout=60_000)
     assert urlsplit(by_hand.url).query == ""  # a bare address stays bare until a setting changes
-    by_hand.get_by_label("Binarised (discrete)").check()
-    wait_for_status(by_hand, "at its recommended guidance", timeout=30)  # the model's guidance set, before ours is typed
+    choose_model(by_hand, "Binarised (discrete)")  # the model's guidance set, before ours is typed
     by_hand.locator("#digits").get_by_label("One digit").check()
     by_hand.locator("#digit").get_by_label("7", exact=True).check()
     set_number(by_hand, "guidance", 2)

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import pytest
 
-from tests.support.browser import ARTIFACTS, set_number, wait_for_status
+from tests.support.browser import ARTIFACTS, choose_model, set_number, wait_for_status
 
 pytestmark = pytest.mark.e2e  # drives a browser
 PlaywrightTimeout = pytest.importorskip("playwright.sync_api").TimeoutError
@@ -47,9 +47,7 @@ def test_the_flow_and_update_tabs_render_in_a_browser(app_url, browser):
         page.screenshot(path=ARTIFACTS / "app-flow-of-one-variable.png", full_page=True)
 
         # one update in numbers, after a run of the bfn sampler, for the pixel followed from the start
-        page.get_by_label("Binarised (discrete)").check()
-        # the choice ends the last run and cancels a stream still going: Generate waits until it has been made
-        wait_for_status(page, "at its recommended guidance", timeout=30)
+        choose_model(page, "Binarised (discrete)")
         set_number(page, "steps", 60)
         page.click("#generate-btn")
         wait_for_status(page, "Done", timeout=180)

@@ -46,6 +46,13 @@ def wait_for_status(page, wanted: str, timeout: float = 120) -> None:
     wait_for_text(page, "status", wanted, timeout)
 
 
+def choose_model(page, label: str) -> None:
+    """Check the model `label` and wait until the app has made the choice (its status names the model's recommended
+    guidance): the choice ends the last run, so a Generate pressed before the app has made it would be ended too."""
+    page.get_by_label(label).check()
+    wait_for_status(page, "at its recommended guidance", timeout=30)
+
+
 def set_number(page, elem_id: str, value: int) -> None:
     box = page.locator(f"#{elem_id} input[type=number]")
     box.fill(str(value))
