@@ -112,6 +112,7 @@ class Run:
         self.ended: float | None = None
         self.last_seen = self.started
         self.follow_live = True  # the live stream shows the newest step until the user scrubs back
+        self.dismissed = False  # its page cleared it (another model was chosen): its stream sends nothing more
         self.on_end: Callable[[], object] | None = None  # called once the run has ended (from its last producer)
 
     # ------------------------------------------------------------------ producing

@@ -179,11 +179,12 @@ class SessionStore:
 
     def end(self, session_id: str, slot: str) -> None:
         """Stop and forget the session's run in `slot`: its page no longer shows it (another model was chosen),
-        so nothing may read it back (a scrub, a click, an export)."""
+        so nothing may read it back (a scrub, a click, an export), and its stream sends nothing more."""
         with self._lock:
             session = self._sessions.get(session_id)
             run = None if session is None else session.runs.pop(slot, None)
         if run is not None:
+            run.dismissed = True
             run.stop()
 
     def close(self, wait: float = 2.0) -> None:

@@ -10,6 +10,7 @@ import json
 import re
 from types import SimpleNamespace
 
+import gradio as gr
 import numpy as np
 import pytest
 
@@ -170,6 +171,37 @@ def test_switching_model_clears_the_views_and_forgets_the_last_run(models):
         assert pictures == [None] * images and figures == [None] * 4
         assert ctx.session(request).run is None  # a scrub or a click no longer brings the old run back
         assert "Press **Generate** first" in handlers.scrub(3, request)[0]
+    finally:
+        ctx.close()
+
+
+def test_the_switch_leaves_alone_a_run_of_the_model_it_chose(models):
+    """Generate pressed right after a model choice can reach the server first: the switch must not end that run
+    (it did, and the page stood at "Running — step 6 of 60" until the run idled out)."""
+    ctx = context(models, stream_interval=0.0, plot_interval=0.0)
+    try:
+        handlers, request = GenerateHandlers(ctx), SimpleNamespace(session_hash="race")
+        updates = handlers.generate("two-digit", "all", 0, 1.0, 30, 0, "bfn", "recommended", request)
+        next(updates)
+        run = ctx.session(request).run
+        out = handlers.switch_model("two-digit", request)
+        assert all(v == gr.skip() for v in out)  # nothing to clear, and the run keeps the guidance it runs with
+        assert ctx.session(request).run is run
+        final = list(updates)[-1][0]
+        assert run.state is RunState.DONE and "30 steps in" in final, final
+    finally:
+        ctx.close()
+
+
+def test_a_run_ended_by_the_switch_sends_nothing_over_the_cleared_views(models):
+    ctx = context(models, stream_interval=0.0, plot_interval=0.0)
+    try:
+        handlers, request = GenerateHandlers(ctx), SimpleNamespace(session_hash="after")
+        updates = handlers.generate("discrete", "all", 0, 1.0, 1000, 0, "bfn", "recommended", request)
+        next(updates)
+        handlers.switch_model("continuous", request)
+        rest = list(updates)
+        assert rest and all(v == gr.skip() for update in rest for v in update)
     finally:
         ctx.close()
 

@@ -94,3 +94,22 @@ def test_generate_watch_scrub_and_compare_in_a_browser(app_url, browser):
         assert not errors, errors
     finally:
         page.close()
+
+
+def test_generate_pressed_as_soon_as_a_model_is_chosen_runs_to_the_end(app_url, browser):
+    """The model choice and Generate reach the server as two events, in either order: the choice must not end or
+    cancel the run Generate starts (it did: the page stood at "Running — step 6 of 60" until the run idled out)."""
+    page = browser.new_page(viewport={"width": 1400, "height": 1000})
+    try:
+        page.goto(app_url, wait_until="load")
+        page.wait_for_selector("#generate-btn", timeout=60_000)
+        set_number(page, "steps", 40)
+        for label in ["Continuous", "Binarised (discrete)", "Continuous", "Binarised (discrete)"]:
+            page.get_by_label(label, exact=True).check()
+            page.click("#generate-btn")  # at once: no wait for the choice to be made
+            deadline = time.monotonic() + 60
+            while not ("Done" in status_text(page) and f"{label} · " in status_text(page)):
+                assert time.monotonic() < deadline, f"the run of {label} never ended: {status_text(page)!r}"
+                time.sleep(0.05)
+    finally:
+        page.close()

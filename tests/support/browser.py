@@ -48,7 +48,7 @@ def wait_for_status(page, wanted: str, timeout: float = 120) -> None:
 
 def choose_model(page, label: str) -> None:
     """Check the model `label` and wait until the app has made the choice (its status names the model's recommended
-    guidance): the choice ends the last run, so a Generate pressed before the app has made it would be ended too."""
+    guidance), so that the guidance slider and the views that follow are the new model's."""
     page.get_by_label(label).check()
     wait_for_status(page, "at its recommended guidance", timeout=30)
 

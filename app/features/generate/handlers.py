@@ -146,6 +146,8 @@ class GenerateHandlers:
 
         def draw(plots: bool, rate: float | None) -> list:
             nonlocal columns
+            if run.dismissed:  # another model was chosen: the page cleared this run's views
+                return self.outputs(Views(), GENERATED)
             if run.follow_live:
                 session.step = run.latest
                 views = self._views(session, run, run.latest, plots=plots, note=f"views refreshed {rate:.1f} times/s" if rate else "")
@@ -155,6 +157,8 @@ class GenerateHandlers:
             return self.outputs(views, GENERATED)
 
         def unstarted() -> list:
+            if run.dismissed:
+                return self.outputs(Views(), GENERATED)
             return self.outputs(Views(status=_nothing_sampled(run), columns=columns), GENERATED)
 
         yield from self.ctx.stream([run], draw, unstarted)
@@ -163,13 +167,18 @@ class GenerateHandlers:
         """Another model was chosen: its recommended guidance, and views that no longer show the last run.
 
         The last run is of the models chosen before: its status, images and figures would describe what is no
-        longer chosen, and a scrub or a click would bring them back. So it is stopped and forgotten, and the
-        views are cleared. → the `SHOWN` views, then the guidance.
+        longer chosen, and a scrub or a click would bring them back. So it is stopped and forgotten (its stream
+        then sends nothing more), and the views are cleared. A run of the model just chosen is left alone: the
+        user pressed Generate right after choosing, and the server took that run up before this switch.
+        → the `SHOWN` views, then the guidance.
         """
         model = parsed(parse_choice, "model", model, tuple(self.menu.choices))  # the raw value: any caller's
-        self.ctx.store.end(session_id(request), GENERATION)
-        self.ctx.session(request).step = 0
         guidance = self.menu.recommended_for(model).guidance
+        session = self.ctx.session(request)
+        if session.run is not None and session.run.settings.model == model:
+            return self.outputs(Views()) + [gr.skip()]  # its guidance is the one it runs with
+        self.ctx.store.end(session_id(request), GENERATION)
+        session.step = 0
         views = Views(status=f"{self.menu.choices[model]}, at its recommended guidance {guidance:g}: press **Generate**.",
                       images={name: (None, None) for name in self.menu.names}, slider=gr.Slider(value=0),
                       heatmap=None, trajectories=None, summary=None, beliefs=None)  # fmt: skip
@@ -215,6 +224,8 @@ class GenerateHandlers:
         steps = list(range(start, end, stride)) + [end]
         next_at = time.monotonic()
         for k, step in enumerate(steps):
+            if run.dismissed:  # another model was chosen: its cleared views stay
+                return
             delay = next_at - time.monotonic()
             if delay > 0:
                 time.sleep(delay)

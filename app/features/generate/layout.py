@@ -253,7 +253,7 @@ def studio(ctx: Context, page: Page) -> Iterator[None]:
     _wire_model_choice(ctx, page, components)
     page.settings["model"].input(  # the user's choice only: a link's or a preset's model comes with its own guidance
         handlers.switch_model, inputs=page.settings["model"], outputs=[*views, page.settings["guidance"]], api_visibility="private",
-        cancels=[gen_event, preset_event, play_event], show_progress="hidden", concurrency_limit=None, preprocess=False,
+        show_progress="hidden", concurrency_limit=None, preprocess=False,  # no `cancels`: it would cancel a run started after
     )  # fmt: skip
 
 
