@@ -82,12 +82,17 @@ def register_train(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--init-from", metavar="MODEL",
                    help="fine-tune: start model and EMA from this model folder or Hub id (its architecture replaces "
                         "--channels/...; its flow too, except what --beta1/--sigma1/--network-output name), with a fresh optimiser and schedule")
+    p.add_argument("--widen", type=int, default=d.widen, metavar="K",
+                   help="with --init-from: K times the source's channels, starting from exactly its function "
+                        "(each channel copied K times, Net2Net) so that a larger network starts where the source is")
     p.set_defaults(func=run_train)
 
 
 def run_train(args: argparse.Namespace) -> None:
     from training.loop import train
 
+    if args.widen != 1 and not args.init_from:
+        raise ValueError("--widen widens the model of --init-from: name the model to start from")
     given = {"beta1": args.beta1, "sigma1": args.sigma1, "network_output": args.network_output}
     flow = {name: value for name, value in given.items() if value is not None}  # absent: the flow's default
     make_flow(args.kind, **flow)  # a parameter the kind does not take fails here, before any data is read
@@ -100,7 +105,7 @@ def run_train(args: argparse.Namespace) -> None:
         grad_clip=args.grad_clip, ema_decay=args.ema_decay, label_dropout=args.label_dropout, loss=args.loss,
         loss_steps=args.loss_steps, sigmoid_weighting=args.sigmoid_weighting, checkpoint_every=args.checkpoint_every, eval_every=args.eval_every,
         log_every=args.log_every, val_size=args.val_size, val_images=args.val_images, sample_steps=args.sample_steps, seed=args.seed, threads=args.threads, compile=args.compile,
-        init_from=args.init_from,
+        init_from=args.init_from, widen=args.widen,
     )
     command = "python -m training " + shlex.join(sys.argv[1:])  # the model card quotes how the run was made
     print(json.dumps(train(cfg, resume=args.resume, overwrite=args.overwrite, stop_after=args.stop_after,

@@ -30,6 +30,7 @@ from bfn.images import make_grid, save_png, to_uint8
 from bfn.model import BFNModel
 from bfn.objective import Net, diffusion_loss, sigmoid_weighting
 from bfn.sampling import sample
+from bfn.widening import widened
 from training.card import SOURCE_TRAINING, TRAINING
 from training.checkpoint import has_checkpoint, load_checkpoint, restore_optimizer_state, save_checkpoint
 from training.data import Split
@@ -66,6 +67,7 @@ class TrainConfig:
     threads: int = 0  # torch CPU threads, 0 = torch's default
     compile: bool = False
     init_from: str | None = None  # model folder / Hub id whose weights start a fine-tuning run
+    widen: int = 1  # with init_from: the source's channels times this, its function kept (`bfn.widening`)
 
 
 def init_config_from(cfg: TrainConfig, source: BFNModel) -> TrainConfig:
@@ -76,18 +78,25 @@ def init_config_from(cfg: TrainConfig, source: BFNModel) -> TrainConfig:
     allowed: flow hyperparameters named in `cfg.flow` replace the source's (to retune, say, β1 from a trained
     network rather than from scratch), and the evidence skip (`evidence` in `cfg.unet`) may be added to a
     source without it: the skip starts at zero, so the run begins from exactly the source's function.
+    `cfg.widen` multiplies the source's channels (its weights are then widened, `load_source_weights`).
     """
     saved = source._hub_mixin_config
     unet = dict(saved["unet"])
     if cfg.unet.get("evidence"):
         unet["evidence"] = True
+    unet["channels"] = [c * cfg.widen for c in unet["channels"]]
     return dataclasses.replace(cfg, flow={**saved["flow"], **cfg.flow}, unet=unet)
 
 
-def load_source_weights(model: nn.Module, source: BFNModel) -> None:
-    """Copy a fine-tuning source's weights into `model`; only a newly added evidence skip may be missing."""
+def load_source_weights(model: nn.Module, source: BFNModel, widen: int = 1, seed: int = 0) -> None:
+    """Copy a fine-tuning source's weights into `model`, widened `widen`-fold (`bfn.widening.widened`, whose
+    symmetry-breaking noise `seed` draws); only a newly added evidence skip may be missing."""
+    state = source.state_dict()
+    if widen != 1:
+        net = widened(source.net, widen, torch.Generator().manual_seed(seed)).state_dict()
+        state = {**state, **{f"net.{name}": value for name, value in net.items()}}
     try:
-        missing, unexpected = model.load_state_dict(source.state_dict(), strict=False)
+        missing, unexpected = model.load_state_dict(state, strict=False)
     except RuntimeError as err:  # shapes that differ
         raise ValueError(f"--init-from weights do not fit the model: {err}") from None
     new = [k for k in missing if not k.startswith("net.evidence.")]
@@ -302,7 +311,7 @@ def train(cfg: TrainConfig, resume: bool = False, data: tuple[Split, Split] | No
     generator = torch.Generator(device=device).manual_seed(cfg.seed + 1000 * ddp.rank)
     step = 0
     if source is not None:
-        load_source_weights(model, source)
+        load_source_weights(model, source, cfg.widen, cfg.seed)
         ema.load_state_dict(model.state_dict())
     if saved is not None:
         model.load_state_dict(saved["model"])

@@ -417,6 +417,25 @@ def test_init_from_can_add_the_evidence_skip(tmp_path, mnist_dir):
             load_source_weights(BFNModel(source.kind, unet={**TINY_UNET, **other}), source)
 
 
+def test_init_from_can_widen_the_source_and_starts_from_its_function(tmp_path, mnist_dir, capsys):
+    data = tiny_data(mnist_dir)
+    train(tiny_config(tmp_path / "base"), data=data)
+    base = export_run(tmp_path / "base", tmp_path / "base-model", compute="test")
+    ft = tmp_path / "wide"
+    train(tiny_config(ft, init_from=str(base), widen=2, max_steps=2, lr=0.0), data=data)
+    state = load_checkpoint(ft / "checkpoint")
+    assert state["config"]["unet"]["channels"] == [16, 32] and state["config"]["widen"] == 2
+    wide = BFNModel.from_pretrained(export_run(ft, tmp_path / "wide-model", compute="test"))
+    source = BFNModel.from_pretrained(base)
+    x, t, labels = torch.rand(3, 1, 28, 28) * 2 - 1, torch.tensor([0.1, 0.5, 0.95]), torch.tensor([3, 7, 10])
+    with torch.no_grad():
+        expected = source(x, t, labels)
+        torch.testing.assert_close(wide(x, t, labels), expected, rtol=1e-4, atol=1e-4 * expected.abs().max().item())
+    assert training_cli(["train", "--kind", "discrete", "--widen", "2", "--out", str(tmp_path / "w"),
+                         "--data-dir", str(tmp_path)]) == 1
+    assert "--widen widens the model of --init-from" in capsys.readouterr().err
+
+
 def run_cli(*args: str, env: dict | None = None) -> subprocess.CompletedProcess:
     return subprocess.run([sys.executable, "-m", *args], cwd=ROOT, capture_output=True, text=True, timeout=300,
                           env={**os.environ, "OMP_NUM_THREADS": "1", **(env or {})})
