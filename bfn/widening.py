@@ -36,31 +36,31 @@ def widened(source: UNet, factor: int, generator: torch.Generator | None = None)
         raise ValueError(f"the widening factor must be a whole number ≥ 1, got {factor!r}")
     config = source.config
     target = UNet(UNetConfig.from_dict({**config.to_dict(), "channels": [c * factor for c in config.channels]}))
-    for (name, old), (_, new) in zip(source.named_modules(), target.named_modules()):
-        if isinstance(old, nn.GroupNorm) and old.num_groups != new.num_groups:
-            raise ValueError(f"{name} has {old.num_channels} channels, fewer than the GroupNorm groups "
-                             f"({config.groups}): widening it would change its groups, and so its output")
     with torch.no_grad():
         for name, old in source.named_modules():
             new = target.get_submodule(name)
-            if isinstance(old, (nn.Conv2d, nn.Linear)):
-                _copy_layer(old, new, factor, generator)
-            elif isinstance(old, nn.ConvTranspose2d):
-                new.weight.copy_(_split(_repeat(old.weight, new.weight.shape, dims=(1,)), new.weight.shape, 0, factor, generator))
-                new.bias.copy_(_repeat(old.bias, new.bias.shape, dims=(0,)))
+            if isinstance(old, nn.GroupNorm) and old.num_groups != new.num_groups:
+                raise ValueError(f"{name} has {old.num_channels} channels, fewer than the GroupNorm groups "
+                                 f"({config.groups}): widening it would change its groups, and so its output")
+            if old is source.time_mlp[0]:
+                _place_time_features(old, new, factor)
+            elif isinstance(old, (nn.Conv2d, nn.Linear)):
+                _copy_layer(old, new, factor, generator, out_dim=0)
+            elif isinstance(old, nn.ConvTranspose2d):  # its weight is (in, out, ...)
+                _copy_layer(old, new, factor, generator, out_dim=1)
             elif isinstance(old, (nn.GroupNorm, nn.Embedding)):
                 for param in ("weight", "bias"):
                     if getattr(old, param, None) is not None:
                         getattr(new, param).copy_(_repeat(getattr(old, param), getattr(new, param).shape, dims=(0, 1)))
-        _place_time_features(source, target, factor)
         _keep_attention_weights(target, factor)
     return target
 
 
-def _copy_layer(old: nn.Conv2d | nn.Linear, new: nn.Conv2d | nn.Linear, factor: int, generator: torch.Generator | None) -> None:
-    """Outputs repeated, inputs split over their copies (weights are (out, in, ...))."""
-    weight = _repeat(old.weight, new.weight.shape, dims=(0,))
-    new.weight.copy_(_split(weight, new.weight.shape, 1, factor, generator))
+def _copy_layer(old: nn.Module, new: nn.Module, factor: int, generator: torch.Generator | None, out_dim: int) -> None:
+    """Outputs repeated, inputs split over their copies (the weight's output dim is `out_dim`, its input dim the other
+    of its first two)."""
+    weight = _repeat(old.weight, new.weight.shape, dims=(out_dim,))
+    new.weight.copy_(_split(weight, new.weight.shape, 1 - out_dim, factor, generator))
     if old.bias is not None:
         new.bias.copy_(_repeat(old.bias, new.bias.shape, dims=(0,)))
 
@@ -86,15 +86,15 @@ def _split(weight: Tensor, shape: torch.Size, dim: int, factor: int, generator: 
     return copies + noise
 
 
-def _place_time_features(source: UNet, target: UNet, factor: int) -> None:
+def _place_time_features(old: nn.Linear, new: nn.Linear, factor: int) -> None:
     """The first time layer reads sinusoid features, not channels: old sin/cos k sit at new sin/cos factor·k."""
-    old, new = source.time_mlp[0], target.time_mlp[0]
-    half = source.config.channels[0] // 2
+    half = old.in_features // 2
     columns = torch.arange(half) * factor
     rows = _repeat(old.weight, torch.Size((new.weight.shape[0], old.weight.shape[1])), dims=(0,))
     new.weight.zero_()
     new.weight[:, columns] = rows[:, :half]
-    new.weight[:, columns + half * factor] = rows[:, half:2 * half]
+    new.weight[:, columns + half * factor] = rows[:, half:]
+    new.bias.copy_(_repeat(old.bias, new.bias.shape, dims=(0,)))
 
 
 def _keep_attention_weights(target: UNet, factor: int) -> None:
