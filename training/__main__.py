@@ -79,6 +79,9 @@ def register_train(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--seed", type=int, default=d.seed, help="seed of data order, noise and initialisation")
     p.add_argument("--threads", type=int, default=d.threads, help="torch CPU threads (0 = default)")
     p.add_argument("--compile", action="store_true", help="torch.compile the network (GPU)")
+    p.add_argument("--cpu-bf16", action="store_true",
+                   help="CPU only: the network in bf16 autocast, as on a GPU (weights, optimiser and loss stay float32); "
+                        "much faster on CPUs with native bf16 (AVX512-BF16, AMX), refused on others. Give it again with --resume")
     p.add_argument("--init-from", metavar="MODEL",
                    help="fine-tune: start model and EMA from this model folder or Hub id (its architecture replaces "
                         "--channels/...; its flow too, except what --beta1/--sigma1/--network-output name), with a fresh optimiser and schedule")
@@ -105,6 +108,7 @@ def run_train(args: argparse.Namespace) -> None:
         grad_clip=args.grad_clip, ema_decay=args.ema_decay, label_dropout=args.label_dropout, loss=args.loss,
         loss_steps=args.loss_steps, sigmoid_weighting=args.sigmoid_weighting, checkpoint_every=args.checkpoint_every, eval_every=args.eval_every,
         log_every=args.log_every, val_size=args.val_size, val_images=args.val_images, sample_steps=args.sample_steps, seed=args.seed, threads=args.threads, compile=args.compile,
+        cpu_bf16=args.cpu_bf16,
         init_from=args.init_from, widen=args.widen,
     )
     command = "python -m training " + shlex.join(sys.argv[1:])  # the model card quotes how the run was made

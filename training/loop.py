@@ -1,5 +1,5 @@
 """The training loop: AdamW, warm-up + cosine schedule, gradient clipping, EMA, classifier-free guidance
-label dropout, bf16 autocast on GPU, a NaN/inf guard, exact resume, and DistributedDataParallel.
+label dropout, bf16 autocast on GPU (on request on a CPU with native bf16), a NaN/inf guard, exact resume, and DistributedDataParallel.
 
 One optimisation step: draw a batch by index from the device-resident data, turn it into the flow's data
 (binarised or rescaled), and minimise the objective of `bfn.objective` (continuous-time by default, n-step
@@ -66,6 +66,7 @@ class TrainConfig:
     seed: int = 0
     threads: int = 0  # torch CPU threads, 0 = torch's default
     compile: bool = False
+    cpu_bf16: bool = False  # the network in bf16 autocast on the CPU too (a GPU always runs it so); per invocation, as threads
     init_from: str | None = None  # model folder / Hub id whose weights start a fine-tuning run
     widen: int = 1  # with init_from: the source's channels times this, its function kept (`bfn.widening`)
 
@@ -139,6 +140,39 @@ def drop_labels(labels: Tensor, p: float, null: int, generator: torch.Generator)
     """Replace each label by "no class" with probability p, so one network learns both halves of CFG."""
     drop = torch.rand(labels.shape, device=labels.device, generator=generator) < p
     return torch.where(drop, torch.full_like(labels, null), labels)
+
+
+def cpu_has_bf16() -> bool:
+    """Whether this CPU computes in bf16 natively (AVX512-BF16 or AMX, through oneDNN); elsewhere torch emulates
+    it, slower than float32."""
+    return torch.backends.mkldnn.is_available() and torch.ops.mkldnn._is_mkldnn_bf16_supported()
+
+
+def check_cpu_bf16(device: torch.device) -> None:
+    """Refuse `cpu_bf16` where it cannot help: on a GPU (the network runs in bf16 there anyway) or on a CPU
+    without native bf16."""
+    if device.type != "cpu":
+        raise ValueError("--cpu-bf16 is for training on the CPU; on a GPU the network already runs in bf16 autocast")
+    if not cpu_has_bf16():
+        raise ValueError("this CPU has no native bf16 (AVX512-BF16 or AMX), where bf16 is slower than float32: train without --cpu-bf16")
+
+
+class CpuBf16(nn.Module):
+    """The network's pass in bf16 autocast on the CPU, as `bfn.objective.network_output` runs it on a GPU: its
+    convolutions and matrix products in bf16, with float32 weights, gradients and optimiser state. The
+    objective casts the output back to float32, so the flow's maths and the loss stay in float32.
+
+    It is for CPUs that compute in bf16 natively, where a training step costs much less (README, Training: measured there).
+    Validation and evaluation run the EMA model in float32, so their losses compare with float32 runs'.
+    """
+
+    def __init__(self, net: nn.Module):
+        super().__init__()
+        self.net = net
+
+    def forward(self, network_input: Tensor, t: Tensor, labels: Tensor) -> Tensor:
+        with torch.autocast("cpu", dtype=torch.bfloat16):
+            return self.net(network_input, t, labels)
 
 
 @torch.no_grad()
@@ -282,6 +316,8 @@ def train(cfg: TrainConfig, resume: bool = False, data: tuple[Split, Split] | No
     started = time.perf_counter()
     ddp = Distributed()
     device = ddp.device()
+    if cfg.cpu_bf16:
+        check_cpu_bf16(device)
     if cfg.threads:
         torch.set_num_threads(cfg.threads)
     out = Path(cfg.out)
@@ -289,7 +325,8 @@ def train(cfg: TrainConfig, resume: bool = False, data: tuple[Split, Split] | No
     start_run_folder(out, resume, overwrite, ddp.is_main)
     if resume and has_checkpoint(ckpt_dir):
         saved = load_checkpoint(ckpt_dir)
-        cfg = TrainConfig(**{**saved["config"], "out": cfg.out, "data_dir": cfg.data_dir, "max_steps": cfg.max_steps, "threads": cfg.threads})
+        cfg = TrainConfig(**{**saved["config"], "out": cfg.out, "data_dir": cfg.data_dir, "max_steps": cfg.max_steps,
+                             "threads": cfg.threads, "cpu_bf16": cfg.cpu_bf16})
     else:
         saved = None
         if resume:
@@ -321,6 +358,8 @@ def train(cfg: TrainConfig, resume: bool = False, data: tuple[Split, Split] | No
         step = saved["step"]
     net = torch.nn.parallel.DistributedDataParallel(model) if ddp.world > 1 else model
     forward = torch.compile(net) if cfg.compile else net
+    if cfg.cpu_bf16:
+        forward = CpuBf16(forward)
 
     if ddp.is_main:
         out.mkdir(parents=True, exist_ok=True)

@@ -28,7 +28,8 @@ from bfn.objective import diffusion_loss, sigmoid_weighting
 from training.data import Split, load_mnist, read_idx
 from training.evaluate import evaluate_nll
 from training.export import export_run
-from training.loop import TrainConfig, bfn_loss, load_source_weights, lr_at, train, validation_loss
+import training.loop
+from training.loop import CpuBf16, TrainConfig, bfn_loss, load_source_weights, lr_at, train, validation_loss
 
 ROOT = Path(__file__).resolve().parents[2]
 TINY_UNET = {"channels": [8, 16], "groups": 4}
@@ -116,6 +117,46 @@ def test_training_reduces_loss_on_a_fixed_batch(tmp_path, mnist_dir, kind):
     assert np.isfinite(after) and after < 0.8 * before
     assert all(np.isfinite(v) for v in logged_losses(tmp_path / "run").values())
     assert (tmp_path / "run" / "samples").is_dir() and list((tmp_path / "run" / "samples").glob("*.png"))
+
+
+@pytest.mark.parametrize("kind", ["discrete", "continuous"])
+def test_cpu_bf16_runs_the_network_in_bf16_and_keeps_the_loss_and_gradients_in_float32(mnist_dir, kind):
+    train_set, _ = tiny_data(mnist_dir)
+    batch = train_set.subset(slice(0, 32))
+    cfg = TrainConfig(kind=kind)
+    torch.manual_seed(0)
+    model = BFNModel(kind, {}, TINY_UNET)
+    inner = []
+    model.net.stem.register_forward_hook(lambda module, args, out: inner.append(out.dtype))
+
+    def loss_and_grads(net) -> tuple[torch.Tensor, list[torch.Tensor]]:
+        gen = torch.Generator().manual_seed(3)
+        model.zero_grad()
+        loss = bfn_loss(model.flow, net, model.flow.data_from_images(batch.images, gen), batch.labels, cfg, gen)
+        loss.backward()
+        return loss, [p.grad.clone() for p in model.parameters() if p.grad is not None]
+
+    exact, exact_grads = loss_and_grads(model)
+    fast, fast_grads = loss_and_grads(CpuBf16(model))
+    assert inner == [torch.float32, torch.bfloat16]
+    assert fast.dtype == torch.float32 and all(g.dtype == torch.float32 for g in fast_grads)
+    assert fast.item() == pytest.approx(exact.item(), rel=0.02)
+    cosine = torch.nn.functional.cosine_similarity(torch.cat([g.flatten() for g in fast_grads]),
+                                                   torch.cat([g.flatten() for g in exact_grads]), dim=0)
+    assert cosine > 0.99
+
+
+def test_cpu_bf16_trains_where_the_cpu_has_it_and_is_refused_with_the_reason_elsewhere(tmp_path, mnist_dir, monkeypatch):
+    data = tiny_data(mnist_dir)
+    monkeypatch.setattr(training.loop, "cpu_has_bf16", lambda: False)
+    with pytest.raises(ValueError, match="no native bf16.*without --cpu-bf16"):
+        train(tiny_config(tmp_path / "refused", cpu_bf16=True), data=data)
+    monkeypatch.setattr(training.loop, "cpu_has_bf16", lambda: True)  # emulated where it is not: slower, same result
+    run = tmp_path / "run"
+    train(tiny_config(run, cpu_bf16=True), data=data, stop_after=3)
+    train(tiny_config(run, cpu_bf16=True), data=data, resume=True)
+    assert set(logged_losses(run)) == set(range(1, 7)) and all(np.isfinite(v) for v in logged_losses(run).values())
+    assert json.loads((run / "config.json").read_text())["cpu_bf16"] is True
 
 
 def test_resume_continues_exactly(tmp_path, mnist_dir):
