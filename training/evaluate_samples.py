@@ -111,14 +111,20 @@ def as_digits(images: Tensor, labels: list[int | None], names: tuple[str, ...], 
 
 def score(classifier: DigitClassifier, images: Tensor, labels: np.ndarray, ref: Reference, parts: int = 1) -> dict:
     """Metrics of the digits `images` asked to be `labels`; with `parts` > 1, consecutive runs of `parts` digits
-    are the numbers, and accuracy_numbers says how many have every digit right."""
-    predicted, feats = classify(classifier, images)
+    are the numbers, and accuracy_numbers says how many have every digit right. `confident` is scored as for
+    unconditional samples (any digit, confidence ≥ CONFIDENT), so that drawing a digit at random and then that digit
+    (the mixture of the conditional model) compares with the model's own "no class" samples on the same footing."""
+    feats, logits = classifier.features_and_logits(images)
+    probs = classifier.class_probabilities(logits)
+    predicted, feats = probs.argmax(1).cpu().numpy(), feats.double().cpu().numpy()
     overall, per_class = class_accuracy(predicted, labels)
     numbers = {"accuracy_numbers": round(float(digits_right(predicted, labels, parts).all(1).mean()), 4)} if parts > 1 else {}
     return {
         **numbers,
         "accuracy": round(overall, 4),
         "accuracy_per_class": [None if a is None else round(a, 3) for a in per_class],
+        "confident": confident_share(probs),
+        "confident_real": ref.confident_real,
         "frechet": round(frechet_distance(*feature_statistics(feats), *ref.test_stats), 3),
         "frechet_floor": round(ref.floor, 3),
         "diversity": round(diversity(feats, labels), 3),
@@ -203,20 +209,22 @@ def render_table(lines: list[dict]) -> str:
     rows = [
         "Digit-classifier metrics of class-conditional samples (as many of each digit; the floor depends on their "
         "number) per setting: classifier accuracy, Fréchet distance of the classifier's penultimate features to the test "
-        "set (floor: as many real training images score this), and within-class diversity (mean pairwise feature "
-        "distance; real images in brackets). Sampler `bfn` is the paper's; `solver` the few-step solver. Guided t: "
+        "set (floor: as many real training images score this), within-class diversity (mean pairwise feature "
+        f"distance; real images in brackets), and the share recognised with confidence ≥ {CONFIDENT:g} as any digit (real "
+        "test digits in brackets; — for lines scored before it was). Sampler `bfn` is the paper's; `solver` the few-step solver. Guided t: "
         "the times at which guidance above 1 acted (the plain conditional model elsewhere); φ: rescaled guidance; "
         "auto: the autoguidance weight and the times it acted.",
         "",
-        "| sampler | steps | guidance | guided t | samples | accuracy | Fréchet (floor) | diversity (real) | s/sample |",
-        "|---|---:|---:|---:|---:|---:|---:|---:|---:|",
+        "| sampler | steps | guidance | guided t | samples | accuracy | Fréchet (floor) | diversity (real) | confident (real) | s/sample |",
+        "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|",
     ]
     for r in lines:
         start, end = guided(r)
         when = f"{start:g}–{end:g}" if r["guidance"] > 1 else "—"  # w ≤ 1 applies throughout (bfn.sampling.guidance_at)
         accuracy = f"{r['accuracy']:.1%}" if "accuracy_numbers" not in r else f"{r['accuracy_numbers']:.1%} (digits {r['accuracy']:.1%})"
+        confident = f"{r['confident']:.1%} ({r['confident_real']:.1%})" if "confident" in r else "—"
         rows.append(f"| {r['sampler']} | {r['steps']} | {guidance_cell(r)} | {when} | {r['samples']} | {accuracy} | {r['frechet']:.2f} ({r['frechet_floor']:.2f}) | "
-                    f"{r['diversity']:.2f} ({r['diversity_real']:.2f}) | {r['seconds'] / r['samples']:.3f} |")
+                    f"{r['diversity']:.2f} ({r['diversity_real']:.2f}) | {confident} | {r['seconds'] / r['samples']:.3f} |")
     commands = sorted({r["command"] for r in lines})
     rows += ["", "Command(s): " + "; ".join(f"`{c}`" for c in commands), ""]
     if unconditional:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from types import SimpleNamespace
 
 import numpy as np
 import pytest
@@ -13,7 +14,7 @@ from bfn.model import BFNModel
 from tests.support.mnist import write_mnist
 from training.__main__ import main
 from training.data import Split, load_mnist
-from training.evaluate_samples import balanced_subset, render_table
+from training.evaluate_samples import balanced_subset, render_table, score
 from training.sample_metrics import feature_statistics, frechet_distance, frechet_distance_features
 
 torch.set_num_threads(1)
@@ -62,6 +63,7 @@ def test_one_json_line_per_setting_and_a_card_table(setup, capsys):
     assert frechet_distance(mu1, sigma1, mu1 + shift, sigma1) == pytest.approx((shift**2).sum(), rel=1e-6)
     table = (root / "model" / "sample_quality.md").read_text()
     assert table.count("\n| ") == 5 and "| solver | 2 | 2 | 0.3–0.6 |" in table
+    assert f"| {lines[0]['confident']:.1%} ({lines[0]['confident_real']:.1%}) |" in table
     assert len((root / "model" / "sample_quality.jsonl").read_text().splitlines()) == 4
     # Another guidance interval is another setting: a row of its own, beside the default interval's.
     assert main([*argv[:5], "--data-dir", str(mnist), "--guidance", "2", "--steps", "2", "--per-class", "3",
@@ -118,6 +120,14 @@ def test_unconditional_samples_are_scored_and_tabled_apart(setup, capsys, tmp_pa
     assert "Unconditional samples (30 per setting)" in table
     assert f"{line['confident']:.1%} ({share[temperature]:.1%})" in table
     assert "uncalibrated" not in table  # every line has its real share
+    # Class-conditional samples are scored for confidence the same way (any digit, at the classifier's temperature),
+    # so that a digit drawn at random and then drawn compares with the "no class" samples: here real digits.
+    ref = SimpleNamespace(test_stats=feature_statistics(sharp.features_and_logits(real)[0].double().numpy()),
+                          floor=0.0, diversity_real=1.0, confident_real=line["confident_real"])
+    labels = Split(*load_mnist(mnist, train=False)).labels.numpy()
+    scored = score(sharp, real, labels, ref)
+    assert scored["confident"] == pytest.approx(share[temperature], abs=1e-4)
+    assert scored["confident_real"] == line["confident_real"] and scored["frechet"] == pytest.approx(0, abs=1e-6)
 
 
 def test_class_shares_and_their_distance_from_uniform():
