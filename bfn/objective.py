@@ -24,6 +24,7 @@ from bfn.flow import Flow, NllUnit
 
 Net = Callable[[Tensor, Tensor, Tensor], Tensor]
 Weighting = Callable[[Tensor], Tensor]  # a training objective's weight of each time: w(t) per entry of t
+TimeMap = Callable[[Tensor], Tensor]  # a training objective's times t from the uniform draws u ~ U(0, 1), per entry
 
 
 @dataclass(frozen=True)
@@ -59,18 +60,36 @@ def network_output(net: Net, inputs: Tensor, t: Tensor, labels: Tensor, max_rows
 
 
 def diffusion_loss(flow: Flow, net: Net, x: Tensor, labels: Tensor, steps: int = 0,
-                   generator: torch.Generator | None = None, weighting: Weighting | None = None) -> Tensor:
+                   generator: torch.Generator | None = None, weighting: Weighting | None = None,
+                   time_map: TimeMap | None = None) -> Tensor:
     """L^∞ per image (`steps` = 0, eq. 205 / 101) or the n-step loss L^n with n = `steps` (eq. 195 / 96); with a
-    `weighting`, each image's term times `weighting(t)` at its time t (a training objective, no longer the bound)."""
+    `weighting`, each image's term times `weighting(t)` at its time t, and with a `time_map`, L^∞'s term at
+    t = time_map(u) for its uniform draw u (training objectives, no longer the bound). A time map draws nothing
+    of its own, so the generator's stream, and with it a run's batches, stays that of the bound."""
     b = x.shape[0]
     if steps:
+        if time_map is not None:
+            raise ValueError("a time map moves the times of the continuous-time loss; the n-step loss draws steps")
         i = torch.randint(1, steps + 1, (b,), device=x.device, generator=generator)
         t = (i - 1).float() / steps
         loss = flow.discrete_time_loss(x, output_at(flow, net, x, labels, t, generator), i, steps, generator)
     else:
         t = torch.rand(b, device=x.device, generator=generator)
+        t = t if time_map is None else time_map(t)
         loss = flow.continuous_time_loss(x, output_at(flow, net, x, labels, t, generator), t)
     return loss if weighting is None else loss * weighting(t)
+
+
+def early_times(u: Tensor, until: float, share: float) -> Tensor:
+    """Times from the mixture share · U(0, until) + (1 − share) · U(0, 1), one uniform draw u each: u below
+    `share` is stretched onto [0, until), the rest onto [0, 1).
+
+    A class-conditional network learns its "no class" path from few rows (the label dropout), and of those the
+    uniform t of the bound puts few at the early times where an unconditional run chooses its digit. Drawing
+    the "no class" rows' times from this mixture gives those times more of that path's training, each at the
+    bound's own weight.
+    """
+    return torch.where(u < share, u / share * until, (u - share) / (1 - share))
 
 
 def sigmoid_weighting(flow: Flow, t: Tensor, bias: float) -> Tensor:

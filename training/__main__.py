@@ -70,6 +70,10 @@ def register_train(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--sigmoid-weighting", type=float, default=None, metavar="B",
                    help="train on the loss weighted by sigmoid(B − ln β(t)) over time (Kingma & Gao 2023) instead of the "
                         "bound's own weighting; validation still reports the bound (default: the bound)")
+    p.add_argument("--no-class-early", type=float, nargs=2, default=None, metavar=("UNTIL", "SHARE"),
+                   help="draw the times of the 'no class' rows from U(0, UNTIL) with probability SHARE, else U(0, 1), "
+                        "at the bound's weight: more of the unconditional path's training where it chooses the digit; "
+                        "validation still reports the bound (default: U(0, 1))")
     p.add_argument("--checkpoint-every", type=int, default=d.checkpoint_every, help="steps between checkpoints")
     p.add_argument("--eval-every", type=int, default=d.eval_every, help="steps between validation loss + sample grid")
     p.add_argument("--log-every", type=int, default=d.log_every, help="steps between metrics.jsonl lines")
@@ -106,7 +110,8 @@ def run_train(args: argparse.Namespace) -> None:
         kind=args.kind, dataset=args.dataset, data_dir=args.data_dir, out=args.out, flow=flow, unet=unet, batch_size=args.batch_size,
         lr=args.lr, weight_decay=args.weight_decay, warmup_steps=args.warmup_steps, max_steps=args.max_steps,
         grad_clip=args.grad_clip, ema_decay=args.ema_decay, label_dropout=args.label_dropout, loss=args.loss,
-        loss_steps=args.loss_steps, sigmoid_weighting=args.sigmoid_weighting, checkpoint_every=args.checkpoint_every, eval_every=args.eval_every,
+        loss_steps=args.loss_steps, sigmoid_weighting=args.sigmoid_weighting,
+        no_class_early=None if args.no_class_early is None else tuple(args.no_class_early), checkpoint_every=args.checkpoint_every, eval_every=args.eval_every,
         log_every=args.log_every, val_size=args.val_size, val_images=args.val_images, sample_steps=args.sample_steps, seed=args.seed, threads=args.threads, compile=args.compile,
         cpu_bf16=args.cpu_bf16,
         init_from=args.init_from, widen=args.widen,

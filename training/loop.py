@@ -28,7 +28,7 @@ from bfn.flow import Flow
 from bfn.hub import load_model
 from bfn.images import make_grid, save_png, to_uint8
 from bfn.model import BFNModel
-from bfn.objective import Net, diffusion_loss, sigmoid_weighting
+from bfn.objective import Net, diffusion_loss, early_times, sigmoid_weighting
 from bfn.sampling import sample
 from bfn.widening import widened
 from training.card import SOURCE_TRAINING, TRAINING
@@ -57,6 +57,7 @@ class TrainConfig:
     loss: str = "continuous"  # or "discrete": the n-step loss L^n with n = loss_steps
     loss_steps: int = 100
     sigmoid_weighting: float | None = None  # b of bfn.objective.sigmoid_weighting; None: the bound's own weighting
+    no_class_early: tuple[float, float] | None = None  # (until, share) of the "no class" rows' times (bfn.objective.early_times); None: U(0, 1)
     val_size: int = 5000
     val_images: int = 2000  # validation images scored per evaluation (continuous-time loss, EMA weights)
     checkpoint_every: int = 500  # optimiser steps between checkpoints
@@ -124,16 +125,37 @@ def lr_at(step: int, cfg: TrainConfig) -> float:
     return cfg.lr * (cfg.min_lr_ratio + (1 - cfg.min_lr_ratio) * 0.5 * (1 + math.cos(math.pi * progress)))
 
 
-def bfn_loss(flow: Flow, net: Net, x: Tensor, labels: Tensor, cfg: TrainConfig, generator: torch.Generator) -> Tensor:
+def bfn_loss(flow: Flow, net: Net, x: Tensor, labels: Tensor, cfg: TrainConfig, generator: torch.Generator,
+             null_label: int | None = None) -> Tensor:
     """Mean over the batch of the per-image BFN loss in nats (continuous- or discrete-time, as `cfg.loss`),
-    reweighted over time where `cfg.sigmoid_weighting` is set (validation reports the bound all the same).
+    reweighted over time where `cfg.sigmoid_weighting` is set, and with the rows labelled `null_label` ("no
+    class") at earlier times where `cfg.no_class_early` is set (validation reports the bound all the same).
 
     `net` is the model itself, or its DDP / compiled wrapper.
     """
     steps = cfg.loss_steps if cfg.loss == "discrete" else 0
     bias = cfg.sigmoid_weighting
     weighting = None if bias is None else lambda t: sigmoid_weighting(flow, t, bias)
-    return diffusion_loss(flow, net, x, labels, steps, generator, weighting).mean()
+    time_map = None
+    if cfg.no_class_early is not None:
+        if null_label is None:
+            raise ValueError("no_class_early moves the times of the 'no class' rows: pass their label, null_label")
+        until, share = cfg.no_class_early
+        time_map = lambda u: torch.where(labels == null_label, early_times(u, until, share), u)  # noqa: E731
+    return diffusion_loss(flow, net, x, labels, steps, generator, weighting, time_map).mean()
+
+
+def check_no_class_early(cfg: TrainConfig) -> None:
+    """`no_class_early` = (until, share) moves the continuous-time loss's "no class" rows: it needs such rows and
+    that loss, 0 < until ≤ 1 and 0 < share < 1."""
+    if cfg.no_class_early is None:
+        return
+    until, share = cfg.no_class_early
+    if not (0 < until <= 1 and 0 < share < 1):
+        raise ValueError(f"--no-class-early takes UNTIL in (0, 1] and SHARE in (0, 1), got {until:g} {share:g}")
+    if cfg.loss != "continuous" or cfg.label_dropout <= 0:
+        raise ValueError("--no-class-early moves the times of the 'no class' rows of the continuous-time loss: "
+                         "train with --loss continuous and a --label-dropout above 0")
 
 
 def drop_labels(labels: Tensor, p: float, null: int, generator: torch.Generator) -> Tensor:
@@ -318,6 +340,7 @@ def train(cfg: TrainConfig, resume: bool = False, data: tuple[Split, Split] | No
     device = ddp.device()
     if cfg.cpu_bf16:
         check_cpu_bf16(device)
+    check_no_class_early(cfg)
     if cfg.threads:
         torch.set_num_threads(cfg.threads)
     out = Path(cfg.out)
@@ -393,7 +416,7 @@ def train(cfg: TrainConfig, resume: bool = False, data: tuple[Split, Split] | No
         batch = train_set.subset(idx)
         x = model.flow.data_from_images(batch.images, generator)
         labels = drop_labels(batch.labels, cfg.label_dropout, model.num_labels, generator)
-        loss = bfn_loss(model.flow, forward, x, labels, cfg, generator)
+        loss = bfn_loss(model.flow, forward, x, labels, cfg, generator, model.num_labels)
         optimizer.zero_grad(set_to_none=True)
         loss.backward()
         grad_norm = torch.nn.utils.clip_grad_norm_(model.parameters(), cfg.grad_clip)

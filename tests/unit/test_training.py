@@ -24,12 +24,12 @@ from tests.support.mnist import write_idx, write_mnist
 from training.__main__ import main as training_cli
 from training.checkpoint import CheckpointError, load_checkpoint, restore_optimizer_state, save_checkpoint
 from bfn.kinds import make_flow
-from bfn.objective import diffusion_loss, sigmoid_weighting
+from bfn.objective import diffusion_loss, early_times, sigmoid_weighting
 from training.data import Split, load_mnist, read_idx
 from training.evaluate import evaluate_nll
 from training.export import export_run
 import training.loop
-from training.loop import CpuBf16, TrainConfig, bfn_loss, load_source_weights, lr_at, train, validation_loss
+from training.loop import CpuBf16, TrainConfig, bfn_loss, check_no_class_early, load_source_weights, lr_at, train, validation_loss
 
 ROOT = Path(__file__).resolve().parents[2]
 TINY_UNET = {"channels": [8, 16], "groups": 4}
@@ -543,3 +543,73 @@ def test_training_with_a_weighting_minimises_it_and_validates_on_the_bound(model
     assert torch.allclose(weighted, (bound * sigmoid_weighting(model.flow, t, 2.0)).mean())
     val = Split(images, labels)
     assert validation_loss(model, val, cfg, torch.device("cpu")) == validation_loss(model, val, replace(cfg, sigmoid_weighting=None), torch.device("cpu"))
+
+
+# ------------------------------------------------------------------------------------- the "no class" rows' times
+
+
+def test_early_times_draw_from_the_mixture_of_an_early_and_the_whole_interval() -> None:
+    """Uniform u on a fine grid: a share `share` + (1 − share) · until of the times fall before `until`, each part
+    spread evenly (a mixture's CDF, F(t) = share · min(t / until, 1) + (1 − share) · t), and no time leaves [0, 1)."""
+    u = (torch.arange(100_000, dtype=torch.float64) + 0.5) / 100_000
+    t = early_times(u, 0.1, 0.5)
+    assert 0 <= t.min() and t.max() < 1
+    for point in (0.02, 0.05, 0.1, 0.3, 0.7):
+        expected = 0.5 * min(point / 0.1, 1) + 0.5 * point
+        assert (t < point).double().mean().item() == pytest.approx(expected, abs=1e-4), point
+
+
+def test_the_no_class_rows_train_at_early_times_and_the_labelled_rows_as_the_bound(continuous_model) -> None:
+    model = continuous_model
+    null = model.num_labels
+    seen = []
+
+    def net(inputs, t, labels):
+        seen.append(t.clone())
+        return model(inputs, t, labels)
+
+    x = model.flow.data_from_images(torch.randint(0, 256, (8, 28, 28), dtype=torch.uint8))
+    labels = torch.tensor([0, null, 2, null, null, 5, null, 7])
+    cfg = TrainConfig(kind="continuous", no_class_early=(0.1, 0.5), val_images=4)
+    moved = bfn_loss(model.flow, net, x, labels, cfg, torch.Generator().manual_seed(0), null)
+    u = torch.rand(8, generator=torch.Generator().manual_seed(0))  # the times the bound would have drawn
+    expected = torch.where(labels == null, early_times(u, 0.1, 0.5), u)
+    assert torch.equal(seen[0], expected) and torch.equal(seen[0][labels != null], u[labels != null])
+    mapped = diffusion_loss(model.flow, model, x, labels, 0, torch.Generator().manual_seed(0),
+                            time_map=lambda v: torch.where(labels == null, early_times(v, 0.1, 0.5), v))
+    assert torch.allclose(moved, mapped.mean())
+    # A batch without a "no class" row is the bound's, draw for draw: the run's batches stay those of the bound.
+    digits = torch.arange(8)
+    assert torch.equal(bfn_loss(model.flow, model, x, digits, cfg, torch.Generator().manual_seed(0), null),
+                       bfn_loss(model.flow, model, x, digits, replace(cfg, no_class_early=None), torch.Generator().manual_seed(0)))
+    val = Split(torch.randint(0, 256, (4, 28, 28), dtype=torch.uint8), torch.arange(4))
+    assert validation_loss(model, val, cfg, torch.device("cpu")) == validation_loss(model, val, replace(cfg, no_class_early=None), torch.device("cpu"))
+    with pytest.raises(ValueError, match="null_label"):
+        bfn_loss(model.flow, model, x, labels, cfg, torch.Generator().manual_seed(0))
+    with pytest.raises(ValueError, match="continuous-time loss"):
+        diffusion_loss(model.flow, model, x, labels, 10, time_map=lambda v: v)
+
+
+@pytest.mark.parametrize("setting, reason", [
+    ({"no_class_early": (0.1, 1.0)}, "SHARE in \\(0, 1\\)"),
+    ({"no_class_early": (0.0, 0.5)}, "UNTIL in \\(0, 1\\]"),
+    ({"no_class_early": (0.1, 0.5), "label_dropout": 0.0}, "--label-dropout above 0"),
+    ({"no_class_early": (0.1, 0.5), "loss": "discrete"}, "--loss continuous"),
+])
+def test_no_class_early_is_refused_where_it_cannot_act(setting, reason) -> None:
+    with pytest.raises(ValueError, match=reason):
+        check_no_class_early(TrainConfig(kind="continuous", **setting))
+    check_no_class_early(TrainConfig(kind="continuous", no_class_early=(0.1, 0.5), label_dropout=0.2))
+
+
+def test_no_class_early_trains_and_resumes_through_the_cli(tmp_path, mnist_dir, capsys):
+    run = tmp_path / "run"
+    argv = ["train", "--kind", "continuous", "--data-dir", str(mnist_dir), "--channels", "8,16", "--val-size", "20",
+            "--val-images", "20", "--batch-size", "8", "--max-steps", "4", "--eval-every", "4", "--checkpoint-every", "2",
+            "--log-every", "1", "--sample-steps", "2", "--label-dropout", "0.5", "--no-class-early", "0.1", "0.5", "--out", str(run)]
+    assert training_cli([*argv, "--stop-after", "2"]) == 0
+    assert training_cli(["train", "--kind", "continuous", "--data-dir", str(mnist_dir), "--out", str(run), "--resume", "--max-steps", "4"]) == 0
+    assert json.loads((run / "config.json").read_text())["no_class_early"] == [0.1, 0.5]
+    assert set(logged_losses(run)) == set(range(1, 5))
+    assert training_cli([*argv[:-2], "--label-dropout", "0", "--out", str(tmp_path / "refused")]) == 1
+    assert "--label-dropout above 0" in capsys.readouterr().err
