@@ -276,7 +276,7 @@ def test_a_number_is_right_when_each_of_its_digits_is():
     picture = torch.rand(3, 64, 64)
     digits, labels = as_digits(picture, [12, 34, 56], tuple(NUMBERS), 2)
     predicted = classifier.probabilities(digits).argmax(1).numpy()
-    reference = SimpleNamespace(test_stats=(np.zeros(128), np.eye(128)), floor=0.0, diversity_real=0.0)
+    reference = SimpleNamespace(test_stats=(np.zeros(128), np.eye(128)), floor=0.0, diversity_real=0.0, confident_real=0.0)
     result = score_samples(classifier, digits, predicted, reference, parts=2)  # the classifier's own reading: all right
     assert result["accuracy"] == result["accuracy_numbers"] == 1.0
     wrong = predicted.copy()
