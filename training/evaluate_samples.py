@@ -52,10 +52,11 @@ from training.sample_metrics import (
 )
 
 
-def classify(classifier: DigitClassifier, images: Tensor, batch_size: int = 1000) -> tuple[np.ndarray, np.ndarray]:
-    """(predicted digits (N,), penultimate features (N, D)) of MNIST-sized digits (N, H, W) in [0, 1]."""
+def classify(classifier: DigitClassifier, images: Tensor, batch_size: int = 1000) -> tuple[Tensor, np.ndarray]:
+    """(calibrated class probabilities (N, 10), penultimate features (N, D) in float64) of MNIST-sized digits
+    (N, H, W) in [0, 1]: what every score below reads, real digits and samples alike."""
     feats, logits = classifier.features_and_logits(images, batch_size)
-    return logits.argmax(1).cpu().numpy(), feats.double().cpu().numpy()
+    return classifier.class_probabilities(logits), feats.double().cpu().numpy()
 
 
 def real_images(flow: Flow, split: Split, seed: int = 0) -> Tensor:
@@ -93,9 +94,9 @@ class Reference:
     """Classifier statistics of the real data a sweep compares with, seen as the model's flow sees it."""
 
     def __init__(self, classifier: DigitClassifier, flow: Flow, test: Split, train: Split, per_class: int, seed: int = 0):
-        test_feats, test_logits = classifier.features_and_logits(real_images(flow, test, seed))
-        self.test_stats = feature_statistics(test_feats.double().cpu().numpy())
-        self.confident_real = confident_share(classifier.class_probabilities(test_logits))
+        test_probs, test_feats = classify(classifier, real_images(flow, test, seed))
+        self.test_stats = feature_statistics(test_feats)
+        self.confident_real = confident_share(test_probs)
         sub = balanced_subset(train, per_class, seed)
         _, sub_feats = classify(classifier, real_images(flow, sub, seed + 1))
         self.floor = frechet_distance(*feature_statistics(sub_feats), *self.test_stats)
@@ -114,9 +115,8 @@ def score(classifier: DigitClassifier, images: Tensor, labels: np.ndarray, ref: 
     are the numbers, and accuracy_numbers says how many have every digit right. `confident` is scored as for
     unconditional samples (any digit, confidence ≥ CONFIDENT), so that drawing a digit at random and then that digit
     (the mixture of the conditional model) compares with the model's own "no class" samples on the same footing."""
-    feats, logits = classifier.features_and_logits(images)
-    probs = classifier.class_probabilities(logits)
-    predicted, feats = probs.argmax(1).cpu().numpy(), feats.double().cpu().numpy()
+    probs, feats = classify(classifier, images)
+    predicted = probs.argmax(1).cpu().numpy()
     overall, per_class = class_accuracy(predicted, labels)
     numbers = {"accuracy_numbers": round(float(digits_right(predicted, labels, parts).all(1).mean()), 4)} if parts > 1 else {}
     return {
@@ -136,9 +136,7 @@ def score_unconditional(classifier: DigitClassifier, images: Tensor, ref: Refere
     """Unconditional samples: how many look like a digit (classifier confidence ≥ CONFIDENT, beside the share of
     real test digits that do), how evenly the digits are spread, and the Fréchet distance and diversity (within
     the predicted classes)."""
-    feats, logits = classifier.features_and_logits(images)
-    probs = classifier.class_probabilities(logits)
-    feats = feats.double().cpu().numpy()
+    probs, feats = classify(classifier, images)
     predicted = probs.argmax(1).cpu().numpy()
     shares = class_shares(predicted)
     return {
