@@ -126,7 +126,7 @@ def _settings(ctx: Context, default_model: str) -> dict:
         autoguidance = gr.Dropdown(
             [(f"{RECOMMENDED}", RECOMMENDED), *((f"{w} (off)" if w == "1" else w, w) for w in AUTOGUIDANCE_WEIGHTS)],
             value=RECOMMENDED, label="Autoguidance", elem_id="autoguidance", allow_custom_value=True,
-            info="w > 1 pushes each prediction away from the model's guide, a small, briefly trained copy of it; "
+            info="w > 1 pushes each prediction away from the model's guide, a smaller, less trained version of it; "
             + autoguidance_words(ctx.bank),
         )  # fmt: skip
         widgets = dict(zip(SETTINGS, (model, digits, digit, guidance, steps, seed, sampler, autoguidance)))
