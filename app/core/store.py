@@ -177,15 +177,22 @@ class SessionStore:
         self.start(session_id, {GENERATION: run})
         return run
 
-    def end(self, session_id: str, slot: str) -> None:
+    def end(self, session_id: str, slot: str, keep: Callable[[Run], bool] = lambda run: False) -> bool:
         """Stop and forget the session's run in `slot`: its page no longer shows it (another model was chosen),
-        so nothing may read it back (a scrub, a click, an export), and its stream sends nothing more."""
+        so nothing may read it back (a scrub, a click, an export), and its stream sends nothing more. A run for
+        which `keep` is true is left alone instead, and True returned. The test and the end are one step under
+        the store's lock: a run started between a separate look and the end would be ended unseen."""
         with self._lock:
             session = self._sessions.get(session_id)
-            run = None if session is None else session.runs.pop(slot, None)
+            run = None if session is None else session.runs.get(slot)
+            if run is not None and keep(run):
+                return True
+            if run is not None:
+                del session.runs[slot]
         if run is not None:
             run.dismissed = True
             run.stop()
+        return False
 
     def close(self, wait: float = 2.0) -> None:
         """Stop every run and forget every session (the server is going away); wait up to `wait` seconds in

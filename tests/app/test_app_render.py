@@ -292,6 +292,20 @@ def test_runs_are_independent_stoppable_and_evicted_by_memory(models, menu):
     assert "c" not in store._sessions
 
 
+def test_ending_a_generation_spares_the_run_it_is_told_to_keep(models, menu):
+    """Choosing a model ends the last run unless it is a run of that model (Generate pressed right after the choice):
+    the test and the end are one step of the store, which says whether it kept the run."""
+    store = SessionStore()
+    binarised = store.start_run("s", parse_settings("discrete", "one", 3, 1.0, 1000, 0, menu=menu), models)
+    assert store.end("s", GENERATION, keep=lambda run: run.settings.model == "discrete") is True
+    assert store.get("s").run is binarised and not binarised.dismissed
+    assert store.end("s", GENERATION, keep=lambda run: run.settings.model == "continuous") is False
+    assert store.get("s").run is None and binarised.dismissed
+    binarised.join(30)
+    assert binarised.state is RunState.STOPPED
+    assert store.end("s", GENERATION) is False and store.end("nobody", GENERATION) is False
+
+
 def test_each_session_has_its_own_export_folder_and_forgets_only_its_own(models):
     """Sessions whose ids are equal once stripped to safe characters ("a.b", "ab"), or empty ("...."), keep
     their exports apart, and a session's forget() removes its own exports only."""

@@ -174,11 +174,9 @@ class GenerateHandlers:
         """
         model = parsed(parse_choice, "model", model, tuple(self.menu.choices))  # the raw value: any caller's
         guidance = self.menu.recommended_for(model).guidance
-        session = self.ctx.session(request)
-        if session.run is not None and session.run.settings.model == model:
+        if self.ctx.store.end(session_id(request), GENERATION, keep=lambda run: run.settings.model == model):
             return self.outputs(Views()) + [gr.skip()]  # its guidance is the one it runs with
-        self.ctx.store.end(session_id(request), GENERATION)
-        session.step = 0
+        self.ctx.session(request).step = 0
         views = Views(status=f"{self.menu.choices[model]}, at its recommended guidance {guidance:g}: press **Generate**.",
                       images={name: (None, None) for name in self.menu.names}, slider=gr.Slider(value=0),
                       heatmap=None, trajectories=None, summary=None, beliefs=None)  # fmt: skip
