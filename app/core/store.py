@@ -185,9 +185,9 @@ class SessionStore:
         with self._lock:
             session = self._sessions.get(session_id)
             run = None if session is None else session.runs.get(slot)
-            if run is not None and keep(run):
-                return True
             if run is not None:
+                if keep(run):
+                    return True
                 del session.runs[slot]
         if run is not None:
             run.dismissed = True
