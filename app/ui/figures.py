@@ -154,6 +154,13 @@ def clamp(step: int, frames: Frames) -> int:
     return max(0, min(step, frames.latest))
 
 
+def shared_time(frames_by_model: Mapping[str, Frames], step: int) -> float | None:
+    """The t every model of a run is at after `step` steps (as shown, to 3 decimals), or None when their
+    samplers' time grids differ (bfn's uniform one, the solvers' log-SNR one), so that each must say its own."""
+    times = {f"{float(fr.t[clamp(step, fr)]):.3f}" for fr in frames_by_model.values()}
+    return float(times.pop()) if len(times) == 1 else None
+
+
 def image_label(labels: Sequence[int | None] | None, image: int, names: LabelSet) -> str:
     """ "image 2 · digit 2", "image 0 · number 42", "image 1 · unconditional": `labels` are the run's, `names` the
     model's (`Frames.labels`), never assumed to be MNIST's: a two-digit run's labels go up to 99."""

@@ -111,3 +111,34 @@ def test_a_run_stopped_before_its_first_step_still_answers(ctx, feature, monkeyp
     assert len(updates) == 1, updates
     said = " ".join(v for v in updates[0] if isinstance(v, str))
     assert re.search(r"(?i)stopped.*before (its|their) first step: nothing was sampled", said), said
+
+
+def test_models_on_different_time_grids_each_say_their_own_t(ctx, bank):
+    """Side by side, bfn's uniform grid and the solver's log-SNR grid reach step i at different t; the status
+    said the first model's t for both ("step 3 of 6 (t = 0.500) · continuous ρ = …", ρ of a much earlier t)."""
+    bank.models["continuous"].sampling = SamplingSettings(sampler="solver", steps=6, few_steps_below=2, guidance=2.0)
+    generate = GenerateHandlers(ctx)
+    for _ in generate.generate("both", "all", 0, 1.0, 6, 0, "recommended", "recommended", request("clocks")):
+        pass
+    run = ctx.store.find("clocks").run
+    status = generate.scrub(3, request("clocks"))[0]
+    d, c = (float(run.frames[name].t[3]) for name in ("discrete", "continuous"))
+    assert abs(d - c) > 1e-3  # the premise: two clocks
+    assert f"step 3 of 6 · discrete t = {d:.3f} · continuous t = {c:.3f}, ρ = " in status and "(t = " not in status
+    status = generate.scrub(6, request("clocks"))[0]
+    assert "step 6 of 6 (t = 1.000) · continuous ρ = " in status  # one clock at the end: said once
+
+
+def test_side_by_side_says_whose_guidance_the_slider_holds(ctx, bank):
+    """One guidance weight drives both models side by side; the switch said "at its recommended guidance 2" of
+    a pair whose continuous model recommends 1.5."""
+    generate = GenerateHandlers(ctx)
+    assert generate.switch_model("continuous", request("whose"))[0] == "Continuous, at its recommended guidance 2: press **Generate**."
+    bank.models["continuous"].sampling = SamplingSettings(sampler="bfn", steps=6, few_steps_below=2, guidance=1.5)
+    ctx = Context(bank, stream_interval=0.0, plot_interval=0.0)  # the menu reads the models' settings once
+    try:
+        out = GenerateHandlers(ctx).switch_model("both", request("whose"))
+        assert out[0] == ("Both, side by side, at Binarised (discrete)'s recommended guidance 2 (Continuous's: 1.5): "
+                          "press **Generate**.") and out[-1] == 2.0
+    finally:
+        ctx.close()

@@ -11,7 +11,7 @@ import numpy as np
 from PIL import Image, ImageDraw, ImageFont
 
 from app.core.frames import Frames
-from app.ui.figures import clamp
+from app.ui.figures import clamp, shared_time
 from app.ui.images import image_grid
 
 _FONT_CACHE: dict[int, ImageFont.ImageFont] = {}
@@ -48,15 +48,17 @@ def _labelled_rows(rows: Sequence[tuple[str, np.ndarray]], caption: str | None, 
 def step_picture(frames_by_model: Mapping[str, Frames], step: int, scale: int = 2) -> np.ndarray:
     """One animation frame: per model, θ and the output distribution side by side, with labels."""
     rows = []
+    t = shared_time(frames_by_model, step)  # None: the models' samplers reach this step at different times
     for fr in frames_by_model.values():
         s = clamp(step, fr)
         theta = image_grid(fr.theta[s], fr.value_range, scale)
         out = image_grid(fr.output[s], fr.value_range, scale)
         spacer = np.full((theta.shape[0], 4 * scale), 24, np.uint8)
-        rows.append((f"{fr.title}: input distribution | output distribution", np.concatenate([theta, spacer, out], axis=1)))
+        own = "" if t is not None else f"   t = {float(fr.t[s]):.3f}"
+        rows.append((f"{fr.title}: input distribution | output distribution{own}", np.concatenate([theta, spacer, out], axis=1)))
     any_fr = next(iter(frames_by_model.values()))
-    s = clamp(step, any_fr)
-    return _labelled_rows(rows, f"step {s} / {any_fr.num_steps}   t = {any_fr.t[s]:.3f}", scale)
+    caption = f"step {clamp(step, any_fr)} / {any_fr.num_steps}" + ("" if t is None else f"   t = {t:.3f}")
+    return _labelled_rows(rows, caption, scale)
 
 
 def gif_steps(count: int, max_frames: int = 60) -> list[int]:

@@ -25,7 +25,7 @@ from app.core.store import GENERATION, Session
 from app.features.generate import exports, figures
 from app.ui import images
 from app.ui.context import Context
-from app.ui.figures import pixel_heatmap
+from app.ui.figures import clamp, pixel_heatmap, shared_time
 from app.ui.files import write_atomically
 from app.ui.views import NOTHING_SAMPLED, UNSET, ViewSet, invalid, parsed, per_model, plot, ran_for, session_id, status
 
@@ -88,13 +88,15 @@ class GenerateHandlers:
     # ------------------------------------------------------------------------------------------ views
     def _status(self, run: Run, step: int, note: str = "") -> str:
         n = run.num_steps
-        fr = next(iter(run.frames.values()))
-        t = float(fr.t[step]) if step >= 0 else 0.0
-        parts = [f"step {max(step, 0)} of {n} (t = {t:.3f})"]
+        t = shared_time(run.frames, step)
+        parts = [f"step {max(step, 0)} of {n}" + ("" if t is None else f" (t = {t:.3f})")]
         for name, frames in run.frames.items():
+            said = [] if t is not None else [f"t = {float(frames.t[clamp(step, frames)]):.3f}"]
             if frames.precision is not None and step >= 0:  # θ holds a precision: say how sure it is
                 rho = float(frames.precision[step].mean())
-                parts.append(f"{name} ρ = {rho:.3g}, σ = {1 / math.sqrt(rho):.3g}")
+                said.append(f"ρ = {rho:.3g}, σ = {1 / math.sqrt(rho):.3g}")
+            if said:
+                parts.append(f"{name} " + ", ".join(said))
         parts.append(f"{max(run.latest, 0)} of {plural(n, 'step')} sampled" if run.running else ran_for(run))
         if note:
             parts.append(note)
@@ -177,10 +179,20 @@ class GenerateHandlers:
         if self.ctx.store.end(session_id(request), GENERATION, keep=lambda run: run.settings.model == model):
             return self.outputs(Views()) + [gr.skip()]  # its guidance is the one it runs with
         self.ctx.session(request).step = 0
-        views = Views(status=f"{self.menu.choices[model]}, at its recommended guidance {guidance:g}: press **Generate**.",
+        views = Views(status=f"{self.menu.choices[model]}, at {self._whose_guidance(model, guidance)}: press **Generate**.",
                       images={name: (None, None) for name in self.menu.names}, slider=gr.Slider(value=0),
                       heatmap=None, trajectories=None, summary=None, beliefs=None)  # fmt: skip
         return self.outputs(views) + [guidance]
+
+    def _whose_guidance(self, choice: str, guidance: float) -> str:
+        """ "its recommended guidance 1.8", or side by side, where one weight drives every model, whose it is and
+        what the others recommend: "Binarised (discrete)'s recommended guidance 1.8 (Continuous's: 1.55)"."""
+        first, *others = self.menu.models(choice)
+        differ = {self.menu.titles[name]: g for name in others if (g := self.menu.recommended_for(name).guidance) != guidance}
+        if not differ:
+            return f"its recommended guidance {guidance:g}"
+        theirs = ", ".join(f"{title}'s: {g:g}" for title, g in differ.items())
+        return f"{self.menu.titles[first]}'s recommended guidance {guidance:g} ({theirs})"
 
     def stop(self, request: gr.Request) -> list:
         """Stop this session's run (and any playback) and show its last recorded step."""

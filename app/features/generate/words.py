@@ -54,7 +54,7 @@ It keeps a *belief* about every pixel and sharpens all of them at once.
   binarised model's guide helps most where no digit is asked for: {autoguided}
 * **Steps** — how many small observations are made. More steps: smoother digits; fewer steps: faster, and
   rougher with the paper's sampler (the few-step solvers are made for few steps). Each step costs one pass of
-  the network (two where guidance acts).
+  the network (two where guidance acts on a digit, and one of the smaller guide where autoguidance acts).
 
 The models here:
 
