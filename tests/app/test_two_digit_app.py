@@ -163,7 +163,7 @@ def test_the_classifier_view_reads_a_number_digit_by_digit(numbers_run):
     np.testing.assert_allclose(lines[13]["y"], fr.digit_probs[:, 4, 13])  # units digit 3's line
     assert [t["line"]["width"] for t in lines].count(3.5) == 2  # number 44: the 4 of each half drawn thick
     reading = "".join(str(int(fr.digit_probs[STEPS, 4, 10 * p : 10 * p + 10].argmax())) for p in range(2))
-    assert fig["layout"]["title"]["text"] == f"Which number does the classifier see in the output distribution? image 4 · number 44 · it reads {reading} at step {STEPS}"
+    assert fig["layout"]["title"]["text"] == f"Which number does the classifier see in the output distribution?<br>image 4 · number 44 · it reads {reading} at step {STEPS}"
 
 
 def test_a_model_whose_labels_are_names_shows_them_and_the_classifier_view_says_it_does_not_apply(menu, models, classifier):

@@ -169,7 +169,7 @@ def digit_beliefs(
         layout["annotations"].append({"text": note, "showarrow": False, "x": 0.5, "y": 0.5, "xref": "paper", "yref": "paper"})
     title = f"Which digit does the classifier see?<br>{image_label(labels, image, first.labels)}"  # short lines: a phone
     if first.labels.digit_parts > 1:
-        title = f"Which number does the classifier see in the output distribution? {image_label(labels, image, first.labels)}"
+        title = f"Which number does the classifier see in the output distribution?<br>{image_label(labels, image, first.labels)}"
         if first.digit_probs is not None and first.count:
             s = clamp(step, first)
             reading = "".join(str(int(_part_probs(first, p)[s, image].argmax())) for p in range(first.labels.digit_parts))
