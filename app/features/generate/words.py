@@ -84,7 +84,8 @@ BELIEFS_CAPTION = (
     "band, the steps where guidance above 1 acts. The first outputs are a blurry grey average of the digit asked for "
     "(binarised) or flat grey (continuous), and the classifier, trained on sharp digits, reads them as an 8 whatever "
     "the digit: early readings say little. In an unconditional run (Digits: *Unconditional*) you watch a digit "
-    "decide itself. Click any image above to show that one.</small>"
+    "decide itself, or fail to: with no digit asked for, fewer samples end as a digit the classifier is sure of "
+    "(the model cards count them). Click any image above to show that one.</small>"
 )
 
 
