@@ -30,7 +30,10 @@ def test_in_a_browser_choosing_two_digits_offers_numbers_and_generates_one(mixed
         page.click("#generate-btn")
         page.locator("#status").get_by_text("Done").wait_for(timeout=120_000)
         assert "number 42" in page.locator("#status").inner_text()
-        width = page.evaluate("() => document.querySelector('#two-digit-theta img').naturalWidth")
+        # the status and the picture arrive together, but the browser decodes the picture after it shows the status
+        loaded = "() => { const img = document.querySelector('#two-digit-theta img'); return img && img.complete && img.naturalWidth }"
+        page.wait_for_function(loaded, timeout=30_000)
+        width = page.evaluate(loaded)
         assert width == 68  # one 64×64 number with its padding
         page.locator("#model").get_by_label("Binarised (discrete)", exact=True).check()  # back to digits: the picker offers 0 … 9 again
         page.locator("#digit").get_by_label("9", exact=True).wait_for(timeout=10_000)

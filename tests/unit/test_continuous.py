@@ -193,6 +193,19 @@ def test_reconstruction_loss_matches_a_hand_computation() -> None:
     assert reconstruction_loss(x, x_hat, sigma).item() == pytest.approx(expected, rel=1e-9)
 
 
+@pytest.mark.parametrize("side", [1, -1])
+def test_a_bin_far_from_the_mean_keeps_its_precision_in_float32(side: int) -> None:
+    """A bin from 5σ to 12.8σ away from the mean has mass Φ(−5) − Φ(−12.8) ≈ 2.87·10⁻⁷. With Φ as (1 + erf)/2 in
+    float32 it came out as 2.98·10⁻⁷, a multiple of 2⁻²⁴, on either side of the mean, and differently on CPUs whose
+    erf differs, so a badly predicted pixel's reconstruction term depended on the machine (`test_pinned`)."""
+    sigma, h = 0.001, 1 / 255
+    x = torch.tensor([side * (153 * 2 / 255 - 1)], dtype=torch.float32)
+    mean = x - side * (h + 5 * sigma)
+    width = 2 * h / sigma
+    expected = math.log(0.5 * math.erfc(5 / math.sqrt(2)) - 0.5 * math.erfc((5 + width) / math.sqrt(2)))
+    assert discretised_gaussian_log_prob(x, mean, sigma).item() == pytest.approx(expected, rel=1e-4)
+
+
 @pytest.mark.parametrize("sigma1", [0.0, 0.00001, 1.0, 1.5, -0.1])
 def test_bad_sigma1_is_rejected(sigma1: float) -> None:
     with pytest.raises(ValueError, match="sigma1"):
