@@ -46,6 +46,14 @@ def wait_for_status(page, wanted: str, timeout: float = 120) -> None:
     wait_for_text(page, "status", wanted, timeout)
 
 
+def wait_for_event_end(page, elem_id: str = "status", timeout: float = 30) -> None:
+    """Wait until the event streaming into `elem_id` has ended, not just sent its last update: until then Gradio
+    ignores another click of the button that started it (`trigger_mode="once"`), and under load the gap between
+    the two can outlast a test's next click. The component's progress tracker is hidden when the event ends."""
+    hidden = f"() => {{ const w = document.querySelector('#{elem_id} .wrap'); return !w || w.classList.contains('hide'); }}"
+    page.wait_for_function(hidden, timeout=timeout * 1000)
+
+
 def choose_model(page, label: str) -> None:
     """Check the model `label` and wait until the app has made the choice (its status names the model's recommended
     guidance), so that the guidance slider and the views that follow are the new model's."""
