@@ -97,7 +97,7 @@ def test_the_first_update_is_the_images_and_status_and_the_figures_follow(handle
                                                                SimpleNamespace(session_hash="first-update"))]
     figures = ("heatmap", "trajectories", "beliefs", "summary")
     first, last = updates[0], updates[-1]
-    assert len(updates) >= 2 and "step 0 of 12" in first["status"]
+    assert len(updates) >= 2 and "**Running**" in first["status"]  # an early update (on a busy host step 1, not 0)
     assert all(first[name] == gr.skip() for name in figures), {name: type(first[name]) for name in figures}
     assert all(last[name] != gr.skip() for name in figures)
 
